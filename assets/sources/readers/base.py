@@ -1,0 +1,288 @@
+"""The small contract every format reader follows, and the helpers they share.
+
+A reader turns one source (a folder or a file, reached through fsspec) into columns. It works
+file by file: ``files()`` lists the annotation files of the source, ``read_file()`` parses one
+of them into a :class:`ReadResult`. The ingest framework calls ``read_file`` inside a guard, so
+a broken file becomes one ledger row (:class:`ParseError`) and the rest of the source goes on.
+
+Readers never hold per-box Python objects for a whole file when the file can be large (COCO,
+ODVG, Open Images): they parse into column builders (:class:`BoxColumns`) or Arrow directly.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+from dataclasses import dataclass, field
+from typing import ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+
+from assets.sources import schema as S
+
+#: Image references with these URL schemes are taken as they are (they cannot escape the
+#: source folder because they never name a local path). ``file://`` is not among them.
+REMOTE_SCHEMES = frozenset({"http", "https", "s3", "gs", "gcs", "az", "abfs", "synthetic"})
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+
+class ParseError(Exception):
+    """A file (or a whole source) that cannot be read; becomes one ``rejects`` row.
+
+    Args:
+        reason: one of ``schema.PARSE_REASONS``.
+        detail: one line that tells a user what is wrong and where.
+    """
+
+    def __init__(self, reason: str, detail: str):
+        if reason not in S.PARSE_REASONS:
+            raise ValueError(f"unknown parse reason {reason!r}; add it to schema.PARSE_REASONS")
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = " ".join(str(detail).split())[:500]
+
+
+@dataclass(frozen=True)
+class BoxReject:
+    """A box that was counted on read but cannot become a raw_instances row."""
+
+    image_id: str
+    box_index: int
+    reason: str
+    detail: str
+
+
+@dataclass
+class ReadResult:
+    """What one annotation file yields.
+
+    ``boxes`` follows ``schema.READER_SCHEMA``. ``rejects`` are box-level parse rejects: they
+    were counted on read (so ``boxes_seen == boxes.num_rows + len(rejects)``) and get an
+    ``instance_id`` like any box. ``images`` counts the images the file described, with or
+    without boxes: the quality stage estimates missing annotations from images without boxes.
+    """
+
+    boxes: pa.Table
+    rejects: list[BoxReject] = field(default_factory=list)
+    images: int = 0
+    #: records inside an otherwise readable file that could not be read (a bad JSONL line):
+    #: each becomes a ledger row with a null instance_id, like a whole unreadable file.
+    record_errors: list[ParseError] = field(default_factory=list)
+
+    @property
+    def boxes_seen(self) -> int:
+        return self.boxes.num_rows + len(self.rejects)
+
+
+class BoxColumns:
+    """Append-only column builder for reader output (no per-box objects kept).
+
+    Readers that parse record by record (VOC, LabelMe) append here; readers that decode
+    columns in bulk build Arrow arrays themselves and call :func:`reader_table`.
+    """
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list] = {name: [] for name in S.READER_SCHEMA.names}
+
+    def __len__(self) -> int:
+        return len(self.cols["image_id"])
+
+    def add(
+        self,
+        *,
+        image_id: str,
+        image_uri: str,
+        width: int,
+        height: int,
+        box_index: int,
+        label: str,
+        xyxy: tuple[float, float, float, float],
+        is_crowd: bool = False,
+        attributes: dict[str, str] | None = None,
+        polygon: list[list[float]] | None = None,
+    ) -> None:
+        c = self.cols
+        c["image_id"].append(image_id)
+        c["image_uri"].append(image_uri)
+        c["image_width"].append(width)
+        c["image_height"].append(height)
+        c["box_index"].append(box_index)
+        c["raw_label"].append(label)
+        c["x0"].append(xyxy[0])
+        c["y0"].append(xyxy[1])
+        c["x1"].append(xyxy[2])
+        c["y1"].append(xyxy[3])
+        c["is_crowd"].append(bool(is_crowd))
+        c["attributes"].append(list((attributes or {}).items()))
+        c["polygon"].append(polygon)
+
+    def table(self) -> pa.Table:
+        return pa.Table.from_pydict(self.cols, schema=S.READER_SCHEMA)
+
+
+def reader_table(columns: dict[str, object]) -> pa.Table:
+    """Build a READER_SCHEMA table from column arrays, filling optional columns with nulls."""
+    n = len(columns["image_id"])  # type: ignore[arg-type]
+    arrays = []
+    for f in S.READER_SCHEMA:
+        value = columns.get(f.name)
+        if value is None:
+            if f.name == "is_crowd":
+                value = np.zeros(n, dtype=bool)
+            elif f.name == "attributes":
+                value = pa.nulls(n, S.ATTRIBUTES_TYPE)
+            else:
+                value = pa.nulls(n, f.type)
+        arrays.append(pa.array(value, type=f.type) if not isinstance(value, pa.Array) else value)
+    return pa.Table.from_arrays(arrays, schema=S.READER_SCHEMA)
+
+
+def empty_reader_table() -> pa.Table:
+    return S.READER_SCHEMA.empty_table()
+
+
+def decode_text(data: bytes, where: str) -> str:
+    """Decode annotation bytes: UTF-8 (BOM allowed) or UTF-16/32 with a BOM; else reject."""
+    if not data.strip():
+        raise ParseError(S.PARSE_EMPTY_FILE, f"{where} is empty")
+    for bom, codec in (
+        (b"\xef\xbb\xbf", "utf-8-sig"),
+        (b"\xff\xfe\x00\x00", "utf-32"),
+        (b"\x00\x00\xfe\xff", "utf-32"),
+        (b"\xff\xfe", "utf-16"),
+        (b"\xfe\xff", "utf-16"),
+    ):
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise ParseError(S.PARSE_BAD_ENCODING, f"{where}: {exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ParseError(
+            S.PARSE_BAD_ENCODING, f"{where} is not UTF-8 (byte {exc.start}: {exc.reason})"
+        ) from None
+
+
+class Source:
+    """One catalog source, reached through fsspec, with path-safety and image helpers.
+
+    Args:
+        source_id: the catalog id.
+        uri: fsspec URL of the source folder, or of a single annotation file (then the folder
+            that holds it is the source root).
+    """
+
+    def __init__(self, source_id: str, uri: str, fs: fsspec.AbstractFileSystem | None = None):
+        self.source_id = source_id
+        self.uri = uri
+        if fs is None:
+            fs, path = fsspec.core.url_to_fs(uri)
+        else:
+            path = fs._strip_protocol(uri)
+        self.fs: fsspec.AbstractFileSystem = fs
+        if not fs.exists(path):
+            raise ParseError(S.PARSE_MISSING_FILE, f"source {source_id}: {uri} does not exist")
+        self.single_file: str | None = None if fs.isdir(path) else path
+        self.root: str = posixpath.dirname(path) if self.single_file else path.rstrip("/")
+
+    # -- paths ------------------------------------------------------------------------------
+    def url(self, path: str) -> str:
+        """The fsspec URL of an absolute path inside this source's filesystem."""
+        return self.fs.unstrip_protocol(path)
+
+    def relpath(self, path: str) -> str:
+        return posixpath.relpath(path, self.root)
+
+    def inside(self, ref: str, base: str | None = None) -> str:
+        """Resolve a relative reference against ``base`` (default: the source root).
+
+        Raises ParseError(parse_path_escape) for absolute paths and ``..`` that leave the root.
+        """
+        ref = ref.replace("\\", "/")
+        if ref.startswith("/") or ref.startswith("file:") or (len(ref) > 1 and ref[1] == ":"):
+            raise ParseError(S.PARSE_PATH_ESCAPE, f"absolute path {ref!r} in {self.source_id}")
+        joined = posixpath.normpath(posixpath.join(base or self.root, ref))
+        if joined != self.root and not joined.startswith(self.root + "/"):
+            raise ParseError(
+                S.PARSE_PATH_ESCAPE, f"{ref!r} leaves the folder of source {self.source_id}"
+            )
+        return joined
+
+    def image_uri(self, ref: str, base: str | None = None) -> str:
+        """The URI of an image named in an annotation: remote URLs as they are, local refs
+        resolved (safely) inside the source."""
+        scheme = urlsplit(ref).scheme.lower()
+        if scheme in REMOTE_SCHEMES:
+            return ref
+        if scheme and len(scheme) > 1:
+            raise ParseError(S.PARSE_PATH_ESCAPE, f"image URL scheme {scheme!r} is not allowed")
+        return self.url(self.inside(ref, base))
+
+    def walk(self, suffixes: tuple[str, ...]) -> list[str]:
+        """All files under the root whose names end with one of ``suffixes``, sorted."""
+        if self.single_file:
+            return [self.single_file] if self.single_file.lower().endswith(suffixes) else []
+        found = self.fs.find(self.root)
+        return sorted(p for p in found if p.lower().endswith(suffixes))
+
+    def read_bytes(self, path: str) -> bytes:
+        try:
+            with self.fs.open(path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise ParseError(S.PARSE_MISSING_FILE, f"{self.relpath(path)} does not exist") from None
+
+    def read_text(self, path: str) -> str:
+        return decode_text(self.read_bytes(path), self.relpath(path))
+
+    # -- images -----------------------------------------------------------------------------
+    def image_size(self, image_uri: str) -> tuple[int, int] | None:
+        """(width, height) from the image header without decoding pixels; None if unreadable.
+
+        ``synthetic://`` images carry their size in the URI (``?w=..&h=..``): that is their
+        header, since they are rendered on demand.
+        """
+        parts = urlsplit(image_uri)
+        if parts.scheme == "synthetic":
+            q = parse_qs(parts.query)
+            try:
+                return int(q["w"][0]), int(q["h"][0])
+            except (KeyError, ValueError, IndexError):
+                return None
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with fsspec.open(image_uri, "rb") as f:
+                head = f.read(1 << 16)
+            with Image.open(io.BytesIO(head)) as img:
+                return img.size
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+            return None
+
+
+class FormatReader:
+    """Base class of the format readers. Subclasses set ``name`` and implement the hooks."""
+
+    name: ClassVar[str]
+
+    def detect(self, source: Source) -> bool:
+        """Whether ``source`` looks like this format (used for catalog format ``auto``)."""
+        raise NotImplementedError
+
+    def prepare(self, source: Source) -> object:
+        """Read what the whole source shares (class names, label maps). May raise ParseError."""
+        return None
+
+    def files(self, source: Source, context: object) -> list[str]:
+        """The annotation files of the source, as absolute paths in ``source.fs``, sorted."""
+        raise NotImplementedError
+
+    def read_file(self, source: Source, context: object, path: str) -> ReadResult:
+        """Parse one annotation file. Raise ParseError for a file that cannot be read."""
+        raise NotImplementedError
