@@ -34,6 +34,7 @@ PARSE_PATH_ESCAPE = "parse_path_escape"  # a path that leaves the source's own f
 PARSE_UNKNOWN_CATEGORY = "parse_unknown_category"  # box names a category id/index not defined
 PARSE_UNKNOWN_IMAGE = "parse_unknown_image"  # box names an image id that is not defined
 PARSE_MALFORMED_BOX = "parse_malformed_box"  # box field missing, wrong length or not numeric
+PARSE_READER_ERROR = "parse_reader_error"  # the reader failed unexpectedly: a bug to report
 
 PARSE_REASONS = (
     PARSE_EMPTY_FILE,
@@ -48,6 +49,7 @@ PARSE_REASONS = (
     PARSE_UNKNOWN_CATEGORY,
     PARSE_UNKNOWN_IMAGE,
     PARSE_MALFORMED_BOX,
+    PARSE_READER_ERROR,
 )
 
 # Box and label codes are produced by the quality stage; the synthetic generator plants them.

@@ -1,0 +1,313 @@
+"""Ingest: read every source of a shard into ``raw_instances`` and the parse ledger.
+
+One shard is a static slice of the catalog (``schema.shard_of``). A shard is written as three
+files, each atomically: ``raw_instances/shard=NNN.parquet``, ``rejects/stage=parse/shard=NNN
+.parquet`` and ``source_stats/shard=NNN.parquet`` (per source: files, images, boxes seen/kept/
+rejected). A broken file or source becomes ledger rows and the shard goes on; only a bug in
+vprim itself (not bad input) can stop a shard.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from assets.sources import schema as S
+from assets.sources.readers import READERS, detect_format
+from assets.sources.readers.base import ParseError, ReadResult, Source
+from assets.storage import PARQUET_OPTIONS, Storage
+
+RAW_DIR = "raw_instances"
+PARSE_REJECTS_DIR = "rejects/stage=parse"
+SOURCE_STATS_DIR = "source_stats"
+
+SOURCE_STATS_SCHEMA = pa.schema(
+    [
+        pa.field("source_id", pa.string(), nullable=False),
+        pa.field("format", pa.string(), nullable=False),
+        pa.field("files", pa.int32(), nullable=False),
+        pa.field("files_rejected", pa.int32(), nullable=False),
+        pa.field("images", pa.int64(), nullable=False),
+        pa.field("boxes_seen", pa.int64(), nullable=False),
+        pa.field("boxes_kept", pa.int64(), nullable=False),
+        pa.field("boxes_rejected", pa.int64(), nullable=False),
+        pa.field("seconds", pa.float64(), nullable=False),
+    ]
+)
+
+
+def shard_file(directory: str, shard_key: str) -> str:
+    return f"{directory}/shard={shard_key}.parquet"
+
+
+@dataclass
+class SourceOutcome:
+    """The rows one source contributes to its shard."""
+
+    boxes: list[pa.Table] = field(default_factory=list)
+    rejects: list[dict] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+
+class _RejectRows:
+    """Collects ledger rows of one source (few per source: files, not boxes, mostly)."""
+
+    def __init__(self, source_id: str):
+        self.source_id = source_id
+        self.rows: list[dict] = []
+
+    def file(self, uri: str, error: ParseError) -> None:
+        self.rows.append(self._row(None, uri, error.reason, error.detail))
+
+    def boxes(self, uri: str, result: ReadResult) -> None:
+        if not result.rejects:
+            return
+        ids = S.instance_ids(
+            self.source_id,
+            [r.image_id for r in result.rejects],
+            np.array([r.box_index for r in result.rejects]),
+        )
+        for iid, r in zip(ids.tolist(), result.rejects):
+            self.rows.append(self._row(iid, uri, r.reason, r.detail))
+
+    def _row(self, iid: int | None, uri: str, reason: str, detail: str) -> dict:
+        return {
+            "instance_id": iid,
+            "source_id": self.source_id,
+            "uri": uri,
+            "stage": "parse",
+            "reason": reason,
+            "detail": detail,
+        }
+
+
+def _with_ids(source_id: str, fmt: str, boxes: pa.Table) -> pa.Table:
+    """Reader columns -> raw_instances columns (adds instance_id, source_id, format)."""
+    n = boxes.num_rows
+    ids = S.instance_ids(
+        source_id, boxes["image_id"].to_pylist(), boxes["box_index"].to_numpy(zero_copy_only=False)
+    )
+    columns = {
+        "instance_id": pa.array(ids, pa.uint64()),
+        "source_id": pa.array(np.full(n, source_id, dtype=object), pa.string()),
+        **{name: boxes[name] for name in S.READER_SCHEMA.names},
+        "format": pa.array(np.full(n, fmt, dtype=object), pa.string()),
+    }
+    return pa.table(columns, schema=S.RAW_INSTANCES_SCHEMA)
+
+
+def read_source(source_id: str, uri: str, fmt: str) -> SourceOutcome:
+    """Read one catalog source. Never raises for bad input: problems become ledger rows."""
+    started = time.perf_counter()
+    out = SourceOutcome()
+    ledger = _RejectRows(source_id)
+    stats = Counter(files=0, files_rejected=0, images=0, boxes_seen=0, boxes_kept=0)
+    resolved_fmt = fmt
+    try:
+        source = Source(source_id, uri)
+        if fmt == "auto":
+            detected = detect_format(source)
+            if detected is None:
+                raise ParseError(
+                    S.PARSE_UNKNOWN_FORMAT,
+                    f"format=auto and no file under {uri} looks like any of {S.FORMATS}",
+                )
+            resolved_fmt = detected
+        reader = READERS[resolved_fmt]
+        context = reader.prepare(source)
+        files = reader.files(source, context)
+        if not files:
+            raise ParseError(S.PARSE_MISSING_FILE, f"no {resolved_fmt} annotation files in {uri}")
+    except ParseError as exc:
+        ledger.file(uri, exc)
+        files, stats["files_rejected"] = [], 1
+    for path in files:
+        file_url = source.url(path)
+        stats["files"] += 1
+        try:
+            result = reader.read_file(source, context, path)
+        except ParseError as exc:
+            ledger.file(file_url, exc)
+            stats["files_rejected"] += 1
+            continue
+        except Exception as exc:  # a reader bug must not stop 98k sources; keep the evidence
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            detail = f"{type(exc).__name__}: {exc} at {where.filename}:{where.lineno}"
+            ledger.file(file_url, ParseError(S.PARSE_READER_ERROR, detail))
+            stats["files_rejected"] += 1
+            continue
+        for err in result.record_errors:
+            ledger.file(file_url, err)
+        ledger.boxes(file_url, result)
+        stats["images"] += result.images
+        stats["boxes_seen"] += result.boxes_seen
+        stats["boxes_kept"] += result.boxes.num_rows
+        if result.boxes.num_rows:
+            out.boxes.append(_with_ids(source_id, resolved_fmt, result.boxes))
+    out.rejects = ledger.rows
+    out.stats = {
+        "source_id": source_id,
+        "format": resolved_fmt,
+        **stats,
+        "boxes_rejected": stats["boxes_seen"] - stats["boxes_kept"],
+        "seconds": time.perf_counter() - started,
+    }
+    return out
+
+
+@dataclass
+class ShardSummary:
+    shard: str
+    sources: int
+    boxes: int
+    boxes_seen: int
+    rejects_by_reason: dict[str, int]
+    formats: dict[str, int]
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def ingest_shard(storage: Storage, catalog: pa.Table, shard_key: str) -> ShardSummary:
+    """Read every source of ``catalog`` (already filtered to one shard) and write the shard.
+
+    Boxes stream to Parquet source by source, so memory holds one source at a time.
+    """
+    started = time.perf_counter()
+    stats_rows: list[dict] = []
+    reject_rows: list[dict] = []
+    n_boxes = 0
+    with (
+        storage.atomic_path(shard_file(RAW_DIR, shard_key)) as tmp,
+        storage.fs.open(tmp, "wb") as f,
+    ):
+        writer = pq.ParquetWriter(
+            f,
+            S.RAW_INSTANCES_SCHEMA,
+            compression=PARQUET_OPTIONS["compression"],
+            compression_level=PARQUET_OPTIONS["compression_level"],
+        )
+        pending: list[pa.Table] = []
+        pending_rows = 0
+        rows = zip(
+            catalog["source_id"].to_pylist(),
+            catalog["uri"].to_pylist(),
+            catalog["format"].to_pylist(),
+        )
+        for source_id, uri, fmt in rows:
+            outcome = read_source(source_id, uri, fmt)
+            stats_rows.append(outcome.stats)
+            reject_rows.extend(outcome.rejects)
+            pending.extend(outcome.boxes)
+            pending_rows += sum(t.num_rows for t in outcome.boxes)
+            if pending_rows >= PARQUET_OPTIONS["row_group_size"]:
+                n_boxes += _flush(writer, pending)
+                pending, pending_rows = [], 0
+        n_boxes += _flush(writer, pending)
+        writer.close()
+    rejects = pa.Table.from_pylist(reject_rows, schema=S.REJECTS_SCHEMA)
+    storage.write_parquet(rejects, shard_file(PARSE_REJECTS_DIR, shard_key))
+    stats = pa.Table.from_pylist(stats_rows, schema=SOURCE_STATS_SCHEMA)
+    storage.write_parquet(stats, shard_file(SOURCE_STATS_DIR, shard_key))
+    return ShardSummary(
+        shard=shard_key,
+        sources=len(stats_rows),
+        boxes=n_boxes,
+        boxes_seen=int(sum(r["boxes_seen"] for r in stats_rows)),
+        rejects_by_reason=dict(Counter(r["reason"] for r in reject_rows)),
+        formats=dict(Counter(r["format"] for r in stats_rows)),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _flush(writer: pq.ParquetWriter, tables: list[pa.Table]) -> int:
+    if not tables:
+        return 0
+    table = pa.concat_tables(tables)
+    writer.write_table(table, row_group_size=PARQUET_OPTIONS["row_group_size"])
+    return table.num_rows
+
+
+def _ingest_one(args: tuple[str, str, str]) -> dict:
+    root, catalog_path, shard_key = args
+    storage = Storage(root)
+    catalog = load_shard_catalog(storage, catalog_path, shard_key)
+    return ingest_shard(storage, catalog, shard_key).as_dict()
+
+
+def load_shard_catalog(storage: Storage, catalog_path: str, shard_key: str) -> pa.Table:
+    """The catalog rows of one shard, read with a Parquet filter (row groups skipped)."""
+    return storage.read_parquet(catalog_path, filters=[("shard", "=", int(shard_key))])
+
+
+def ingest_shards(
+    storage: Storage, catalog_path: str, shard_keys: list[str], workers: int | None = None
+) -> list[dict]:
+    """Ingest several shards, in parallel processes when ``workers`` > 1 (default: all cores).
+
+    Returns one summary dict per shard, in ``shard_keys`` order.
+    """
+    workers = max(1, min(workers or os.cpu_count() or 1, len(shard_keys)))
+    jobs = [(storage.root_url, catalog_path, key) for key in shard_keys]
+    if workers == 1:
+        return [_ingest_one(job) for job in jobs]
+    # spawn, not fork: the parent may hold Arrow/DuckDB thread pools that fork would break.
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        return list(pool.map(_ingest_one, jobs))
+
+
+def accounting(storage: Storage, shard_keys: list[str]) -> list[dict]:
+    """Per shard: boxes counted on read vs raw rows + box-level parse rejects, from the files.
+
+    Returns one dict per shard with ``seen``, ``raw``, ``rejected`` and ``ok``.
+    """
+    results = []
+    for key in shard_keys:
+        seen = storage.read_parquet(shard_file(SOURCE_STATS_DIR, key), columns=["boxes_seen"])
+        raw = pq.ParquetFile(storage.fs.open(storage.path(shard_file(RAW_DIR, key)), "rb"))
+        rej = storage.read_parquet(shard_file(PARSE_REJECTS_DIR, key), columns=["instance_id"])
+        n_seen = int(pc.sum(seen["boxes_seen"]).as_py() or 0)
+        n_raw = raw.metadata.num_rows
+        n_rej = rej.num_rows - rej["instance_id"].null_count
+        results.append(
+            {
+                "shard": key,
+                "seen": n_seen,
+                "raw": n_raw,
+                "rejected": n_rej,
+                "ok": n_seen == n_raw + n_rej,
+            }
+        )
+    return results
+
+
+def parse_scores_for_shards(storage: Storage, planted_path: str, shard_keys: list[str]) -> list:
+    """Parse-stage precision/recall against ``planted``, over the sources of ``shard_keys``."""
+    import polars as pl
+
+    from assets.sources.evaluate import parse_scores
+
+    rejects = pl.concat(
+        [pl.from_arrow(storage.read_parquet(shard_file(PARSE_REJECTS_DIR, k))) for k in shard_keys]
+    )
+    sources = pl.concat(
+        [
+            pl.from_arrow(
+                storage.read_parquet(shard_file(SOURCE_STATS_DIR, k), columns=["source_id"])
+            )
+            for k in shard_keys
+        ]
+    )
+    planted = pl.read_parquet(planted_path).join(sources, on="source_id", how="semi")
+    return parse_scores(planted, rejects)

@@ -1,0 +1,86 @@
+"""Plain storage helpers over an fsspec root (local folder, s3://, gs://, memory://...).
+
+Every table is written atomically: to a temporary name beside its final path, then moved
+into place, so a crash or a kill leaves the previous file readable and never a half file.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "row_group_size": 256_000}
+
+
+class Storage:
+    """The project's storage root.
+
+    Args:
+        root: fsspec URL or local path of the root; tables live under it by stage.
+    """
+
+    def __init__(self, root: str):
+        self.root_url = root.rstrip("/") or "/"
+        self.fs, self.root = fsspec.core.url_to_fs(self.root_url)
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    @property
+    def is_local(self) -> bool:
+        protocol = self.fs.protocol
+        return "file" in (protocol if isinstance(protocol, tuple) else (protocol,))
+
+    def path(self, *parts: str) -> str:
+        """Absolute path inside the storage filesystem."""
+        return posixpath.join(self.root, *parts)
+
+    def url(self, *parts: str) -> str:
+        """URL that DuckDB, Polars or pyarrow can open (a plain path for local storage)."""
+        p = self.path(*parts)
+        return p if self.is_local else self.fs.unstrip_protocol(p)
+
+    def exists(self, *parts: str) -> bool:
+        return self.fs.exists(self.path(*parts))
+
+    def glob(self, pattern: str) -> list[str]:
+        return sorted(self.fs.glob(self.path(pattern)))
+
+    @contextmanager
+    def atomic_path(self, *parts: str) -> Iterator[str]:
+        """Yield a temporary path beside ``parts``; move it into place when the block ends."""
+        final = self.path(*parts)
+        self.fs.makedirs(posixpath.dirname(final), exist_ok=True)
+        tmp = posixpath.join(
+            posixpath.dirname(final), f".tmp-{uuid.uuid4().hex}-{posixpath.basename(final)}"
+        )
+        try:
+            yield tmp
+            self.fs.mv(tmp, final)
+        finally:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)
+
+    def write_parquet(self, table: pa.Table, *parts: str) -> str:
+        """Write ``table`` atomically as zstd Parquet; returns the final path."""
+        with self.atomic_path(*parts) as tmp, self.fs.open(tmp, "wb") as f:
+            pq.write_table(table, f, **PARQUET_OPTIONS)
+        return self.path(*parts)
+
+    def read_parquet(self, *parts: str, filters=None, columns=None) -> pa.Table:
+        with self.fs.open(self.path(*parts), "rb") as f:
+            return pq.read_table(f, filters=filters, columns=columns)
+
+    def write_json(self, obj: object, *parts: str) -> str:
+        with self.atomic_path(*parts) as tmp, self.fs.open(tmp, "w") as f:
+            json.dump(obj, f, indent=1, sort_keys=True, default=str)
+        return self.path(*parts)
+
+    def read_json(self, *parts: str) -> object:
+        with self.fs.open(self.path(*parts), "r") as f:
+            return json.load(f)

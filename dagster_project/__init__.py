@@ -1,0 +1,1 @@
+"""Dagster wiring of vprim: Definitions, jobs, schedules, sensors, partitions, profiles, CLI."""

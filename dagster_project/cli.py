@@ -1,0 +1,234 @@
+"""``vprim``: the same entry points as the Makefile, for people who do not use make.
+
+vprim rebuild-dataset [--scale tiny|small|full] [--root DIR] [--catalog URL]
+vprim generate        [--scale ...] [--seed N] [--out DIR]
+vprim ui              [--host 127.0.0.1] [--port 3000]
+vprim query "SQL"     (runs against the views in sql/views)
+vprim bench | test | lint | clean | setup
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dagster_project.profiles import PROJECT_ROOT, SCALES
+
+DAGSTER_YAML = """\
+# Written by vprim: a project-owned Dagster instance, so runs show up in `make ui`.
+telemetry:
+  enabled: false
+run_queue:
+  max_concurrent_runs: 2
+"""
+
+DEFS_MODULE = "dagster_project.definitions"
+
+
+def dagster_home() -> Path:
+    """The project's DAGSTER_HOME (``$DAGSTER_HOME`` or ``.dagster_home``), created if needed."""
+    home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    return home
+
+
+def _env(args: argparse.Namespace) -> dict[str, str]:
+    """The environment a child process runs in: the profile overrides from the flags."""
+    env = dict(os.environ)
+    env["DAGSTER_HOME"] = str(dagster_home())
+    for flag, var in (
+        ("scale", "VPRIM_SCALE"),
+        ("root", "VPRIM_ROOT"),
+        ("catalog", "VPRIM_CATALOG"),
+    ):
+        value = getattr(args, flag, None)
+        if value:
+            env[var] = (
+                str(Path(value).resolve()) if flag == "root" and "://" not in value else value
+            )
+    if getattr(args, "workers", None):
+        env["VPRIM_WORKERS"] = str(args.workers)
+    return env
+
+
+def _dagster(*argv: str) -> list[str]:
+    exe = Path(sys.executable).with_name("dagster")
+    return [str(exe) if exe.exists() else "dagster", *argv]
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    """Materialise the whole asset graph over every shard in one Dagster run."""
+    env = _env(args)
+    from dagster_project.profiles import current
+
+    profile = current(env)
+    from dagster_project.partitions import shard_key
+
+    tags = {
+        "dagster/asset_partition_range_start": shard_key(0),
+        "dagster/asset_partition_range_end": shard_key(profile.shards - 1),
+        "vprim/trigger": "rebuild-dataset",
+    }
+    source = profile.catalog or f"synthetic corpus, scale={profile.scale}, seed={profile.seed}"
+    print(f"vprim: rebuilding from {source} into {profile.root}", flush=True)
+    print(
+        f"vprim: {profile.shards} shards, {profile.workers} workers, "
+        f"DAGSTER_HOME={env['DAGSTER_HOME']}",
+        flush=True,
+    )
+    started = time.perf_counter()
+    cmd = _dagster(
+        "job", "execute", "-m", DEFS_MODULE, "-j", "rebuild_dataset", "--tags", json.dumps(tags)
+    )
+    rc = subprocess.call(cmd, env=env, cwd=PROJECT_ROOT)
+    elapsed = time.perf_counter() - started
+    if rc != 0:
+        print(f"vprim: rebuild FAILED after {elapsed:.0f}s (exit {rc}); see `make ui`", flush=True)
+        return rc
+    print(f"vprim: rebuild finished in {elapsed:.1f}s", flush=True)
+    print(_summary(profile.root), flush=True)
+    return 0
+
+
+def _summary(root: str) -> str:
+    from assets.reporting import md_table
+    from assets.sql import load
+    from resources import DuckDBResource
+
+    con = DuckDBResource(root=root).connect()
+    totals = con.execute(
+        "SELECT (SELECT count(*) FROM catalog) AS sources, "
+        "(SELECT count(*) FROM raw_instances) AS raw_boxes, "
+        "(SELECT count(*) FROM rejects) AS reject_rows"
+    ).fetchall()[0]
+    cols = [d[0] for d in con.execute(load("rejects_by_reason")).description]
+    rows = [dict(zip(cols, r)) for r in con.execute(load("rejects_by_reason")).fetchall()]
+    head = f"sources={totals[0]:,} raw_boxes={totals[1]:,} reject_rows={totals[2]:,}"
+    return head + "\n" + md_table(rows)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from assets.sources.synthetic import generate_corpus
+
+    from assets.sources.catalog import synthetic_dir
+    from dagster_project.profiles import current
+
+    profile = current(_env(args))
+    out = args.out or synthetic_dir(profile.root, profile.scale, args.seed)
+    started = time.perf_counter()
+    corpus = generate_corpus(out, scale=profile.scale, seed=args.seed, workers=profile.workers)
+    print(
+        f"{corpus.n_sources:,} sources, {corpus.n_boxes:,} boxes in {out} "
+        f"({time.perf_counter() - started:.1f}s); catalog: {corpus.catalog_path}"
+    )
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    env = _env(args)
+    cmd = _dagster("dev", "-m", DEFS_MODULE, "-h", args.host, "-p", str(args.port))
+    print(
+        f"vprim: Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']})"
+    )
+    return subprocess.call(cmd, env=env, cwd=PROJECT_ROOT)
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from assets.reporting import md_table
+    from dagster_project.profiles import current
+    from resources import DuckDBResource
+
+    con = DuckDBResource(root=current(_env(args)).root).connect()
+    cursor = con.execute(args.sql)
+    cols = [d[0] for d in cursor.description]
+    print(md_table([dict(zip(cols, r)) for r in cursor.fetchmany(args.limit)], cols))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    return subprocess.call([sys.executable, "-m", "assets.bench", *args.rest], cwd=PROJECT_ROOT)
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    return subprocess.call([sys.executable, "-m", "pytest", *args.rest], cwd=PROJECT_ROOT)
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    ruff = [sys.executable, "-m", "ruff"]
+    rc = subprocess.call([*ruff, "check", "."], cwd=PROJECT_ROOT)
+    return rc or subprocess.call([*ruff, "format", "--check", "."], cwd=PROJECT_ROOT)
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    pip = [sys.executable, "-m", "pip", "install"]
+    rc = subprocess.call([*pip, "torch==2.13.0"], cwd=PROJECT_ROOT)
+    return rc or subprocess.call([*pip, "-e", ".[dev]"], cwd=PROJECT_ROOT)
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    for name in ("data", ".dagster_home", "bench_out", ".pytest_cache", ".ruff_cache"):
+        shutil.rmtree(PROJECT_ROOT / name, ignore_errors=True)
+    print("removed data/, .dagster_home/, bench_out/ and caches (.venv is kept)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vprim", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--scale", choices=SCALES, help="synthetic corpus scale (VPRIM_SCALE)")
+        p.add_argument("--root", help="storage root: a folder or fsspec URL (VPRIM_ROOT)")
+        p.add_argument("--catalog", help="a catalog CSV/JSONL/Parquet URL (VPRIM_CATALOG)")
+        p.add_argument("--workers", type=int, help="processes per run (VPRIM_WORKERS)")
+
+    p = sub.add_parser("rebuild-dataset", help="materialise the whole asset graph")
+    common(p)
+    p.set_defaults(func=cmd_rebuild)
+    p = sub.add_parser("generate", help="generate the synthetic raw corpus only")
+    common(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output folder (default: under the storage root)")
+    p.set_defaults(func=cmd_generate)
+    p = sub.add_parser("ui", help="dagster dev on the project's DAGSTER_HOME")
+    common(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_ui)
+    p = sub.add_parser("query", help="run SQL against the DuckDB views of the storage root")
+    common(p)
+    p.add_argument("sql")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_query)
+    for name, func, text in (
+        ("bench", cmd_bench, "run the benchmarks (figures vs peers)"),
+        ("test", cmd_test, "run the test suite (pytest arguments pass through)"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=func)
+    for name, func, text in (
+        ("lint", cmd_lint, "ruff check and format check"),
+        ("setup", cmd_setup, "install vprim and its dev tools into this Python"),
+        ("clean", cmd_clean, "remove generated data, DAGSTER_HOME and caches"),
+    ):
+        sub.add_parser(name, help=text).set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

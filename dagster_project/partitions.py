@@ -1,0 +1,18 @@
+"""Static source shards: a source's shard is a stable hash of its id (``schema.shard_of``)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.sources.catalog import shard_key
+from dagster_project.profiles import current
+
+SHARD_COUNT = current().shards
+
+shard_partitions = dg.StaticPartitionsDefinition([shard_key(i) for i in range(SHARD_COUNT)])
+
+#: Tags that make one run cover every shard (what the nightly schedule and rebuild launch).
+ALL_SHARDS_TAGS = {
+    "dagster/asset_partition_range_start": shard_key(0),
+    "dagster/asset_partition_range_end": shard_key(SHARD_COUNT - 1),
+}

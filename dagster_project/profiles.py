@@ -1,0 +1,62 @@
+"""All environment branching lives here: local, CI and production differ only in this module.
+
+Every setting has an environment variable and a default; the README lists them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+SCALES = ("tiny", "small", "full")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The settings of one deployment."""
+
+    name: str  # local | ci | production
+    root: str  # VPRIM_ROOT: fsspec URL or path of the storage root
+    scale: str  # VPRIM_SCALE / SCALE: synthetic corpus scale when no catalog is given
+    seed: int  # VPRIM_SEED: seed of the synthetic corpus
+    shards: int  # VPRIM_SHARDS: number of static source shards (Dagster partitions)
+    catalog: str  # VPRIM_CATALOG: a user catalog (CSV/JSONL/Parquet URL); empty = synthetic
+    workers: int  # VPRIM_WORKERS: processes for shard-parallel steps inside one run
+    duckdb_memory: str  # VPRIM_DUCKDB_MEMORY: memory limit of DuckDB steps
+
+
+def _default_root() -> str:
+    return str(PROJECT_ROOT / "data")
+
+
+def current(env: dict[str, str] | None = None) -> Profile:
+    """The profile selected by ``VPRIM_PROFILE`` (local by default), with overrides from env."""
+    env = dict(os.environ if env is None else env)
+    name = env.get("VPRIM_PROFILE", "ci" if env.get("CI") else "local")
+    defaults = {
+        "local": {"scale": "small", "shards": "64"},
+        "ci": {"scale": "tiny", "shards": "8"},
+        "production": {"scale": "full", "shards": "64"},
+    }
+    if name not in defaults:
+        raise ValueError(f"VPRIM_PROFILE={name!r}; expected one of {sorted(defaults)}")
+    d = defaults[name]
+    scale = env.get("VPRIM_SCALE") or env.get("SCALE") or d["scale"]
+    if scale not in SCALES:
+        raise ValueError(f"VPRIM_SCALE={scale!r}; expected one of {SCALES}")
+    shards = int(env.get("VPRIM_SHARDS") or d["shards"])
+    if not 1 <= shards <= 4096:
+        raise ValueError(f"VPRIM_SHARDS={shards}; expected 1..4096")
+    return Profile(
+        name=name,
+        root=env.get("VPRIM_ROOT") or _default_root(),
+        scale=scale,
+        seed=int(env.get("VPRIM_SEED") or 0),
+        shards=shards,
+        catalog=env.get("VPRIM_CATALOG", ""),
+        workers=int(env.get("VPRIM_WORKERS") or os.cpu_count() or 1),
+        duckdb_memory=env.get("VPRIM_DUCKDB_MEMORY", "4GB"),
+    )

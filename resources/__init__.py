@@ -1,0 +1,6 @@
+"""Dagster resources: thin ConfigurableResource wrappers over plain helpers in ``assets``."""
+
+from resources.duckdb import DuckDBResource
+from resources.storage import StorageResource
+
+__all__ = ["DuckDBResource", "StorageResource"]

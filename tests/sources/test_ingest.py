@@ -1,0 +1,158 @@
+"""Ingest: hostile inputs each give their reject reason and nothing else; shards add up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from assets.sources import ingest
+from assets.sources import schema as S
+from assets.sources.catalog import validate_catalog, with_fingerprints, with_shards
+from assets.storage import Storage
+
+GOOD_COCO = {
+    "images": [{"id": 7, "width": 100, "height": 80, "file_name": "a.jpg"}],
+    "categories": [{"id": 3, "name": "dog"}],
+    "annotations": [
+        {"id": 1, "image_id": 7, "category_id": 3, "bbox": [10, 10, 30, 20], "iscrowd": 0},
+        {"id": 2, "image_id": 7, "category_id": 3, "bbox": [50, 40, 20, 20], "iscrowd": 0},
+    ],
+}
+
+
+def _source(tmp_path: Path, name: str, files: dict[str, bytes | str]) -> str:
+    root = tmp_path / name
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            content = content.encode()
+        path.write_bytes(content)
+    root.mkdir(exist_ok=True)
+    return str(root)
+
+
+def _reasons(outcome: ingest.SourceOutcome) -> list[str]:
+    return sorted(r["reason"] for r in outcome.rejects)
+
+
+def test_good_source_reads_every_box(tmp_path):
+    uri = _source(tmp_path, "good", {"annotations/instances.json": json.dumps(GOOD_COCO)})
+    out = ingest.read_source("good", uri, "coco")
+    assert out.rejects == []
+    table = pa.concat_tables(out.boxes)
+    assert table.schema.equals(S.RAW_INSTANCES_SCHEMA, check_metadata=False)
+    assert table["raw_label"].to_pylist() == ["dog", "dog"]
+    assert table["x1"].to_pylist() == [40.0, 70.0]
+    assert out.stats["boxes_seen"] == 2 and out.stats["boxes_rejected"] == 0
+    expected = S.instance_ids("good", ["7", "7"], [0, 1]).tolist()
+    assert table["instance_id"].to_pylist() == expected
+
+
+# Each hostile input yields exactly its own reason (and no raw rows).
+HOSTILE = {
+    # an annotation file of zero bytes
+    "empty": ("coco", {"a.json": b""}, ["parse_empty_file"]),
+    # a COCO file cut off mid-array
+    "truncated": ("coco", {"a.json": json.dumps(GOOD_COCO)[:-40]}, ["parse_invalid_json"]),
+    # latin-1 bytes in a UTF-8 file
+    "latin1": (
+        "coco",
+        {"a.json": json.dumps(GOOD_COCO).replace("dog", "caf\u00e9").encode("latin-1")},
+        ["parse_bad_encoding"],
+    ),
+    # LabelMe without a size whose image does not exist: each box is rejected
+    "nosize": (
+        "labelme",
+        {
+            "x.json": json.dumps(
+                {
+                    "imagePath": "missing.jpg",
+                    "shapes": [
+                        {"label": "cat", "points": [[1, 1], [9, 9]], "shape_type": "rectangle"},
+                        {"label": "cat", "points": [[20, 20], [30, 30]], "shape_type": "rectangle"},
+                    ],
+                }
+            )
+        },
+        ["parse_missing_image_size", "parse_missing_image_size"],
+    ),
+    # format=auto over files that are no annotation format
+    "junk": (
+        "auto",
+        {"notes.bin": b"\x00\x01garbage", "readme.txt": "hello"},
+        ["parse_unknown_format"],
+    ),
+    # an image reference that leaves the source folder: the boxes of that image
+    "escape": (
+        "coco",
+        {
+            "a.json": json.dumps(
+                {
+                    **GOOD_COCO,
+                    "images": [{**GOOD_COCO["images"][0], "file_name": "../../etc/passwd"}],
+                }
+            )
+        },
+        ["parse_path_escape", "parse_path_escape"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_input_gives_its_reason_and_nothing_else(tmp_path, name):
+    fmt, files, expected = HOSTILE[name]
+    out = ingest.read_source(name, _source(tmp_path, name, files), fmt)
+    assert _reasons(out) == expected
+    assert sum(t.num_rows for t in out.boxes) == 0
+    for row in out.rejects:
+        assert row["stage"] == "parse" and row["detail"] and row["uri"]
+    # box-level rejects carry an id, file-level ones do not; both are counted honestly
+    box_level = [r for r in out.rejects if r["instance_id"] is not None]
+    assert out.stats["boxes_seen"] == len(box_level)
+
+
+def test_missing_source_uri(tmp_path):
+    out = ingest.read_source("gone", str(tmp_path / "nowhere"), "voc")
+    assert _reasons(out) == ["parse_missing_file"]
+
+
+def test_reader_bug_is_a_ledger_row_not_a_crash(tmp_path, monkeypatch):
+    from assets.sources.readers import READERS
+
+    def boom(*args, **kwargs):
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setattr(READERS["coco"], "read_file", boom)
+    uri = _source(
+        tmp_path, "bug", {"a.json": json.dumps(GOOD_COCO), "b.json": json.dumps(GOOD_COCO)}
+    )
+    out = ingest.read_source("bug", uri, "coco")
+    assert _reasons(out) == ["parse_reader_error", "parse_reader_error"]
+    assert "ZeroDivisionError: oops" in out.rejects[0]["detail"]
+
+
+def test_shard_files_and_accounting(tmp_path):
+    good = _source(tmp_path, "good", {"a.json": json.dumps(GOOD_COCO)})
+    bad = _source(tmp_path, "bad", {"a.json": b""})
+    rows = [
+        {"source_id": "good", "uri": good, "format": "coco"},
+        {"source_id": "bad", "uri": bad, "format": "coco"},
+        {"source_id": "gone", "uri": str(tmp_path / "gone"), "format": "yolo"},
+    ]
+    catalog = with_shards(with_fingerprints(validate_catalog(pa.Table.from_pylist(rows))), 1)
+    storage = Storage(str(tmp_path / "root"))
+    storage.write_parquet(catalog, "catalog/catalog.parquet")
+    (summary,) = ingest.ingest_shards(storage, "catalog/catalog.parquet", ["000"], workers=1)
+    assert summary["sources"] == 3 and summary["boxes"] == 2
+    assert summary["rejects_by_reason"] == {"parse_empty_file": 1, "parse_missing_file": 1}
+    raw = pq.read_table(storage.path("raw_instances/shard=000.parquet"))
+    assert raw.num_rows == 2 and set(raw["source_id"].to_pylist()) == {"good"}
+    (acct,) = ingest.accounting(storage, ["000"])
+    assert acct == {"shard": "000", "seen": 2, "raw": 2, "rejected": 0, "ok": True}
+    # no temporary files are left beside the published ones
+    assert not list(Path(storage.path()).rglob(".tmp-*"))

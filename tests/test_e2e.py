@@ -1,0 +1,161 @@
+"""The `tiny` corpus end to end through Dagster, as `make rebuild-dataset` runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from assets.sources import schema as S
+from dagster_project.profiles import PROJECT_ROOT
+
+
+@pytest.fixture(scope="module")
+def rebuilt(tmp_path_factory):
+    """One tiny rebuild into a throwaway root and DAGSTER_HOME, shared by the tests below."""
+    base = tmp_path_factory.mktemp("e2e")
+    env = {
+        **os.environ,
+        "VPRIM_ROOT": str(base / "data"),
+        "DAGSTER_HOME": str(base / "home"),
+        "VPRIM_SCALE": "tiny",
+        "VPRIM_SHARDS": "4",
+        "VPRIM_WORKERS": "2",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "dagster_project.cli", "rebuild-dataset"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return base, proc.stdout
+
+
+@pytest.mark.e2e
+def test_every_asset_materialised_with_metadata(rebuilt):
+    base, stdout = rebuilt
+    instance = dg.DagsterInstance.from_config(str(base / "home"))
+    try:
+        catalog = instance.get_latest_materialization_event(dg.AssetKey("catalog"))
+        assert catalog is not None
+        meta = catalog.asset_materialization.metadata
+        assert meta["dagster/row_count"].value > 20
+        parts = instance.get_materialized_partitions(dg.AssetKey("raw_instances"))
+        assert parts == {"000", "001", "002", "003"}
+        assert instance.get_materialized_partitions(dg.AssetKey("parse_rejects")) == parts
+        raw = instance.get_latest_materialization_event(dg.AssetKey("raw_instances"))
+        raw_meta = raw.asset_materialization.metadata
+        assert raw_meta["boxes_seen"].value > 1000
+        assert "parse_quality_vs_planted" in raw_meta
+        (run,) = instance.get_runs()  # one run over all shards, recorded in DAGSTER_HOME
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.tags["dagster/asset_partition_range_end"] == "003"
+        check_key = dg.AssetCheckKey(dg.AssetKey("raw_instances"), "every_box_accounted_for")
+        records = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=1)
+        assert records and records[0].status.value == "SUCCEEDED"
+    finally:
+        instance.dispose()
+    assert "sources=" in stdout and "parse_" in stdout  # the summary printed at the end
+
+
+@pytest.mark.e2e
+def test_accounting_and_planted_parse_defects(rebuilt):
+    base, _ = rebuilt
+    root = base / "data"
+    raw = pl.read_parquet(root / "raw_instances" / "*.parquet")
+    rejects = pl.read_parquet(root / "rejects" / "stage=parse" / "*.parquet")
+    stats = pl.read_parquet(root / "source_stats" / "*.parquet")
+    box_rejects = rejects.filter(pl.col("instance_id").is_not_null())
+    assert stats["boxes_seen"].sum() == raw.height + box_rejects.height
+    assert raw["instance_id"].n_unique() == raw.height  # ids are unique
+    (corpus,) = list((root / "raw").iterdir())
+    planted = pl.read_parquet(corpus / "planted.parquet")
+    # every box-level parse defect that was planted is in the ledger with its exact reason
+    planted_boxes = planted.filter(
+        pl.col("defect").is_in(S.PARSE_REASONS) & pl.col("instance_id").is_not_null()
+    )
+    assert planted_boxes.height > 0
+    found = planted_boxes.join(
+        box_rejects.rename({"reason": "defect"}), on=["instance_id", "defect"], how="semi"
+    )
+    assert found.height == planted_boxes.height
+    # every file/source-level parse defect shows up for its source with its reason
+    planted_files = planted.filter(
+        pl.col("defect").is_in(S.PARSE_REASONS) & pl.col("instance_id").is_null()
+    )
+    file_rejects = rejects.filter(pl.col("instance_id").is_null()).rename({"reason": "defect"})
+    missing = planted_files.join(file_rejects, on=["source_id", "defect"], how="anti")
+    assert missing.is_empty(), missing
+    # and nothing in the ledger is unexplained by the plan
+    unexplained = file_rejects.join(planted_files, on=["source_id", "defect"], how="anti")
+    assert unexplained.is_empty(), unexplained
+    # a planted box defect of the quality stage is still in raw_instances, untouched
+    geometric = planted.filter(pl.col("defect") == "degenerate_box")
+    assert geometric.join(raw, on="instance_id", how="semi").height == geometric.height
+
+
+ASSETS_QUERY = """
+{ assetNodes { assetKey { path } partitionStats { numMaterialized }
+    assetMaterializations(limit: 1) { metadataEntries { label } } } }
+"""
+
+
+def _graphql(port: int, query: str, timeout: float) -> dict:
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    body = json.dumps({"query": query}).encode()
+    while True:
+        try:
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return json.loads(resp.read())
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+@pytest.mark.e2e
+def test_ui_shows_every_asset_materialised(rebuilt):
+    """`vprim ui` (dagster dev) over the same DAGSTER_HOME serves the materialisations."""
+    import signal
+    import socket
+
+    base, _ = rebuilt
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "VPRIM_ROOT": str(base / "data"), "DAGSTER_HOME": str(base / "home")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dagster_project.cli", "ui", "--port", str(port)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # dagster dev may ignore SIGTERM: we kill its whole group
+    )
+    try:
+        data = _graphql(port, ASSETS_QUERY, timeout=180)["data"]["assetNodes"]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    nodes = {"/".join(n["assetKey"]["path"]): n for n in data}
+    assert {"catalog", "raw_instances", "parse_rejects"} <= set(nodes)
+    for name, node in nodes.items():
+        assert node["assetMaterializations"], f"{name} shows no materialisation"
+        labels = {e["label"] for e in node["assetMaterializations"][0]["metadataEntries"]}
+        assert "dagster/row_count" in labels, name
+    assert nodes["raw_instances"]["partitionStats"]["numMaterialized"] == 4
