@@ -1,0 +1,67 @@
+"""Format readers: one :class:`~assets.sources.readers.base.FormatReader` per raw format.
+
+``READERS`` maps each catalog format to its reader; ``detect_format`` resolves ``format=auto``.
+The contract every reader follows is ``assets/sources/FORMATS.md``.
+"""
+
+from __future__ import annotations
+
+from assets.sources import schema as S
+from assets.sources.readers.base import FormatReader, ParseError, Source
+from assets.sources.readers.coco import CocoReader
+from assets.sources.readers.labelme import LabelmeReader
+from assets.sources.readers.odvg import OdvgReader
+from assets.sources.readers.openimages import OpenImagesReader
+from assets.sources.readers.voc import VocReader
+from assets.sources.readers.yolo import YoloReader
+
+READERS: dict[str, FormatReader] = {
+    "coco": CocoReader(),
+    "voc": VocReader(),
+    "yolo": YoloReader(),
+    "openimages": OpenImagesReader(),
+    "odvg": OdvgReader(),
+    "labelme": LabelmeReader(),
+}
+
+#: the order ``format=auto`` tries (FORMATS.md, section auto): the most specific first
+DETECT_ORDER = ("coco", "labelme", "odvg", "voc", "openimages", "yolo")
+
+assert set(READERS) == set(S.FORMATS) == set(DETECT_ORDER)
+
+
+def get_reader(format: str) -> FormatReader:
+    """The reader of a catalog format; ValueError naming the known formats otherwise."""
+    reader = READERS.get(format)
+    if reader is None:
+        hint = " ('auto' is resolved with detect_format first)" if format == "auto" else ""
+        raise ValueError(
+            f"unknown annotation format {format!r}{hint}; known formats: {', '.join(S.FORMATS)}"
+        )
+    return reader
+
+
+def detect_format(source: Source) -> str | None:
+    """The first format (in ``DETECT_ORDER``) whose reader recognises ``source``, or None."""
+    for name in DETECT_ORDER:
+        try:
+            if READERS[name].detect(source):
+                return name
+        except (ParseError, OSError):
+            continue  # an unreadable file is not evidence of a format
+    return None
+
+
+__all__ = [
+    "DETECT_ORDER",
+    "READERS",
+    "CocoReader",
+    "FormatReader",
+    "LabelmeReader",
+    "OdvgReader",
+    "OpenImagesReader",
+    "VocReader",
+    "YoloReader",
+    "detect_format",
+    "get_reader",
+]

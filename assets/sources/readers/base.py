@@ -264,6 +264,8 @@ class Source:
                 return img.size
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
             return None
+        except Exception:  # hostile URIs reach third-party drivers (a missing fsspec driver
+            return None  # raises ImportError); none of them may stop the file
 
 
 class FormatReader:

@@ -1,0 +1,247 @@
+"""LabelMe reader: one JSON file per image with a ``shapes`` list (FORMATS.md, section labelme).
+
+Box shapes are ``rectangle`` (two corners in any order: min/max), ``polygon`` (its bounding box,
+polygon kept) and ``circle`` (centre and a rim point). ``point``, ``line`` and ``linestrip``
+are not boxes and are not counted; any other shape type is a counted, malformed box.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+
+import numpy as np
+
+from assets.sources import schema as S
+from assets.sources.readers.base import (
+    IMAGE_EXTENSIONS,
+    BoxColumns,
+    BoxReject,
+    FormatReader,
+    ParseError,
+    ReadResult,
+    Source,
+)
+
+NOT_BOXES = frozenset({"point", "line", "linestrip"})
+BOX_SHAPES = frozenset({"rectangle", "polygon", "circle"})
+_MAX_INT32 = 2**31 - 1
+_DETECT_PEEK = 20
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.copysign(math.inf, value)
+    if isinstance(value, float):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _dimension(value: object) -> int | None:
+    number = _number(value)
+    if number is None or not math.isfinite(number) or number != int(number):
+        return None
+    return int(number) if 0 < number <= _MAX_INT32 else None
+
+
+def _as_string(value: object) -> str:
+    """An attribute value as a string: strings as they are, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return str(value)
+
+
+def _points(value: object) -> np.ndarray | str:
+    """``[[x, y], ...]`` as an (n, 2) float array, or what is wrong with it."""
+    if not isinstance(value, list) or not value:
+        return "no points" if not value else "points is not a list"
+    out = np.empty((len(value), 2), dtype=np.float64)
+    for i, point in enumerate(value):
+        if not isinstance(point, list) or len(point) != 2:
+            return f"point {i} is not an [x, y] pair"
+        x, y = _number(point[0]), _number(point[1])
+        if x is None or y is None:
+            return f"point {i} has a value that is not a number"
+        out[i] = x, y
+    return out
+
+
+def _shape_box(
+    shape_type: str, points: np.ndarray
+) -> tuple[tuple[float, float, float, float], list[list[float]] | None] | str:
+    """(xyxy, polygon) of a box shape, or what is wrong with it. NaN stays NaN (min/max
+    propagate it), so the quality stage sees the non-finite box."""
+    n = len(points)
+    if shape_type == "rectangle":
+        if n != 2:
+            return f"rectangle has {n} points, expected 2 corners"
+        lo, hi = np.minimum(points[0], points[1]), np.maximum(points[0], points[1])
+        return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])), None
+    if shape_type == "circle":
+        if n != 2:
+            return f"circle has {n} points, expected centre and rim"
+        (cx, cy), (rx, ry) = points
+        r = float(np.hypot(rx - cx, ry - cy))
+        return (cx - r, cy - r, cx + r, cy + r), None
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])), [points.ravel().tolist()]
+
+
+def _attributes(shape: dict) -> dict[str, str]:
+    attributes: dict[str, str] = {}
+    flags = shape.get("flags")
+    if isinstance(flags, dict):
+        for name, value in flags.items():
+            if value is True:
+                attributes[f"flag:{name}"] = "true"
+    extra = shape.get("attributes")
+    if isinstance(extra, dict):
+        for name, value in extra.items():
+            attributes[str(name)] = _as_string(value)
+    group_id = shape.get("group_id")
+    if group_id is not None:
+        attributes["group_id"] = _as_string(group_id)
+    return attributes
+
+
+class LabelmeReader(FormatReader):
+    name = "labelme"
+
+    def detect(self, source: Source) -> bool:
+        for path in source.walk((".json",))[:_DETECT_PEEK]:
+            try:
+                with source.fs.open(path, "rb") as f:
+                    head = f.read(1 << 16)
+            except OSError:
+                continue
+            codec = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
+            text = head.decode(codec, errors="replace")
+            if '"shapes"' in text and ('"imagePath"' in text or '"shape_type"' in text):
+                return True
+        return False
+
+    def files(self, source: Source, context: object) -> list[str]:
+        return source.walk((".json",))
+
+    def _image_uri(self, source: Source, doc: dict, path: str) -> str:
+        folder = posixpath.dirname(path)
+        ref = doc.get("imagePath")
+        if isinstance(ref, str) and ref.strip():
+            return source.image_uri(ref.strip(), base=folder)
+        # No imagePath: an image with the JSON's stem beside it (default <stem>.jpg).
+        stem = posixpath.splitext(path)[0]
+        for ext in IMAGE_EXTENSIONS:
+            if source.fs.exists(stem + ext):
+                return source.url(stem + ext)
+        return source.url(stem + ".jpg")
+
+    def read_file(self, source: Source, context: object, path: str) -> ReadResult:
+        where = source.relpath(path)
+        try:
+            doc = json.loads(source.read_text(path))
+        except (ValueError, RecursionError) as exc:
+            raise ParseError(S.PARSE_INVALID_JSON, f"{where}: {exc}") from None
+        if not isinstance(doc, dict) or "shapes" not in doc:
+            # Another JSON file of the folder (a class list, a config): not an annotation.
+            return ReadResult(boxes=BoxColumns().table(), images=0)
+        shapes = doc["shapes"]
+        if not isinstance(shapes, list):
+            raise ParseError(S.PARSE_INVALID_JSON, f"{where}: 'shapes' is not a list")
+        image_id = posixpath.splitext(where)[0]
+
+        # (box_index, shape, shape_type); point/line/linestrip are not boxes: not counted
+        boxes: list[tuple[int, object, object]] = []
+        for shape in shapes:
+            shape_type = shape.get("shape_type") if isinstance(shape, dict) else None
+            if shape_type is None:
+                shape_type = "polygon"  # LabelMe's own default
+            if isinstance(shape_type, str) and shape_type in NOT_BOXES:
+                continue
+            boxes.append((len(boxes), shape, shape_type))
+
+        image_error: ParseError | None = None
+        image_uri = ""
+        width = height = 0
+        try:
+            image_uri = self._image_uri(source, doc, path)
+        except ParseError as exc:
+            image_error = exc
+        if image_error is not None and not boxes:
+            return ReadResult(boxes=BoxColumns().table(), images=0, record_errors=[image_error])
+        if image_error is None and boxes:
+            w, h = _dimension(doc.get("imageWidth")), _dimension(doc.get("imageHeight"))
+            if w is None or h is None:
+                header = source.image_size(image_uri)
+                if header is None:
+                    image_error = ParseError(
+                        S.PARSE_MISSING_IMAGE_SIZE,
+                        f"{where}: no imageWidth/imageHeight and image {image_uri} is not readable",
+                    )
+                else:
+                    w, h = header
+            width, height = w or 0, h or 0
+
+        columns = BoxColumns()
+        rejects: list[BoxReject] = []
+        for box_index, shape, shape_type in boxes:
+            result = self._box(shape, shape_type)
+            if isinstance(result, str):
+                detail = f"{where} shape {box_index}: {result}"
+                rejects.append(BoxReject(image_id, box_index, S.PARSE_MALFORMED_BOX, detail))
+                continue
+            if image_error is not None:
+                rejects.append(
+                    BoxReject(image_id, box_index, image_error.reason, image_error.detail)
+                )
+                continue
+            label, xyxy, polygon = result
+            assert isinstance(shape, dict)
+            columns.add(
+                image_id=image_id,
+                image_uri=image_uri,
+                width=width,
+                height=height,
+                box_index=box_index,
+                label=label,
+                xyxy=xyxy,
+                attributes=_attributes(shape),
+                polygon=polygon,
+            )
+        return ReadResult(boxes=columns.table(), rejects=rejects, images=1)
+
+    @staticmethod
+    def _box(
+        shape: object, shape_type: object
+    ) -> tuple[str, tuple[float, float, float, float], list[list[float]] | None] | str:
+        """(label, xyxy, polygon) of one box shape, or what is wrong with it."""
+        if not isinstance(shape, dict):
+            return "shape is not a JSON object"
+        if not isinstance(shape_type, str) or shape_type not in BOX_SHAPES:
+            return f"unsupported shape_type {str(shape_type)[:40]!r}"
+        label = shape.get("label")
+        if isinstance(label, int) and not isinstance(label, bool):
+            label = str(label)
+        if not isinstance(label, str):
+            return "no label string"
+        points = _points(shape.get("points"))
+        if isinstance(points, str):
+            return points
+        box = _shape_box(shape_type, points)
+        if isinstance(box, str):
+            return box
+        xyxy, polygon = box
+        return label, xyxy, polygon

@@ -1,0 +1,306 @@
+"""ODVG reader: JSON Lines, one image per line (FORMATS.md, section odvg).
+
+A file is streamed line by line: a line that is not valid JSON (or not an ODVG record) is one
+``record_errors`` entry with its line number and the rest of the file goes on. A file with no
+readable record at all is rejected as a whole. ``label_map.json`` (``{"<int>": name}``) names
+the integer ``label`` of detection instances that carry no ``category``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+from collections.abc import Iterator
+
+from assets.sources import schema as S
+from assets.sources.readers.base import (
+    BoxColumns,
+    BoxReject,
+    FormatReader,
+    ParseError,
+    ReadResult,
+    Source,
+    decode_text,
+)
+
+LABEL_MAP = "label_map.json"
+_MAX_RECORD_ERRORS = 100  # detailed ledger rows per file; the rest are summarised in one
+_MAX_INT32 = 2**31 - 1
+_DETECT_PEEK = 10
+#: (record key, list key, name key) of the two variants, read in this order
+_VARIANTS = (("detection", "instances", "category"), ("grounding", "regions", "phrase"))
+
+
+def json_number(value: object) -> float | None:
+    """A JSON number (or a numeric string such as ``"nan"``) as float; None if not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.copysign(math.inf, value)
+    if isinstance(value, float):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def json_dimension(value: object) -> int | None:
+    """A positive integral image dimension; None when absent or unusable."""
+    number = json_number(value)
+    if number is None or not math.isfinite(number) or number != int(number):
+        return None
+    return int(number) if 0 < number <= _MAX_INT32 else None
+
+
+def _label_key(value: object) -> str | None:
+    """The label_map key of an integer label (``3``, ``3.0``, ``"3"``)."""
+    number = json_number(value)
+    if number is None or not math.isfinite(number) or number != int(number):
+        return None
+    return str(int(number))
+
+
+def _bbox(value: object) -> tuple[float, float, float, float] | str:
+    if not isinstance(value, list):
+        return "no bbox list" if value is None else "bbox is not a list"
+    if len(value) != 4:
+        return f"bbox has {len(value)} values, expected 4"
+    numbers = [json_number(v) for v in value]
+    if any(v is None for v in numbers):
+        return "bbox has a value that is not a number"
+    x0, y0, x1, y1 = numbers
+    return x0, y0, x1, y1  # type: ignore[return-value]
+
+
+class _Record:
+    """Per-file state: boxes, rejects and the next box_index of each image."""
+
+    def __init__(self) -> None:
+        self.columns = BoxColumns()
+        self.rejects: list[BoxReject] = []
+        self.next_index: dict[str, int] = {}
+        self.sizes: dict[str, tuple[int, int] | None] = {}
+
+
+class OdvgReader(FormatReader):
+    name = "odvg"
+
+    def detect(self, source: Source) -> bool:
+        for path in source.walk((".jsonl",))[:_DETECT_PEEK]:
+            try:
+                with source.fs.open(path, "rb") as f:
+                    head = f.read(1 << 16)
+            except OSError:
+                continue
+            codec = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
+            text = head.decode(codec, errors="replace")
+            if '"filename"' in text and ('"detection"' in text or '"grounding"' in text):
+                return True
+        return False
+
+    def prepare(self, source: Source) -> dict[str, str]:
+        """The label map of the source (empty without ``label_map.json``)."""
+        candidates = [
+            p for p in sorted(source.fs.find(source.root)) if posixpath.basename(p) == LABEL_MAP
+        ]
+        if not candidates:
+            return {}
+        path = min(candidates, key=lambda p: (p.count("/"), p))
+        where = source.relpath(path)
+        try:
+            doc = json.loads(source.read_text(path))
+        except (ValueError, RecursionError) as exc:
+            raise ParseError(S.PARSE_INVALID_JSON, f"{where}: {exc}") from None
+        if not isinstance(doc, dict):
+            raise ParseError(S.PARSE_INVALID_JSON, f"{where} is not a JSON object")
+        return {
+            str(key): str(name)
+            for key, name in doc.items()
+            if isinstance(name, (str, int)) and not isinstance(name, bool)
+        }
+
+    def files(self, source: Source, context: object) -> list[str]:
+        return source.walk((".jsonl",))
+
+    # -- one file ---------------------------------------------------------------------------
+    @staticmethod
+    def _lines(source: Source, path: str, where: str) -> Iterator[tuple[int, bytes | str]]:
+        """(line number, raw line) streamed from the file; UTF-16/32 files are decoded whole."""
+        try:
+            f = source.fs.open(path, "rb")
+        except FileNotFoundError:
+            raise ParseError(S.PARSE_MISSING_FILE, f"{where} does not exist") from None
+        with f:
+            first = f.readline()
+            if first.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+                text = decode_text(first + f.read(), where)
+                yield from enumerate(text.split("\n"), 1)
+                return
+            if first.startswith(b"\xef\xbb\xbf"):
+                first = first[3:]
+            yield 1, first
+            yield from enumerate(f, 2)
+
+    def read_file(self, source: Source, context: object, path: str) -> ReadResult:
+        label_map: dict[str, str] = context if isinstance(context, dict) else {}
+        where = source.relpath(path)
+        state = _Record()
+        errors: list[ParseError] = []
+        n_errors = records = 0
+        for lineno, raw in self._lines(source, path, where):
+            if isinstance(raw, bytes):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    error = ParseError(
+                        S.PARSE_BAD_ENCODING,
+                        f"{where} line {lineno} is not UTF-8 (byte {exc.start}: {exc.reason})",
+                    )
+                    n_errors += 1
+                    if len(errors) < _MAX_RECORD_ERRORS:
+                        errors.append(error)
+                    continue
+            else:
+                line = raw
+            if not line.strip():
+                continue
+            try:
+                self._record(source, label_map, state, json.loads(line), where, lineno)
+            except (ParseError, ValueError, RecursionError) as exc:
+                reason = exc.reason if isinstance(exc, ParseError) else S.PARSE_INVALID_JSON
+                detail = exc.detail if isinstance(exc, ParseError) else f"{exc}"
+                n_errors += 1
+                if len(errors) < _MAX_RECORD_ERRORS:
+                    errors.append(ParseError(reason, f"{where} line {lineno}: {detail}"))
+                continue
+            records += 1
+        if records == 0:
+            if not errors:
+                raise ParseError(S.PARSE_EMPTY_FILE, f"{where} has no JSON line")
+            more = f" ({n_errors} unreadable lines, no readable record)" if n_errors > 1 else ""
+            raise ParseError(errors[0].reason, errors[0].detail + more)
+        if n_errors > len(errors):
+            errors.append(
+                ParseError(
+                    errors[0].reason,
+                    f"{where}: {n_errors - len(errors)} more unreadable lines not listed",
+                )
+            )
+        return ReadResult(
+            boxes=state.columns.table(),
+            rejects=state.rejects,
+            images=len(state.next_index),
+            record_errors=errors,
+        )
+
+    def _record(
+        self,
+        source: Source,
+        label_map: dict[str, str],
+        state: _Record,
+        record: object,
+        where: str,
+        lineno: int,
+    ) -> None:
+        """Add one line's boxes; ParseError (a record error) when the line is no ODVG record."""
+        if not isinstance(record, dict):
+            raise ParseError(S.PARSE_INVALID_JSON, "not a JSON object")
+        filename = record.get("filename")
+        if not isinstance(filename, str) or not filename:
+            raise ParseError(S.PARSE_INVALID_JSON, "no 'filename' string")
+        items: list[tuple[object, str]] = []
+        for key, list_key, name_key in _VARIANTS:
+            part = record.get(key)
+            if part is None:
+                continue
+            entries = part.get(list_key) if isinstance(part, dict) else None
+            if not isinstance(entries, list):
+                raise ParseError(S.PARSE_INVALID_JSON, f"'{key}.{list_key}' is not a list")
+            items.extend((entry, name_key) for entry in entries)
+
+        image_error: ParseError | None = None
+        image_uri = ""
+        width = height = 0
+        try:
+            image_uri = source.image_uri(filename)
+        except ParseError as exc:
+            image_error = exc
+        if image_error is not None and not items:
+            raise image_error  # an image without boxes whose path is refused: one ledger row
+        if image_error is None and items:
+            w, h = json_dimension(record.get("width")), json_dimension(record.get("height"))
+            if w is None or h is None:
+                if image_uri not in state.sizes:
+                    state.sizes[image_uri] = source.image_size(image_uri)
+                header = state.sizes[image_uri]
+                if header is None:
+                    image_error = ParseError(
+                        S.PARSE_MISSING_IMAGE_SIZE,
+                        f"{where} line {lineno}: no width/height and image {filename!r} "
+                        "is not readable",
+                    )
+                else:
+                    w, h = header
+            width, height = w or 0, h or 0
+
+        start = state.next_index.get(filename, 0)
+        state.next_index[filename] = start + len(items)
+        for offset, (item, name_key) in enumerate(items):
+            box_index = start + offset
+            rejected = self._reject_reason(item, name_key, label_map)
+            if isinstance(rejected, tuple):
+                reason, detail = rejected
+                state.rejects.append(
+                    BoxReject(filename, box_index, reason, f"{where} line {lineno}: {detail}")
+                )
+                continue
+            if image_error is not None:
+                state.rejects.append(
+                    BoxReject(filename, box_index, image_error.reason, image_error.detail)
+                )
+                continue
+            assert isinstance(item, dict)
+            box = _bbox(item.get("bbox"))
+            assert not isinstance(box, str)
+            state.columns.add(
+                image_id=filename,
+                image_uri=image_uri,
+                width=width,
+                height=height,
+                box_index=box_index,
+                label=rejected,
+                xyxy=box,
+            )
+
+    @staticmethod
+    def _reject_reason(
+        item: object, name_key: str, label_map: dict[str, str]
+    ) -> str | tuple[str, str]:
+        """The label of a box, or (reason, detail) when it cannot become a row."""
+        if not isinstance(item, dict):
+            return S.PARSE_MALFORMED_BOX, "box entry is not a JSON object"
+        box = _bbox(item.get("bbox"))
+        if isinstance(box, str):
+            return S.PARSE_MALFORMED_BOX, box
+        name = item.get(name_key)
+        if isinstance(name, str) and name:
+            return name
+        label = item.get("label")
+        if label is not None:
+            key = _label_key(label)
+            if key is not None and key in label_map:
+                return label_map[key]
+            return (
+                S.PARSE_UNKNOWN_CATEGORY,
+                f"label {str(label)[:40]!r} has no {name_key} and is not in {LABEL_MAP}",
+            )
+        if isinstance(name, str):
+            return name  # an empty name: the label stage judges it
+        return S.PARSE_MALFORMED_BOX, f"box has neither '{name_key}' nor 'label'"

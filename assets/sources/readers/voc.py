@@ -1,0 +1,195 @@
+"""Pascal VOC reader: one ``<annotation>`` XML file per image (FORMATS.md, section voc).
+
+XML is parsed with defusedxml: entity declarations and external references are refused, so a
+hostile file is data only and becomes ``parse_invalid_xml``.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+import xml.etree.ElementTree as ET
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+from assets.sources import schema as S
+from assets.sources.readers.base import (
+    BoxColumns,
+    BoxReject,
+    FormatReader,
+    ParseError,
+    ReadResult,
+    Source,
+    decode_text,
+)
+
+_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+_DECLARED_ENCODING = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]{1,40})[\"']")
+_VOC_ROOT = re.compile(r"<annotation[\s>/]")
+_COORDS = ("xmin", "ymin", "xmax", "ymax")
+_PLAIN_ATTRIBUTES = ("pose", "truncated", "difficult", "occluded")
+_MAX_INT32 = 2**31 - 1
+_DETECT_PEEK = 20  # files peeked by detect()
+
+
+def _text(element: ET.Element | None) -> str | None:
+    """The stripped text of an element; None when the element is absent."""
+    if element is None:
+        return None
+    return (element.text or "").strip()
+
+
+def _dimension(text: str | None) -> int | None:
+    """A positive integral image dimension, or None (absent, 0, negative, not a number)."""
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(value) or value != int(value) or not 0 < value <= _MAX_INT32:
+        return None
+    return int(value)
+
+
+def _xml_text(data: bytes, where: str) -> str:
+    """Decode XML bytes: UTF-8/UTF-16/UTF-32 as everywhere, else the encoding it declares."""
+    try:
+        return decode_text(data, where)
+    except ParseError as exc:
+        if exc.reason != S.PARSE_BAD_ENCODING:
+            raise
+        declared = _DECLARED_ENCODING.match(data)
+        if declared is None:
+            raise
+        try:
+            return data.decode(declared.group(1).decode("ascii"))
+        except (LookupError, ValueError):
+            raise exc from None
+
+
+def parse_voc_xml(data: bytes, where: str) -> ET.Element:
+    """The ``<annotation>`` root of a VOC file; ParseError for anything else."""
+    text = _DECLARATION.sub("", _xml_text(data, where), count=1)
+    try:
+        root = fromstring(text)
+    except (ET.ParseError, DefusedXmlException, ValueError, RecursionError) as exc:
+        raise ParseError(S.PARSE_INVALID_XML, f"{where}: {type(exc).__name__}: {exc}") from None
+    if root.tag != "annotation":
+        raise ParseError(
+            S.PARSE_INVALID_XML, f"{where}: root element is <{root.tag}>, not <annotation>"
+        )
+    return root
+
+
+def _object_attributes(obj: ET.Element) -> dict[str, str]:
+    attributes: dict[str, str] = {}
+    for key in _PLAIN_ATTRIBUTES:
+        value = _text(obj.find(key))
+        if value is not None:
+            attributes[key] = value
+    holder = obj.find("attributes")
+    if holder is not None:
+        for attribute in holder.findall("attribute"):
+            name = _text(attribute.find("name"))
+            if name:
+                attributes[name] = _text(attribute.find("value")) or ""
+    return attributes
+
+
+def _box(obj: ET.Element) -> tuple[float, float, float, float] | str:
+    """VOC 1-based inclusive pixels -> 0-based ``x0, y0, x1, y1``; a string says what is wrong."""
+    bndbox = obj.find("bndbox")
+    if bndbox is None:
+        return "no <bndbox>"
+    values = []
+    for tag in _COORDS:
+        text = _text(bndbox.find(tag))
+        if text is None:
+            return f"<bndbox> has no <{tag}>"
+        try:
+            values.append(float(text))
+        except ValueError:
+            return f"<{tag}> {text[:40]!r} is not a number"
+    xmin, ymin, xmax, ymax = values
+    return xmin - 1.0, ymin - 1.0, xmax, ymax
+
+
+class VocReader(FormatReader):
+    name = "voc"
+
+    def detect(self, source: Source) -> bool:
+        for path in source.walk((".xml",))[:_DETECT_PEEK]:
+            try:
+                with source.fs.open(path, "rb") as f:
+                    head = f.read(4096)
+            except OSError:
+                continue
+            codec = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
+            if _VOC_ROOT.search(head.decode(codec, errors="replace")):
+                return True
+        return False
+
+    def files(self, source: Source, context: object) -> list[str]:
+        return source.walk((".xml",))
+
+    def read_file(self, source: Source, context: object, path: str) -> ReadResult:
+        where = source.relpath(path)
+        root = parse_voc_xml(source.read_bytes(path), where)
+        image_id = posixpath.splitext(posixpath.basename(path))[0]
+        filename = _text(root.find("filename")) or f"{image_id}.jpg"
+        objects = root.findall("object")
+
+        image_error: ParseError | None = None
+        image_uri = ""
+        width = height = 0
+        try:
+            image_uri = source.image_uri(filename, base=posixpath.join(source.root, "JPEGImages"))
+        except ParseError as exc:
+            image_error = exc
+        if image_error is None and objects:
+            size = root.find("size")
+            w = _dimension(_text(size.find("width"))) if size is not None else None
+            h = _dimension(_text(size.find("height"))) if size is not None else None
+            if w is None or h is None:
+                header = source.image_size(image_uri)
+                if header is None:
+                    image_error = ParseError(
+                        S.PARSE_MISSING_IMAGE_SIZE,
+                        f"{where}: no usable <size> and image {filename!r} is not readable",
+                    )
+                else:
+                    w, h = header
+            width, height = w or 0, h or 0
+
+        if image_error is not None and not objects:
+            # Nothing to reject box by box, but the file still must not vanish silently.
+            return ReadResult(boxes=BoxColumns().table(), images=0, record_errors=[image_error])
+
+        columns = BoxColumns()
+        rejects: list[BoxReject] = []
+        for index, obj in enumerate(objects):
+            label = _text(obj.find("name"))
+            box = _box(obj)
+            if label is None:
+                rejects.append(
+                    BoxReject(image_id, index, S.PARSE_MALFORMED_BOX, f"{where}: no <name>")
+                )
+            elif isinstance(box, str):
+                rejects.append(BoxReject(image_id, index, S.PARSE_MALFORMED_BOX, f"{where}: {box}"))
+            elif image_error is not None:
+                rejects.append(BoxReject(image_id, index, image_error.reason, image_error.detail))
+            else:
+                columns.add(
+                    image_id=image_id,
+                    image_uri=image_uri,
+                    width=width,
+                    height=height,
+                    box_index=index,
+                    label=label,
+                    xyxy=box,
+                    attributes=_object_attributes(obj),
+                )
+        return ReadResult(boxes=columns.table(), rejects=rejects, images=1)

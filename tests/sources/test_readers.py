@@ -1,0 +1,1036 @@
+"""Format readers (VOC, YOLO, Open Images, ODVG, LabelMe), the registry and format detection.
+
+Two kinds of input: the real datumaro sample datasets beside the repo (skipped when absent),
+whose coordinates are asserted exactly, and small files generated in ``tmp_path`` for every
+variant and every parse reject reason a format can produce (FORMATS.md is the contract).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import escape as xml_escape
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from assets.sources import schema as S
+from assets.sources.readers import DETECT_ORDER, READERS, detect_format, get_reader
+from assets.sources.readers.base import BoxReject, ParseError, ReadResult, Source
+
+DATUMARO = Path(__file__).parents[2].parent / "shared" / "fixtures" / "datumaro"
+needs_datumaro = pytest.mark.skipif(
+    not DATUMARO.is_dir(), reason="../shared/fixtures/datumaro is not present"
+)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """Everything one source yields through a reader, file errors included."""
+
+    boxes: pa.Table
+    rejects: list[BoxReject] = field(default_factory=list)
+    images: int = 0
+    record_errors: list[ParseError] = field(default_factory=list)
+    file_errors: dict[str, str] = field(default_factory=dict)  # relpath -> reason
+
+    @property
+    def rows(self) -> list[dict]:
+        return self.boxes.to_pylist()
+
+    @property
+    def reasons(self) -> list[str]:
+        return sorted(r.reason for r in self.rejects)
+
+    def xyxy(self) -> list[tuple[float, float, float, float]]:
+        return [(r["x0"], r["y0"], r["x1"], r["y1"]) for r in self.rows]
+
+
+def check_result(result: ReadResult) -> None:
+    """Invariants of any ReadResult: the reader schema, and one (image, box_index) per box."""
+    assert result.boxes.schema.equals(S.READER_SCHEMA)
+    keys = list(zip(result.boxes["image_id"].to_pylist(), result.boxes["box_index"].to_pylist()))
+    keys += [(r.image_id, r.box_index) for r in result.rejects]
+    assert len(keys) == len(set(keys)), "box_index must be unique within an image"
+    for r in result.rejects:
+        assert r.reason in S.PARSE_REASONS and r.detail
+    for e in result.record_errors:
+        assert e.reason in S.PARSE_REASONS and e.detail
+
+
+def read(fmt: str, uri: Path | str) -> Outcome:
+    """Read a whole source with one reader, as ingest does, collecting file-level errors."""
+    source = Source("src", str(uri))
+    reader = get_reader(fmt)
+    context = reader.prepare(source)
+    tables, out = [], Outcome(boxes=S.READER_SCHEMA.empty_table())
+    for path in reader.files(source, context):
+        try:
+            result = reader.read_file(source, context, path)
+        except ParseError as exc:
+            out.file_errors[source.relpath(path)] = exc.reason
+            continue
+        check_result(result)
+        tables.append(result.boxes)
+        out.rejects += result.rejects
+        out.images += result.images
+        out.record_errors += result.record_errors
+    if tables:
+        out.boxes = pa.concat_tables(tables)
+    return out
+
+
+def write(root: Path, files: dict[str, str | bytes]) -> Path:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def image(path: Path, width: int, height: int) -> Path:
+    """A real (tiny) PNG whose header carries its size."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (width, height)).save(path, format="PNG")
+    return path
+
+
+def synthetic(name: str, width: int, height: int) -> str:
+    return f"synthetic://src/{name}?w={width}&h={height}"
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;">]>
+<annotation><filename>&lol2;</filename></annotation>"""
+EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
+<!DOCTYPE a [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<annotation><filename>&xxe;</filename></annotation>"""
+
+
+# --- the real datumaro samples ---------------------------------------------------------------
+@needs_datumaro
+def test_datumaro_voc_exact_boxes():
+    out = read("voc", DATUMARO / "voc_dataset" / "voc_dataset1")
+    assert out.file_errors == {} and out.rejects == [] and out.images == 1
+    rows = out.rows
+    assert [r["raw_label"] for r in rows] == ["cat", "person"]
+    assert [r["image_id"] for r in rows] == ["2007_000001", "2007_000001"]
+    assert [r["box_index"] for r in rows] == [0, 1]
+    # VOC is 1-based inclusive: xmin 1 -> x0 0, xmax 3 -> x1 3 (the <part> is not a box)
+    assert out.xyxy() == [(0.0, 1.0, 3.0, 4.0), (3.0, 4.0, 6.0, 7.0)]
+    assert {(r["image_width"], r["image_height"]) for r in rows} == {(20, 10)}
+    assert rows[0]["image_uri"].endswith("voc_dataset1/JPEGImages/2007_000001.jpg")
+    assert dict(rows[0]["attributes"]) == {
+        "pose": "Unspecified",
+        "truncated": "1",
+        "difficult": "0",
+    }
+    assert rows[1]["attributes"] == []
+
+
+@needs_datumaro
+def test_datumaro_yolo_exact_boxes():
+    out = read("yolo", DATUMARO / "yolo_dataset" / "strict")
+    assert out.file_errors == {} and out.rejects == [] and out.images == 1
+    rows = out.rows
+    assert [r["raw_label"] for r in rows] == ["label_2", "label_4"]
+    assert [r["image_id"] for r in rows] == ["obj_train_data/1", "obj_train_data/1"]
+    # train.txt says data/obj_train_data/1.jpg: the darknet 'data/' prefix is dropped
+    assert rows[0]["image_uri"].endswith("strict/obj_train_data/1.jpg")
+    # the size comes from the real JPEG header: 15 x 10
+    assert {(r["image_width"], r["image_height"]) for r in rows} == {(15, 10)}
+    # "2 0.133333 0.300000 0.266667 0.200000": centre/size normalised -> pixels
+    assert out.xyxy()[0] == pytest.approx((0.0, 2.0, 4.0, 4.0), abs=1e-4)
+    assert out.xyxy()[1] == pytest.approx((3.0, 3.0, 5.0, 6.0), abs=1e-4)
+    assert rows[0]["x0"] == pytest.approx((0.133333 - 0.266667 / 2) * 15)
+
+
+@needs_datumaro
+def test_datumaro_openimages_exact_boxes():
+    root = DATUMARO / "open_images_dataset" / "v6"
+    source = Source("src", str(root))
+    reader = get_reader("openimages")
+    files = [source.relpath(p) for p in reader.files(source, reader.prepare(source))]
+    # only CSVs with XMin/XMax/YMin/YMax: not the image labels nor the segmentation CSV
+    assert files == [
+        "annotations/oidv6-train-annotations-bbox.csv",
+        "annotations/test-annotations-bbox.csv",
+    ]
+    out = read("openimages", root)
+    assert out.file_errors == {} and out.rejects == [] and out.images == 2
+    b, c = sorted(out.rows, key=lambda r: r["image_id"])
+    # b: /m/0 -> its display name; size from images.meta ("b 2 8" = height 2, width 8)
+    assert b["raw_label"] == "Generic label #0"
+    assert (b["image_width"], b["image_height"]) == (8, 2)
+    assert (b["x0"], b["y0"], b["x1"], b["y1"]) == pytest.approx(
+        (0.2 * 8, 0.3 * 2, 1.0 * 8, 0.5 * 2)
+    )
+    assert b["is_crowd"] is False and b["attributes"] == []  # -1 flags are left out
+    assert b["image_uri"].endswith("v6/images/train/b.jpg")
+    # c: not in images.meta -> falls back to the image header of images/test/c.jpg (5 x 10)
+    assert c["raw_label"] == "Generic label #3"
+    assert (c["image_width"], c["image_height"]) == (5, 10)
+    assert (c["x0"], c["y0"], c["x1"], c["y1"]) == pytest.approx((0.7 * 5, 0.0, 0.8 * 5, 0.5 * 10))
+    assert c["is_crowd"] is True
+    assert dict(c["attributes"]) == {
+        "occluded": "1",
+        "truncated": "0",
+        "depiction": "0",
+        "inside": "0",
+    }
+    assert c["image_uri"].endswith("v6/images/test/c.jpg")
+
+
+@needs_datumaro
+@pytest.mark.parametrize(
+    "folder, expected",
+    [
+        ("voc_dataset/voc_dataset1", "voc"),
+        ("yolo_dataset/strict", "yolo"),
+        ("open_images_dataset/v6", "openimages"),
+    ],
+)
+def test_datumaro_detection(folder, expected):
+    assert detect_format(Source("src", str(DATUMARO / folder))) == expected
+
+
+# --- file-level rejects of every format ------------------------------------------------------
+OI_HEADER = "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsGroupOf\n"
+
+FILE_REJECTS = [
+    # zero bytes
+    pytest.param("voc", "a.xml", b"", S.PARSE_EMPTY_FILE, id="voc-empty"),
+    # only whitespace is empty too
+    pytest.param("voc", "a.xml", b" \n\t\n", S.PARSE_EMPTY_FILE, id="voc-whitespace"),
+    # latin-1 bytes and no encoding declaration
+    pytest.param(
+        "voc",
+        "a.xml",
+        "<annotation><filename>caf\u00e9.jpg</filename></annotation>".encode("latin-1"),
+        S.PARSE_BAD_ENCODING,
+        id="voc-latin1",
+    ),
+    # XML cut off mid-element
+    pytest.param(
+        "voc", "a.xml", b"<annotation><object><name>dog", S.PARSE_INVALID_XML, id="voc-cut"
+    ),
+    # well-formed XML that is not a VOC annotation (CVAT's <annotations> root)
+    pytest.param(
+        "voc", "a.xml", b"<annotations><image/></annotations>", S.PARSE_INVALID_XML, id="voc-root"
+    ),
+    # entity expansion (billion laughs) is refused, not expanded
+    pytest.param("voc", "a.xml", BILLION_LAUGHS, S.PARSE_INVALID_XML, id="voc-entities"),
+    # an external entity (XXE) is refused, the file it names is never read
+    pytest.param("voc", "a.xml", EXTERNAL_ENTITY, S.PARSE_INVALID_XML, id="voc-xxe"),
+    # a YOLO label file with a byte that is not UTF-8
+    pytest.param(
+        "yolo",
+        "a.txt",
+        b"0 0.5 0.5 0.1 0.1\n0 0.5 \xff 0.1 0.1\n",
+        S.PARSE_BAD_ENCODING,
+        id="yolo-encoding",
+    ),
+    # an Open Images box CSV of zero bytes
+    pytest.param("openimages", "x-bbox.csv", b"", S.PARSE_EMPTY_FILE, id="oi-empty"),
+    # a field that is not UTF-8
+    pytest.param(
+        "openimages",
+        "x-bbox.csv",
+        OI_HEADER.encode() + b"a,x,/m/0,1,0.1,\xff,0.1,0.2,0\n",
+        S.PARSE_BAD_ENCODING,
+        id="oi-encoding",
+    ),
+    # a box CSV without the XMax column
+    pytest.param(
+        "openimages",
+        "x-bbox.csv",
+        b"ImageID,LabelName,XMin,YMin,YMax\na,/m/0,0.1,0.1,0.2\n",
+        S.PARSE_INVALID_CSV,
+        id="oi-columns",
+    ),
+    # not a CSV at all: thousands of rows with the wrong number of fields
+    pytest.param(
+        "openimages",
+        "x-bbox.csv",
+        OI_HEADER.encode() + b"junk;junk\n" * 1200,
+        S.PARSE_INVALID_CSV,
+        id="oi-not-csv",
+    ),
+    # an ODVG file of zero bytes, and one of blank lines
+    pytest.param("odvg", "a.jsonl", b"", S.PARSE_EMPTY_FILE, id="odvg-empty"),
+    pytest.param("odvg", "a.jsonl", b"\n  \n\n", S.PARSE_EMPTY_FILE, id="odvg-blank"),
+    # its only line is not UTF-8
+    pytest.param(
+        "odvg",
+        "a.jsonl",
+        b'{"filename": "caf\xe9.jpg"}\n',
+        S.PARSE_BAD_ENCODING,
+        id="odvg-encoding",
+    ),
+    # its only line is truncated JSON
+    pytest.param(
+        "odvg",
+        "a.jsonl",
+        b'{"filename": "a.jpg", "detection": {',
+        S.PARSE_INVALID_JSON,
+        id="odvg-cut",
+    ),
+    # valid JSON that is no ODVG record (not an object; no filename)
+    pytest.param(
+        "odvg", "a.jsonl", b"[1, 2]\n" + b'{"width": 3}\n', S.PARSE_INVALID_JSON, id="odvg-record"
+    ),
+    # nesting deep enough to exhaust the recursion limit is invalid JSON, not a crash
+    pytest.param("odvg", "a.jsonl", b"[" * 100_000, S.PARSE_INVALID_JSON, id="odvg-deep"),
+    # LabelMe: empty, not UTF-8, truncated, shapes not a list, absurdly deep
+    pytest.param("labelme", "a.json", b"", S.PARSE_EMPTY_FILE, id="labelme-empty"),
+    pytest.param(
+        "labelme",
+        "a.json",
+        b'{"shapes": [], "imagePath": "\xe9.jpg"}',
+        S.PARSE_BAD_ENCODING,
+        id="labelme-encoding",
+    ),
+    pytest.param(
+        "labelme", "a.json", b'{"shapes": [{"label": "dog"', S.PARSE_INVALID_JSON, id="labelme-cut"
+    ),
+    pytest.param(
+        "labelme",
+        "a.json",
+        b'{"shapes": {"label": "dog"}}',
+        S.PARSE_INVALID_JSON,
+        id="labelme-shapes",
+    ),
+    pytest.param("labelme", "a.json", b"[" * 100_000, S.PARSE_INVALID_JSON, id="labelme-deep"),
+]
+
+
+@pytest.mark.parametrize("fmt, rel, data, reason", FILE_REJECTS)
+def test_file_level_reject(tmp_path, fmt, rel, data, reason):
+    files = {rel: data}
+    if fmt == "yolo":
+        files["obj.names"] = "cat\n"
+    out = read(fmt, write(tmp_path / "src", files))
+    assert out.file_errors == {rel: reason}
+    assert out.boxes.num_rows == 0 and out.rejects == []
+
+
+# --- VOC -------------------------------------------------------------------------------------
+def voc_object(name: str | None = "dog", box=(1, 2, 3, 4), extra: str = "") -> str:
+    coords = "".join(f"<{t}>{v}</{t}>" for t, v in zip(("xmin", "ymin", "xmax", "ymax"), box))
+    name_xml = "" if name is None else f"<name> {name} </name>"
+    return f"<object>{name_xml}{extra}<bndbox>{coords}</bndbox></object>"
+
+
+def voc_file(objects: str, filename: str | None = "a.jpg", size=(100, 50)) -> str:
+    size_xml = f"<size><width>{size[0]}</width><height>{size[1]}</height></size>" if size else ""
+    name_xml = "" if filename is None else f"<filename>{xml_escape(filename)}</filename>"
+    body = f"<annotation>{name_xml}{size_xml}{objects}</annotation>"
+    return f'<?xml version="1.0" encoding="UTF-8"?>{body}'
+
+
+def test_voc_boxes_attributes_and_nonfinite(tmp_path):
+    cvat = (
+        "<occluded>1</occluded><attributes><attribute><name>color</name><value>red</value>"
+        "</attribute></attributes>"
+    )
+    objects = (
+        voc_object("dog", (11, 21, 30, 40), extra=cvat)
+        + voc_object("cat", (50, 40, 10, 5))  # inverted: kept as read, not reordered
+        + voc_object("bird", ("nan", "inf", "-inf", "12.5"))  # non-finite: floats, not rejects
+    )
+    out = read("voc", write(tmp_path / "src", {"Annotations/img7.xml": voc_file(objects)}))
+    assert out.rejects == [] and out.images == 1
+    assert [r["raw_label"] for r in out.rows] == ["dog", "cat", "bird"]  # names are stripped
+    assert [r["image_id"] for r in out.rows] == ["img7"] * 3  # the XML file's stem
+    assert out.rows[0]["image_uri"].endswith("src/JPEGImages/a.jpg")
+    assert out.xyxy()[:2] == [(10.0, 20.0, 30.0, 40.0), (49.0, 39.0, 10.0, 5.0)]
+    x0, y0, x1, y1 = out.xyxy()[2]
+    assert x0 != x0 and y0 == float("inf") and x1 == float("-inf") and y1 == 12.5
+    assert dict(out.rows[0]["attributes"]) == {"occluded": "1", "color": "red"}
+    assert (out.rows[0]["image_width"], out.rows[0]["image_height"]) == (100, 50)
+
+
+def test_voc_size_from_header_and_synthetic_uri(tmp_path):
+    root = tmp_path / "src"
+    image(root / "JPEGImages" / "real.png", 31, 17)
+    write(
+        root,
+        {
+            # <size> of 0: read the image header instead
+            "a.xml": voc_file(voc_object(), filename="real.png", size=(0, 0)),
+            # no <size>, a synthetic:// image carries its size in the URI
+            "b.xml": voc_file(voc_object(), filename=synthetic("b", 640, 480), size=None),
+            # no <filename>: <stem>.jpg under JPEGImages (size given, so no header needed)
+            "c.xml": voc_file(voc_object(), filename=None),
+        },
+    )
+    rows = {r["image_id"]: r for r in read("voc", root).rows}
+    assert (rows["a"]["image_width"], rows["a"]["image_height"]) == (31, 17)
+    assert (rows["b"]["image_width"], rows["b"]["image_height"]) == (640, 480)
+    assert rows["b"]["image_uri"] == synthetic("b", 640, 480)
+    assert rows["c"]["image_uri"].endswith("src/JPEGImages/c.jpg")
+
+
+def test_voc_box_rejects_keep_their_index(tmp_path):
+    objects = (
+        voc_object("ok")
+        # no <bndbox> at all
+        + "<object><name>x</name></object>"
+        # <xmax> missing
+        + "<object><name>x</name><bndbox><xmin>1</xmin><ymin>1</ymin><ymax>2</ymax></bndbox>"
+        + "</object>"
+        # a coordinate that is not a number
+        + voc_object("x", (1, "one", 3, 4))
+        # no <name>
+        + voc_object(None)
+        + voc_object("last")
+    )
+    out = read("voc", write(tmp_path / "src", {"a.xml": voc_file(objects)}))
+    assert out.reasons == [S.PARSE_MALFORMED_BOX] * 4
+    assert sorted(r.box_index for r in out.rejects) == [1, 2, 3, 4]
+    assert [(r["raw_label"], r["box_index"]) for r in out.rows] == [("ok", 0), ("last", 5)]
+
+
+def test_voc_missing_image_size(tmp_path):
+    # no <size> and the image does not exist: every box is rejected, the image still counted
+    xml = voc_file(voc_object() + voc_object("cat"), filename="missing.jpg", size=None)
+    out = read("voc", write(tmp_path / "src", {"a.xml": xml}))
+    assert out.reasons == [S.PARSE_MISSING_IMAGE_SIZE] * 2 and out.boxes.num_rows == 0
+    assert out.images == 1
+
+
+@pytest.mark.parametrize(
+    "filename",
+    [
+        "../../../etc/passwd.jpg",  # .. that leaves the root
+        "/etc/passwd",  # an absolute path
+        "file:///etc/passwd",  # a file:// URL
+        "C:\\Windows\\win.ini",  # a drive-letter path
+        "ftp://host/a.jpg",  # a URL scheme that is not allowed
+    ],
+)
+def test_voc_path_escape(tmp_path, filename):
+    out = read("voc", write(tmp_path / "src", {"a.xml": voc_file(voc_object(), filename)}))
+    assert out.reasons == [S.PARSE_PATH_ESCAPE]
+    # without objects the refused path is still reported (one record error)
+    out = read("voc", write(tmp_path / "src2", {"a.xml": voc_file("", filename)}))
+    assert [e.reason for e in out.record_errors] == [S.PARSE_PATH_ESCAPE]
+
+
+def test_voc_declared_encodings_and_bom(tmp_path):
+    latin = '<?xml version="1.0" encoding="ISO-8859-1"?><annotation><object><name>caf\u00e9</name>'
+    latin += "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax><ymax>2</ymax></bndbox>"
+    latin += "</object><size><width>4</width><height>4</height></size></annotation>"
+    files = {
+        # latin-1 declared in the XML prolog is honoured
+        "a.xml": latin.encode("latin-1"),
+        # UTF-16 with a BOM (its declaration says UTF-16 too)
+        "b.xml": voc_file(voc_object("b")).replace("UTF-8", "UTF-16").encode("utf-16"),
+    }
+    out = read("voc", write(tmp_path / "src", files))
+    assert out.file_errors == {}
+    assert sorted(r["raw_label"] for r in out.rows) == ["b", "caf\u00e9"]
+
+
+def test_voc_image_without_objects_is_counted(tmp_path):
+    out = read("voc", write(tmp_path / "src", {"a.xml": voc_file("", size=None)}))
+    assert out.images == 1 and out.boxes.num_rows == 0 and out.rejects == []
+
+
+def test_voc_single_file_source(tmp_path):
+    root = write(tmp_path / "src", {"a.xml": voc_file(voc_object()), "b.xml": voc_file("")})
+    out = read("voc", root / "a.xml")  # a catalog uri can name one annotation file
+    assert out.boxes.num_rows == 1 and out.images == 1
+
+
+# --- YOLO ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "names_file, content",
+    [
+        ("obj.names", "cat\ndog\n\n"),  # darknet names, trailing blank line ignored
+        ("classes.txt", "cat\ndog\n"),
+        ("custom.names", "cat\ndog\n"),
+        ("data.yaml", "names: [cat, dog]\nnc: 2\n"),  # ultralytics list
+        ("dataset.yaml", "names:\n  0: cat\n  1: dog\n"),  # ultralytics mapping
+    ],
+)
+def test_yolo_class_name_files(tmp_path, names_file, content):
+    root = write(tmp_path / "src", {names_file: content, "a.txt": "1 0.5 0.5 0.5 0.5\n"})
+    image(root / "a.png", 40, 20)
+    out = read("yolo", root)
+    assert [r["raw_label"] for r in out.rows] == ["dog"]
+    assert out.xyxy() == [(10.0, 5.0, 30.0, 15.0)]
+    assert (out.rows[0]["image_width"], out.rows[0]["image_height"]) == (40, 20)
+
+
+def test_yolo_names_priority(tmp_path):
+    # obj.names wins over classes.txt and data.yaml; classes.txt is never a label file
+    files = {
+        "obj.names": "first\n",
+        "classes.txt": "second\n",
+        "data.yaml": "names: [third]\n",
+        "a.txt": "0 0.5 0.5 1 1\n",
+    }
+    root = write(tmp_path / "src", files)
+    image(root / "a.png", 2, 2)
+    out = read("yolo", root)
+    assert [r["raw_label"] for r in out.rows] == ["first"] and out.images == 1
+
+
+@pytest.mark.parametrize(
+    "files, reason",
+    [
+        # no class names anywhere: the whole source is a missing file
+        ({"a.txt": "0 0.5 0.5 1 1\n"}, S.PARSE_MISSING_FILE),
+        # an empty obj.names
+        ({"obj.names": "", "a.txt": "0 0.5 0.5 1 1\n"}, S.PARSE_EMPTY_FILE),
+        # data.yaml that is not YAML
+        ({"data.yaml": "names: [a, b\n", "a.txt": "0 0.5 0.5 1 1\n"}, S.PARSE_MISSING_FILE),
+        # data.yaml with a Python tag: safe_load refuses it, nothing runs
+        (
+            {
+                "data.yaml": "names: !!python/object/apply:os.system ['true']\n",
+                "a.txt": "0 1 1 1 1",
+            },
+            S.PARSE_MISSING_FILE,
+        ),
+        # data.yaml without names
+        ({"data.yaml": "nc: 3\n", "a.txt": "0 0.5 0.5 1 1\n"}, S.PARSE_MISSING_FILE),
+        # class names that are not UTF-8
+        ({"obj.names": b"caf\xe9\n", "a.txt": "0 0.5 0.5 1 1\n"}, S.PARSE_BAD_ENCODING),
+        # obj.data pointing outside the source
+        ({"obj.names": "a\n", "obj.data": "train = ../../x.txt\n"}, S.PARSE_PATH_ESCAPE),
+    ],
+)
+def test_yolo_source_level_rejects(tmp_path, files, reason):
+    source = Source("src", str(write(tmp_path / "src", files)))
+    with pytest.raises(ParseError) as err:
+        get_reader("yolo").prepare(source)
+    assert err.value.reason == reason
+
+
+def test_yolo_ultralytics_layout_and_segments(tmp_path):
+    root = write(
+        tmp_path / "src",
+        {
+            "data.yaml": "names: {0: cat, 1: dog}\n",
+            "labels/train/a.txt": (
+                "0 0.5 0.5 0.5 0.5\n"
+                "\n"  # a blank line is not a box and does not take an index
+                "1 0.1 0.1 0.9 0.1 0.5 0.9\n"  # YOLO-seg: three points
+                "0 nan inf 0.1 0.1\n"  # non-finite numbers are read as floats
+            ),
+        },
+    )
+    image(root / "images" / "train" / "a.jpg", 100, 50)  # the mirrored images/ folder
+    out = read("yolo", root)
+    assert out.rejects == [] and out.images == 1
+    rows = out.rows
+    assert [r["image_id"] for r in rows] == ["labels/train/a"] * 3
+    assert [r["box_index"] for r in rows] == [0, 1, 2]
+    assert rows[0]["image_uri"].endswith("src/images/train/a.jpg")
+    assert out.xyxy()[0] == (25.0, 12.5, 75.0, 37.5)
+    assert rows[1]["polygon"] == [pytest.approx([10.0, 5.0, 90.0, 5.0, 50.0, 45.0])]
+    assert out.xyxy()[1] == pytest.approx((10.0, 5.0, 90.0, 45.0))
+    x0, y0, _, _ = out.xyxy()[2]
+    assert x0 != x0 and y0 == float("inf")
+
+
+def test_yolo_image_list_with_synthetic_urls(tmp_path):
+    files = {
+        "obj.names": "cat\n",
+        "train.txt": synthetic("a", 200, 100) + "\n" + "data/imgs/b.jpg\n",
+        "labels/a.txt": "0 0.5 0.5 0.1 0.2\n",
+        "labels/b.txt": "0 0.5 0.5 0.1 0.2\n",
+    }
+    root = write(tmp_path / "src", files)
+    image(root / "imgs" / "b.jpg", 10, 10)  # listed as data/imgs/b.jpg (darknet convention)
+    out = read("yolo", root)
+    rows = {r["image_id"]: r for r in out.rows}
+    assert set(rows) == {"labels/a", "labels/b"}  # train.txt is an image list, not labels
+    assert rows["labels/a"]["image_uri"] == synthetic("a", 200, 100)
+    assert (rows["labels/a"]["image_width"], rows["labels/a"]["image_height"]) == (200, 100)
+    assert (rows["labels/a"]["x0"], rows["labels/a"]["y1"]) == pytest.approx((90.0, 60.0))
+    assert rows["labels/b"]["image_uri"].endswith("src/imgs/b.jpg")
+
+
+def test_yolo_box_rejects(tmp_path):
+    lines = [
+        "0 0.5 0.5 0.2 0.2",  # 0: fine
+        "0 0.5 0.5 0.2",  # 1: four values: malformed
+        "0 0.1 0.1 0.2 0.2 0.3",  # 2: six values (neither box nor polygon): malformed
+        "0 0.5 x 0.2 0.2",  # 3: a coordinate that is not a number: malformed
+        "cat 0.5 0.5 0.2 0.2",  # 4: a class that is not an index: malformed
+        "7 0.5 0.5 0.2 0.2",  # 5: class 7 of 2 names: unknown category
+        "-1 0.5 0.5 0.2 0.2",  # 6: a negative class: unknown category
+        "1.0 0.5 0.5 0.2 0.2",  # 7: "1.0" as some exporters write: class 1
+    ]
+    root = write(tmp_path / "src", {"obj.names": "a\nb\n", "x.txt": "\n".join(lines)})
+    image(root / "x.png", 10, 10)
+    out = read("yolo", root)
+    assert {r.box_index: r.reason for r in out.rejects} == {
+        1: S.PARSE_MALFORMED_BOX,
+        2: S.PARSE_MALFORMED_BOX,
+        3: S.PARSE_MALFORMED_BOX,
+        4: S.PARSE_MALFORMED_BOX,
+        5: S.PARSE_UNKNOWN_CATEGORY,
+        6: S.PARSE_UNKNOWN_CATEGORY,
+    }
+    assert [(r["box_index"], r["raw_label"]) for r in out.rows] == [(0, "a"), (7, "b")]
+
+
+def test_yolo_missing_image_and_empty_label_file(tmp_path):
+    files = {
+        "obj.names": "a\n",
+        "x.txt": "0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n",  # no image anywhere: no size
+        "y.txt": "",  # an empty label file: an image without objects, not a reject
+    }
+    out = read("yolo", write(tmp_path / "src", files))
+    assert out.reasons == [S.PARSE_MISSING_IMAGE_SIZE] * 2
+    assert out.images == 2 and out.file_errors == {}
+
+
+def test_yolo_image_list_path_escape(tmp_path):
+    # the image list names an image outside the source for this label file
+    files = {"obj.names": "a\n", "train.txt": "../outside/x.jpg\n", "x.txt": "0 0.5 0.5 1 1\n"}
+    out = read("yolo", write(tmp_path / "src", files))
+    assert out.reasons == [S.PARSE_PATH_ESCAPE]
+
+
+# --- Open Images -----------------------------------------------------------------------------
+def oi_source(root: Path, rows: list[str], **extra: str | bytes) -> Path:
+    files: dict[str, str | bytes] = {
+        # no header line: the header is optional
+        "class-descriptions-boxable.csv": "/m/dog,Dog\n/m/cat,Cat\n",
+        "images.meta": "# id height width\nimg1 100 200\nimg2 50 40\n",
+        "train-annotations-bbox.csv": OI_HEADER + "".join(r + "\n" for r in rows),
+    }
+    files.update(extra)
+    return write(root, files)
+
+
+def test_openimages_columns_box_index_and_attributes(tmp_path):
+    header = "ImageID,LabelName,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsInside\n"
+    rows = [
+        "img1,/m/dog,0.1,0.5,0.2,0.6,1,0,0,-1",  # img1 box 0
+        "img2,/m/cat,0,1,0,1,-1,-1,1,0",  # img2 box 0 (group of -> crowd)
+        "img1,/m/cat, 0.25 ,0.75,nan,inf,0,1,0,0",  # img1 box 1; padded, non-finite
+        "img1,Person,0.5,0.5,0.5,0.5,,,,",  # img1 box 2: a plain name is kept as is
+    ]
+    root = oi_source(tmp_path / "src", [])
+    write(root, {"train-annotations-bbox.csv": header + "\n".join(rows) + "\n"})
+    out = read("openimages", root)
+    assert out.rejects == [] and out.images == 2
+    got = [(r["image_id"], r["box_index"], r["raw_label"]) for r in out.rows]
+    assert got == [
+        ("img1", 0, "Dog"),
+        ("img2", 0, "Cat"),
+        ("img1", 1, "Cat"),
+        ("img1", 2, "Person"),
+    ]
+    first, second, third, _ = out.rows
+    assert (first["image_width"], first["image_height"]) == (200, 100)
+    assert (first["x0"], first["x1"], first["y0"], first["y1"]) == pytest.approx(
+        (20.0, 100.0, 20.0, 60.0)
+    )
+    assert dict(first["attributes"]) == {"occluded": "1", "truncated": "0"}
+    assert second["is_crowd"] is True and dict(second["attributes"]) == {"inside": "0"}
+    assert (third["x0"], third["x1"]) == pytest.approx((50.0, 150.0))
+    assert third["y0"] != third["y0"] and third["y1"] == float("inf")
+
+
+def test_openimages_image_urls_and_header_fallback(tmp_path):
+    ids = "ImageID,Subset,OriginalURL,Rotation\n"
+    ids += f"img3,train,{synthetic('img3', 64, 32)},0\n"  # a synthetic URL carries its size
+    ids += "img4,train,,0\n"  # no URL: the local file images/<subset>/img4.png
+    ids += "img5,train\n"  # a row with too few fields is skipped, the others still count
+    root = oi_source(
+        tmp_path / "src",
+        ["img3,x,/m/dog,1,0,0.5,0,0.5,0", "img4,x,/m/cat,1,0,1,0,1,0"],
+        **{"image_ids_and_rotation.csv": ids},
+    )
+    image(root / "images" / "validation" / "img4.png", 12, 6)
+    rows = {r["image_id"]: r for r in read("openimages", root).rows}
+    assert rows["img3"]["image_uri"] == synthetic("img3", 64, 32)
+    assert (rows["img3"]["image_width"], rows["img3"]["x1"]) == (64, 32.0)
+    assert rows["img4"]["image_uri"].endswith("src/images/validation/img4.png")
+    assert (rows["img4"]["image_width"], rows["img4"]["image_height"]) == (12, 6)
+
+
+def test_openimages_box_rejects(tmp_path):
+    ids = "ImageID,OriginalURL\nesc,../../outside.jpg\nabs,/etc/passwd\n"
+    rows = [
+        "img1,x,/m/dog,1,0.1,0.2,0.1,0.2,0",  # fine
+        "img1,x,/m/unknown,1,0.1,0.2,0.1,0.2,0",  # a /m/ id without a description
+        "img1,x,/m/dog,1,abc,0.2,0.1,0.2,0",  # a coordinate that is not a number
+        "img1,x,/m/dog,1,0.1,,0.1,0.2,0",  # an empty coordinate
+        "nosize,x,/m/dog,1,0.1,0.2,0.1,0.2,0",  # not in images.meta, no image, no URL
+        "esc,x,/m/dog,1,0.1,0.2,0.1,0.2,0",  # its URL leaves the source folder
+        "abs,x,/m/dog,1,0.1,0.2,0.1,0.2,0",  # an absolute path as its URL
+        "img1,x,/m/cat,1,0.1,0.2,0.1,0.2,0",  # fine again: box_index 4 of img1
+        ",x,/m/dog,1,0.1,0.2,0.1,0.2,0",  # an empty ImageID: malformed
+    ]
+    out = read("openimages", oi_source(tmp_path / "src", rows, **{"img_image_ids.csv": ids}))
+    got = sorted((r.image_id, r.box_index, r.reason) for r in out.rejects)
+    assert got == [
+        ("", 0, S.PARSE_MALFORMED_BOX),
+        ("abs", 0, S.PARSE_PATH_ESCAPE),
+        ("esc", 0, S.PARSE_PATH_ESCAPE),
+        ("img1", 1, S.PARSE_UNKNOWN_CATEGORY),
+        ("img1", 2, S.PARSE_MALFORMED_BOX),
+        ("img1", 3, S.PARSE_MALFORMED_BOX),
+        ("nosize", 0, S.PARSE_MISSING_IMAGE_SIZE),
+    ]
+    assert [(r["image_id"], r["box_index"]) for r in out.rows] == [("img1", 0), ("img1", 4)]
+    assert out.images == 5
+
+
+def test_openimages_bad_row_in_the_middle(tmp_path):
+    # a row with the wrong number of fields is one record error (with its line); others go on
+    rows = ["img1,x,/m/dog,1,0,1,0,1,0", "img1,x,/m/dog", "img2,x,/m/cat,1,0,1,0,1,0"]
+    out = read("openimages", oi_source(tmp_path / "src", rows))
+    assert [r["image_id"] for r in out.rows] == ["img1", "img2"]
+    assert [e.reason for e in out.record_errors] == [S.PARSE_INVALID_CSV]
+    assert "line 3" in out.record_errors[0].detail
+
+
+def test_openimages_utf16_and_header_only(tmp_path):
+    root = oi_source(tmp_path / "src", [])
+    data = (OI_HEADER + "img2,x,/m/cat,1,0,1,0,1,0\n").encode("utf-16")
+    write(root, {"a-bbox.csv": data})  # UTF-16 with a BOM is fine
+    out = read("openimages", root)
+    assert [r["raw_label"] for r in out.rows] == ["Cat"]
+    assert out.file_errors == {}  # the header-only box CSV is simply empty
+
+
+def test_openimages_broken_descriptions_reject_the_source(tmp_path):
+    root = oi_source(tmp_path / "src", [], **{"class-descriptions.csv": b"/m/a,\xff\n"})
+    with pytest.raises(ParseError) as err:
+        get_reader("openimages").prepare(Source("src", str(root)))
+    assert err.value.reason == S.PARSE_BAD_ENCODING
+
+
+# --- ODVG ------------------------------------------------------------------------------------
+def jsonl(*records: object) -> str:
+    return "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records)
+
+
+def test_odvg_detection_grounding_and_label_map(tmp_path):
+    detection = {
+        "filename": "a.jpg",
+        "height": 50,
+        "width": 100,
+        "detection": {
+            "instances": [
+                {"bbox": [1, 2, 30, 40], "label": 0, "category": "dog"},  # category wins
+                {"bbox": [5, 5, 1, 1], "label": 1},  # label via label_map.json; inverted kept
+            ]
+        },
+    }
+    grounding = {
+        "filename": synthetic("g", 320, 240),  # no width/height: the URI carries them
+        "grounding": {
+            "caption": "a red ball",
+            "regions": [{"bbox": [10, 10, 20, 20], "phrase": "red ball"}],
+        },
+    }
+    root = write(
+        tmp_path / "src",
+        {"label_map.json": '{"0": "dog", "1": "cat"}', "train.jsonl": jsonl(detection, grounding)},
+    )
+    out = read("odvg", root)
+    assert out.rejects == [] and out.record_errors == [] and out.images == 2
+    got = [(r["image_id"], r["box_index"], r["raw_label"]) for r in out.rows]
+    g = synthetic("g", 320, 240)
+    assert got == [("a.jpg", 0, "dog"), ("a.jpg", 1, "cat"), (g, 0, "red ball")]
+    assert out.xyxy() == [(1.0, 2.0, 30.0, 40.0), (5.0, 5.0, 1.0, 1.0), (10.0, 10.0, 20.0, 20.0)]
+    assert out.rows[0]["image_uri"].endswith("src/a.jpg")
+    assert (out.rows[0]["image_width"], out.rows[0]["image_height"]) == (100, 50)
+    assert (out.rows[2]["image_width"], out.rows[2]["image_height"]) == (320, 240)
+
+
+def test_odvg_bad_line_in_the_middle(tmp_path):
+    good = {"filename": "a.jpg", "height": 10, "width": 10, "detection": {"instances": []}}
+    box = {"bbox": [1, 1, 2, 2], "category": "x"}
+    lines = jsonl(
+        {**good, "detection": {"instances": [box]}},
+        '{"filename": "b.jpg", "detection": ',  # line 2: truncated JSON
+        "",  # line 3: blank, skipped
+        '"just a string"',  # line 4: valid JSON, not a record
+        {**good, "filename": "c.jpg", "detection": {"instances": [box, box]}},
+    )
+    out = read("odvg", write(tmp_path / "src", {"a.jsonl": lines}))
+    assert [(e.reason, e.detail.split(":")[0]) for e in out.record_errors] == [
+        (S.PARSE_INVALID_JSON, "a.jsonl line 2"),
+        (S.PARSE_INVALID_JSON, "a.jsonl line 4"),
+    ]
+    assert [(r["image_id"], r["box_index"]) for r in out.rows] == [
+        ("a.jpg", 0),
+        ("c.jpg", 0),
+        ("c.jpg", 1),
+    ]
+    assert out.images == 2
+
+
+def test_odvg_same_image_on_two_lines_continues_box_index(tmp_path):
+    rec = {"filename": "a.jpg", "height": 5, "width": 5}
+    rec["detection"] = {"instances": [{"bbox": [0, 0, 1, 1], "category": "x"}]}
+    out = read("odvg", write(tmp_path / "src", {"a.jsonl": jsonl(rec, rec)}))
+    assert [r["box_index"] for r in out.rows] == [0, 1] and out.images == 1
+
+
+def test_odvg_box_rejects_and_nonfinite(tmp_path):
+    instances = [
+        {"bbox": [0, 0, 1, 1], "category": "ok"},  # 0
+        {"bbox": [0, 0, 1], "category": "x"},  # 1: three values: malformed
+        {"bbox": [0, "a", 1, 1], "category": "x"},  # 2: not a number: malformed
+        {"category": "x"},  # 3: no bbox: malformed
+        {"bbox": [0, 0, 1, 1], "label": 9},  # 4: label 9 not in label_map: unknown category
+        {"bbox": [0, 0, 1, 1]},  # 5: neither category nor label: malformed
+        "not an object",  # 6: malformed
+        {"bbox": ["nan", "inf", 1, 1], "category": "strings"},  # 7: "nan"/"inf" are floats
+    ]
+    line = json.dumps(
+        {"filename": "a.jpg", "width": 4, "height": 4, "detection": {"instances": instances}}
+    )
+    line2 = '{"filename": "b.jpg", "width": 4, "height": 4, "detection": {"instances": '
+    line2 += '[{"bbox": [NaN, Infinity, -Infinity, 1], "category": "tokens"}]}}'  # JSON NaN tokens
+    out = read("odvg", write(tmp_path / "src", {"a.jsonl": line + "\n" + line2 + "\n"}))
+    assert {r.box_index: r.reason for r in out.rejects} == {
+        1: S.PARSE_MALFORMED_BOX,
+        2: S.PARSE_MALFORMED_BOX,
+        3: S.PARSE_MALFORMED_BOX,
+        4: S.PARSE_UNKNOWN_CATEGORY,
+        5: S.PARSE_MALFORMED_BOX,
+        6: S.PARSE_MALFORMED_BOX,
+    }
+    rows = {r["raw_label"]: r for r in out.rows}
+    assert set(rows) == {"ok", "strings", "tokens"}
+    assert rows["strings"]["x0"] != rows["strings"]["x0"] and rows["strings"]["y0"] == float("inf")
+    assert rows["tokens"]["x1"] == float("-inf")
+
+
+def test_odvg_missing_size_and_path_escape(tmp_path):
+    box = {"bbox": [0, 0, 1, 1], "category": "x"}
+    records = jsonl(
+        {"filename": "missing.jpg", "detection": {"instances": [box, box]}},  # no size, no image
+        {"filename": "../../etc/passwd", "detection": {"instances": [box]}},  # leaves the root
+        {"filename": "/abs.jpg", "grounding": {"regions": []}},  # refused, no boxes: record error
+    )
+    out = read("odvg", write(tmp_path / "src", {"a.jsonl": records}))
+    assert out.reasons == [S.PARSE_MISSING_IMAGE_SIZE] * 2 + [S.PARSE_PATH_ESCAPE]
+    assert [e.reason for e in out.record_errors] == [S.PARSE_PATH_ESCAPE]
+
+
+def test_odvg_broken_label_map_rejects_the_source(tmp_path):
+    root = write(tmp_path / "src", {"label_map.json": "{1: ", "a.jsonl": "{}\n"})
+    with pytest.raises(ParseError) as err:
+        get_reader("odvg").prepare(Source("src", str(root)))
+    assert err.value.reason == S.PARSE_INVALID_JSON
+
+
+# --- LabelMe ---------------------------------------------------------------------------------
+def labelme(shapes: list, **fields: object) -> str:
+    return json.dumps({"version": "5.2.1", "flags": {}, "shapes": shapes, **fields})
+
+
+def shape(kind: str | None, points: list, label: object = "dog", **extra: object) -> dict:
+    out = {"label": label, "points": points, "group_id": None, "flags": {}, **extra}
+    if kind is not None:
+        out["shape_type"] = kind
+    return out
+
+
+def test_labelme_shapes(tmp_path):
+    shapes = [
+        shape("rectangle", [[30, 40], [10, 20]]),  # corners in any order: min/max
+        shape("point", [[1, 1]]),  # not a box, not counted
+        shape("polygon", [[0, 0], [10, 0], [5, 8]], label="tri"),  # bbox + polygon kept
+        shape("line", [[0, 0], [3, 3]]),  # not a box
+        shape("circle", [[50, 50], [53, 54]], label="ball"),  # centre and rim: radius 5
+        shape(None, [[1, 2], [3, 4], [2, 9]], label="default"),  # no shape_type: polygon
+        shape("linestrip", [[0, 0], [1, 1], [2, 2]]),  # not a box
+        shape(
+            "rectangle",
+            [[1, 1], [2, 2]],
+            flags={"occluded": True, "truncated": False},
+            attributes={"color": "red", "count": 3},
+            group_id=7,
+        ),
+    ]
+    root = write(
+        tmp_path / "src",
+        {"ann/x.json": labelme(shapes, imagePath="x.jpg", imageWidth=100, imageHeight=80)},
+    )
+    out = read("labelme", root)
+    assert out.rejects == [] and out.images == 1
+    rows = out.rows
+    assert [r["box_index"] for r in rows] == [0, 1, 2, 3, 4]
+    assert [r["image_id"] for r in rows] == ["ann/x"] * 5
+    assert rows[0]["image_uri"].endswith("src/ann/x.jpg")  # imagePath from the JSON's folder
+    assert out.xyxy()[:3] == [
+        (10.0, 20.0, 30.0, 40.0),
+        (0.0, 0.0, 10.0, 8.0),
+        (45.0, 45.0, 55.0, 55.0),
+    ]
+    assert rows[1]["polygon"] == [[0.0, 0.0, 10.0, 0.0, 5.0, 8.0]]
+    assert rows[0]["polygon"] is None and rows[2]["polygon"] is None
+    assert (rows[3]["raw_label"], out.xyxy()[3]) == ("default", (1.0, 2.0, 3.0, 9.0))
+    assert dict(rows[4]["attributes"]) == {
+        "flag:occluded": "true",
+        "color": "red",
+        "count": "3",
+        "group_id": "7",
+    }
+    assert (rows[0]["image_width"], rows[0]["image_height"]) == (100, 80)
+
+
+def test_labelme_size_from_image_and_synthetic(tmp_path):
+    root = tmp_path / "src"
+    image(root / "images" / "a.png", 33, 22)
+    write(
+        root,
+        {
+            # no imageWidth/imageHeight: the header of ../images/a.png (inside the root)
+            "ann/a.json": labelme(
+                [shape("rectangle", [[0, 0], [1, 1]])], imagePath="..\\images\\a.png"
+            ),
+            "b.json": labelme(
+                [shape("rectangle", [[0, 0], [1, 1]])], imagePath=synthetic("b", 7, 9)
+            ),
+        },
+    )
+    rows = {r["image_id"]: r for r in read("labelme", root).rows}
+    assert (rows["ann/a"]["image_width"], rows["ann/a"]["image_height"]) == (33, 22)
+    assert rows["ann/a"]["image_uri"].endswith("src/images/a.png")
+    assert (rows["b"]["image_width"], rows["b"]["image_height"]) == (7, 9)
+
+
+def test_labelme_box_rejects(tmp_path):
+    shapes = [
+        shape("rectangle", [[0, 0], [1, 1]]),  # 0: fine
+        shape("rectangle", [[0, 0], [1, 1], [2, 2]]),  # 1: three corners: malformed
+        shape("polygon", [[0, "a"], [1, 1], [2, 2]]),  # 2: not a number: malformed
+        shape("polygon", []),  # 3: no points: malformed
+        shape("ellipse", [[0, 0], [1, 1]]),  # 4: a shape type we do not know: malformed
+        shape("rectangle", [[0, 0], [1, 1]], label=None),  # 5: no label: malformed
+        "not a shape",  # 6: malformed
+        shape("circle", [[0, 0]]),  # 7: a circle without a rim point: malformed
+        shape("polygon", [["nan", 1], [2, "inf"], [3, 3]]),  # 8: non-finite: read as floats
+    ]
+    root = write(tmp_path / "src", {"a.json": labelme(shapes, imageWidth=5, imageHeight=5)})
+    out = read("labelme", root)
+    assert {r.box_index: r.reason for r in out.rejects} == {
+        i: S.PARSE_MALFORMED_BOX for i in (1, 2, 3, 4, 5, 6, 7)
+    }
+    assert [r["box_index"] for r in out.rows] == [0, 8]
+    x0, _, _, y1 = out.xyxy()[1]
+    assert x0 != x0 and y1 == float("inf")  # NaN propagates through min, never dropped
+
+
+def test_labelme_missing_size_and_path_escape(tmp_path):
+    rect = shape("rectangle", [[0, 0], [1, 1]])
+    files = {
+        "nosize.json": labelme([rect, rect], imagePath="missing.jpg"),  # no size, no image
+        "escape.json": labelme([rect], imagePath="../outside.jpg", imageWidth=4, imageHeight=4),
+        "escape2.json": labelme([], imagePath="/etc/passwd"),  # no boxes: a record error
+        "other.json": json.dumps({"categories": ["dog"]}),  # not LabelMe: ignored, not counted
+    }
+    out = read("labelme", write(tmp_path / "src", files))
+    assert out.reasons == [S.PARSE_MISSING_IMAGE_SIZE] * 2 + [S.PARSE_PATH_ESCAPE]
+    assert [e.reason for e in out.record_errors] == [S.PARSE_PATH_ESCAPE]
+    assert out.images == 2 and out.file_errors == {}
+
+
+# --- registry and detection ------------------------------------------------------------------
+def test_registry():
+    assert set(READERS) == set(S.FORMATS)
+    assert all(READERS[name].name == name for name in READERS)
+    assert DETECT_ORDER == ("coco", "labelme", "odvg", "voc", "openimages", "yolo")
+    assert get_reader("voc") is READERS["voc"]
+    with pytest.raises(ValueError, match="known formats: coco, voc, yolo"):
+        get_reader("pascal")
+    with pytest.raises(ValueError, match="detect_format"):
+        get_reader("auto")
+
+
+DETECT_CASES = {
+    "voc": {"Annotations/a.xml": voc_file(voc_object())},
+    "yolo": {"obj.names": "a\n", "obj_train_data/1.txt": "0 0.5 0.5 1 1\n"},
+    "openimages": {"a.csv": OI_HEADER},
+    "odvg": {"a.jsonl": jsonl({"filename": "a.jpg", "detection": {"instances": []}})},
+    "labelme": {"a.json": labelme([shape("rectangle", [[0, 0], [1, 1]])], imagePath="a.jpg")},
+    # files that belong to no format: a text file, JSON/XML/CSV of something else, binary
+    None: {
+        "notes.txt": "hello\n",
+        "config.json": '{"shapes_count": 3}',
+        "page.xml": "<html><body/></html>",
+        "cvat.xml": "<annotations><image/></annotations>",
+        "table.csv": "a,b\n1,2\n",
+        "log.jsonl": '{"event": "start"}\n',
+        "blob.bin": b"\x00\xff\x10",
+    },
+}
+
+
+@pytest.mark.parametrize("expected", list(DETECT_CASES), ids=str)
+def test_detect_format(tmp_path, expected):
+    root = write(tmp_path / "src", DETECT_CASES[expected])
+    assert detect_format(Source("src", str(root))) == expected
+
+
+def test_detect_format_empty_folder(tmp_path):
+    (tmp_path / "src").mkdir()
+    assert detect_format(Source("src", str(tmp_path / "src"))) is None
+
+
+# --- hostile bytes never escape as anything but ParseError -----------------------------------
+TEMPLATES = {
+    ("voc", "a.xml"): voc_file(voc_object("dog", (1, 2, 3, 4)), filename=synthetic("a", 9, 9)),
+    ("yolo", "a.txt"): "0 0.5 0.5 0.2 0.2\n1 0.1 0.1 0.9 0.1 0.5 0.9\n",
+    ("openimages", "a-bbox.csv"): OI_HEADER + "img1,x,/m/dog,1,0.1,0.5,0.2,0.6,1\n",
+    ("odvg", "a.jsonl"): jsonl(
+        {"filename": synthetic("a", 9, 9), "detection": {"instances": [{"bbox": [1, 2, 3, 4]}]}},
+        {"filename": "b.jpg", "grounding": {"regions": [{"bbox": [1, 2, 3, 4], "phrase": "x"}]}},
+    ),
+    ("labelme", "a.json"): labelme(
+        [shape("polygon", [[0, 0], [4, 0], [2, 3]]), shape("circle", [[1, 1], [2, 2]])],
+        imagePath=synthetic("a", 9, 9),
+    ),
+}
+
+
+@st.composite
+def mutated(draw, template: str) -> bytes:
+    """A valid file cut short, with a few bytes overwritten: the usual hostile input."""
+    data = bytearray(template.encode())
+    data = data[: draw(st.integers(0, len(data)))]
+    for _ in range(draw(st.integers(0, 4))):
+        if data:
+            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("fmt, rel", list(TEMPLATES), ids=lambda v: str(v))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_mutated_files_only_raise_parse_errors(tmp_path, fmt, rel, data):
+    payload = data.draw(mutated(TEMPLATES[(fmt, rel)]))
+    root = write(tmp_path / "fuzz", {rel: payload, "obj.names": "dog\ncat\n"})
+    source = Source("src", str(root))
+    reader = get_reader(fmt)
+    context = reader.prepare(source)
+    try:
+        result = reader.read_file(source, context, str(root / rel))
+    except ParseError as exc:
+        assert exc.reason in S.PARSE_REASONS
+    else:
+        check_result(result)
