@@ -181,9 +181,9 @@ def main(argv: list[str] | None = None) -> dict:
     figures = {
         "boxes": args.boxes,
         "file_mb": round(path.stat().st_size / 2**20, 1),
-        "vprim_seconds": round(vprim["seconds"], 2),
+        "vprim_seconds": round(vprim["seconds"], 4),
         "vprim_peak_rss_mb": round(vprim["peak_rss_mb"]),
-        "pycocotools_seconds": round(coco["seconds"], 2),
+        "pycocotools_seconds": round(coco["seconds"], 4),
         "pycocotools_peak_rss_mb": round(coco["peak_rss_mb"]),
         "speedup": round(coco["seconds"] / vprim["seconds"], 2),
         "memory_ratio": round(vprim["peak_rss_mb"] / coco["peak_rss_mb"], 3),

@@ -3,7 +3,6 @@
 Wiring, config and metadata only; the work is in ``catalog.py`` and ``ingest.py``.
 """
 
-
 import time
 from collections import Counter
 
