@@ -1,6 +1,5 @@
 """The nightly re-curation."""
 
-
 import dagster as dg
 
 from dagster_project.jobs import rebuild_dataset

@@ -1,6 +1,5 @@
 """Notice new or changed sources and re-ingest only the shards they fall in."""
 
-
 import json
 
 import dagster as dg
