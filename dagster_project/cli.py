@@ -117,9 +117,8 @@ def _summary(root: str) -> str:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from assets.sources.synthetic import generate_corpus
-
     from assets.sources.catalog import synthetic_dir
+    from assets.sources.synthetic import generate_corpus
     from dagster_project.profiles import current
 
     profile = current(_env(args))
