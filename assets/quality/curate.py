@@ -1,0 +1,298 @@
+"""Curate one shard: step I (label meaning), then step II (geometry), then source decisions.
+
+Every raw box ends in exactly one place: ``clean_instances`` (the raw row, clipped where the
+geometry allowed, plus ``canonical_label``) or one ledger row with its stage and reason:
+
+1. ``label``: its label was rejected by the label map (``label_*``);
+2. ``source``: its source failed step I (``source_label_quality``: most of its boxes carry
+   rejected labels) — every box of the source not already rejected by its label;
+3. ``geometry``: its box failed a geometric check (``geometry.PRECEDENCE``);
+4. ``source``: its source failed step II (``source_oversized_everywhere``,
+   ``source_missing_annotations``, ``source_too_few_boxes``) — its remaining boxes.
+
+Sources live wholly inside one shard, so every decision here is local to the shard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from assets.quality import geometry as G
+from assets.sources import schema as S
+from assets.sources.ingest import RAW_DIR, SOURCE_STATS_DIR, shard_file
+from assets.storage import Storage
+
+CLEAN_DIR = "clean_instances"
+SELECTION_DIR = "source_selection"
+STAGE_DIRS = {stage: f"rejects/stage={stage}" for stage in ("label", "geometry", "source")}
+
+CLEAN_SCHEMA = pa.schema(
+    [*S.RAW_INSTANCES_SCHEMA, pa.field("canonical_label", pa.string(), nullable=False)],
+    metadata={"vprim.schema": "clean_instances", "vprim.schema_version": S.RAW_SCHEMA_VERSION},
+)
+
+SELECTION_SCHEMA = pa.schema(
+    [
+        pa.field("source_id", pa.string(), nullable=False),
+        pa.field("decision", pa.string(), nullable=False),  # keep | drop
+        pa.field("stage", pa.string()),  # label | geometry, null when kept
+        pa.field("reason", pa.string()),
+        pa.field("detail", pa.string()),
+        pa.field("raw_boxes", pa.int64(), nullable=False),
+        pa.field("label_rejected", pa.int64(), nullable=False),
+        pa.field("bad_label_fraction", pa.float64()),
+        pa.field("geometry_rejected", pa.int64(), nullable=False),
+        pa.field("clean_boxes", pa.int64(), nullable=False),
+        pa.field("images", pa.int64(), nullable=False),
+        pa.field("miss_rate_estimate", pa.float64()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class SourceLabelConfig:
+    """Step I's source decision.
+
+    Args:
+        max_bad_label_fraction: a source whose share of boxes with rejected labels is *above*
+            this is dropped as ``source_label_quality``. 0.5: "mostly rejected" (issue text);
+            the report dropped 56% of sources at this step.
+    """
+
+    max_bad_label_fraction: float = 0.5
+
+
+def curate_shard(
+    storage: Storage,
+    shard_key: str,
+    label_map: pa.Table,
+    geometry: G.GeometryConfig | None = None,
+    source_labels: SourceLabelConfig | None = None,
+    seed: int = 0,
+) -> dict:
+    """Curate one shard and write its files atomically; returns counts for metadata.
+
+    Args:
+        label_map: ``raw_label``, ``canonical_label``, ``decision`` (keep | reject), ``reason``.
+    """
+    geometry = geometry or G.GeometryConfig()
+    source_labels = source_labels or SourceLabelConfig()
+    raw = storage.read_parquet(shard_file(RAW_DIR, shard_key))
+    stats = storage.read_parquet(shard_file(SOURCE_STATS_DIR, shard_key))
+    n = raw.num_rows
+
+    # --- step I: labels ------------------------------------------------------------------
+    lm = label_map.select(["raw_label", "canonical_label", "decision", "reason"])
+    idx = pc.fill_null(pc.index_in(raw["raw_label"], value_set=lm["raw_label"]), -1).to_numpy()
+    known = idx >= 0
+    pos = np.where(known, idx, 0)
+    canonical = lm["canonical_label"].to_numpy(zero_copy_only=False)[pos]
+    label_reason = lm["reason"].to_numpy(zero_copy_only=False)[pos].astype(object)
+    label_bad = lm["decision"].to_numpy(zero_copy_only=False)[pos] == "reject"
+    # a label the map has never seen cannot be trusted: label_unmapped
+    label_reason[~known] = "label_unmapped"
+    label_bad = label_bad | ~known
+    label_reason[~label_bad] = None
+
+    sources = raw["source_id"].to_numpy(zero_copy_only=False)
+    frame = pl.DataFrame({"source_id": sources, "bad": label_bad})
+    per_source = frame.group_by("source_id").agg(
+        pl.len().alias("raw_boxes"), pl.col("bad").sum().alias("label_rejected")
+    )
+    per_source = per_source.with_columns(
+        (pl.col("label_rejected") / pl.col("raw_boxes")).alias("bad_label_fraction")
+    )
+    dropped_by_labels = set(
+        per_source.filter(pl.col("bad_label_fraction") > source_labels.max_bad_label_fraction)[
+            "source_id"
+        ].to_list()
+    )
+    in_label_dropped = np.isin(sources, np.array(sorted(dropped_by_labels), dtype=object))
+
+    # --- step II: geometry on the boxes that survived step I -------------------------------
+    survivors = ~label_bad & ~in_label_dropped
+    checked_table = raw.append_column("canonical_label", pa.array(canonical, pa.string()))
+    geo = G.check_boxes(checked_table.filter(pa.array(survivors)), geometry, "canonical_label")
+    geo_reason = np.full(n, None, dtype=object)
+    geo_reason[survivors] = geo["reason"].to_numpy(zero_copy_only=False)
+    flags = np.zeros(n, dtype=np.uint16)
+    flags[survivors] = geo["flags"].to_numpy()
+    boxes_for_sources = pa.table(
+        {
+            "source_id": pa.array(sources[survivors], pa.string()),
+            "image_id": raw["image_id"].filter(pa.array(survivors)),
+            "flags": pa.array(flags[survivors]),
+            "reason": pa.array(geo_reason[survivors], pa.string()),
+        }
+    )
+    kept_stats = stats.filter(
+        pc.invert(pc.is_in(stats["source_id"], pa.array(sorted(dropped_by_labels), pa.string())))
+    )
+    decisions = G.source_decisions(boxes_for_sources, kept_stats, geometry, seed=seed)
+    geo_dropped = {
+        r["source_id"]: r["reason"] for r in decisions.to_pylist() if r["decision"] == "drop"
+    }
+
+    # --- one fate per box ------------------------------------------------------------------
+    stage = np.full(n, None, dtype=object)
+    reason = np.full(n, None, dtype=object)
+    stage[label_bad], reason[label_bad] = "label", label_reason[label_bad]
+    m = in_label_dropped & ~label_bad
+    stage[m], reason[m] = "source", "source_label_quality"
+    m = survivors & (geo_reason != None)  # noqa: E711 (object array)
+    stage[m], reason[m] = "geometry", geo_reason[m]
+    if geo_dropped:
+        src_reason = np.array([geo_dropped.get(s) for s in sources], dtype=object)
+        m = survivors & (geo_reason == None) & (src_reason != None)  # noqa: E711
+        stage[m], reason[m] = "source", src_reason[m]
+    clean = stage == None  # noqa: E711
+
+    counts = _write_shard(storage, shard_key, raw, canonical, geo, survivors, clean, stage, reason)
+    selection = _selection(per_source, dropped_by_labels, decisions, stats, clean, sources)
+    storage.write_parquet(selection, shard_file(SELECTION_DIR, shard_key))
+    counts["sources"] = selection.num_rows
+    counts["sources_kept"] = int(pc.sum(pc.equal(selection["decision"], "keep")).as_py() or 0)
+    counts["sources_after_labels"] = selection.num_rows - len(dropped_by_labels)
+    return counts
+
+
+def _write_shard(storage, shard_key, raw, canonical, geo, survivors, clean, stage, reason) -> dict:
+    """Write clean_instances and the label/geometry/source ledger rows of the shard."""
+    n = raw.num_rows
+    # clipped coordinates come from the geometry step (rows that reached it)
+    coords = {
+        c: raw[c].to_numpy(zero_copy_only=False).astype(np.float64)
+        for c in ("x0", "y0", "x1", "y1")
+    }
+    for c in coords:
+        coords[c][survivors] = geo[c].to_numpy(zero_copy_only=False)
+    clean_mask = pa.array(clean)
+    table = raw
+    for c, values in coords.items():
+        table = table.set_column(table.schema.get_field_index(c), c, pa.array(values))
+    table = table.append_column("canonical_label", pa.array(canonical, pa.string()))
+    clean_table = table.filter(clean_mask).cast(CLEAN_SCHEMA)
+    storage.write_parquet(clean_table, shard_file(CLEAN_DIR, shard_key))
+    detail = np.full(n, "", dtype=object)
+    geo_detail = geo["detail"].to_numpy(zero_copy_only=False)
+    detail[survivors] = np.where(geo_detail == None, "", geo_detail)  # noqa: E711
+    by_reason: dict[str, int] = {}
+    for st, directory in STAGE_DIRS.items():
+        m = stage == st
+        rows = pa.table(
+            {
+                "instance_id": raw["instance_id"].filter(pa.array(m)),
+                "source_id": raw["source_id"].filter(pa.array(m)),
+                "uri": raw["image_uri"].filter(pa.array(m)),
+                "stage": pa.array(np.full(int(m.sum()), st, dtype=object), pa.string()),
+                "reason": pa.array(reason[m], pa.string()),
+                "detail": pa.array(_details(st, reason[m], detail[m]), pa.string()),
+            },
+            schema=S.REJECTS_SCHEMA,
+        )
+        storage.write_parquet(rows, shard_file(directory, shard_key))
+        for r, k in zip(*np.unique(reason[m].astype(str), return_counts=True)):
+            by_reason[str(r)] = int(k)
+    return {
+        "raw": n,
+        "clean": clean_table.num_rows,
+        "after_labels": int(np.sum(survivors)),
+        "rejects_by_reason": by_reason,
+    }
+
+
+def _details(stage: str, reasons: np.ndarray, geo_detail: np.ndarray) -> list[str]:
+    if stage == "geometry":
+        return [f"flags: {d}" for d in geo_detail]
+    if stage == "label":
+        return ["label rejected by label_map"] * len(reasons)
+    return ["source dropped; see source_selection"] * len(reasons)
+
+
+def _selection(per_source, dropped_by_labels, decisions, stats, clean, sources) -> pa.Table:
+    clean_counts = (
+        pl.DataFrame({"source_id": sources, "clean": clean})
+        .group_by("source_id")
+        .agg(pl.col("clean").sum().alias("clean_boxes"))
+    )
+    d = pl.from_arrow(decisions).select(
+        "source_id",
+        pl.col("reason").alias("geo_reason"),
+        pl.col("detail").alias("geo_detail"),
+        "miss_rate_estimate",
+        pl.col("boxes").alias("geo_boxes"),
+        pl.col("clean_boxes").alias("geo_clean"),
+    )
+    s = pl.from_arrow(stats.select(["source_id", "images"]))
+    out = (
+        s.join(per_source, on="source_id", how="full", coalesce=True)
+        .join(d, on="source_id", how="left")
+        .join(clean_counts, on="source_id", how="left")
+        .with_columns(
+            pl.col("raw_boxes", "label_rejected", "clean_boxes", "images").fill_null(0),
+            pl.col("source_id").is_in(sorted(dropped_by_labels)).alias("label_drop"),
+        )
+        .with_columns(
+            (pl.col("geo_boxes").fill_null(0) - pl.col("geo_clean").fill_null(0)).alias(
+                "geometry_rejected"
+            )
+        )
+    )
+    out = out.with_columns(
+        pl.when(pl.col("label_drop"))
+        .then(pl.lit("source_label_quality"))
+        .otherwise(pl.col("geo_reason"))
+        .alias("reason"),
+        pl.when(pl.col("label_drop"))
+        .then(pl.lit("label"))
+        .when(pl.col("geo_reason").is_not_null())
+        .then(pl.lit("geometry"))
+        .otherwise(None)
+        .alias("stage"),
+        pl.when(pl.col("label_drop"))
+        .then(
+            pl.format(
+                "{} of {} boxes carry rejected labels",
+                pl.col("label_rejected"),
+                pl.col("raw_boxes"),
+            )
+        )
+        .otherwise(pl.col("geo_detail"))
+        .alias("detail"),
+    ).with_columns(
+        pl.when(pl.col("reason").is_null())
+        .then(pl.lit("keep"))
+        .otherwise(pl.lit("drop"))
+        .alias("decision")
+    )
+    out = out.sort("source_id").select([f.name for f in SELECTION_SCHEMA])
+    return out.to_arrow().cast(SELECTION_SCHEMA)
+
+
+def accounting(storage: Storage, shard_keys: list[str]) -> list[dict]:
+    """Per shard: raw rows == clean rows + box rows of the label/geometry/source ledger."""
+
+    def rows(directory: str, key: str) -> int:
+        with storage.fs.open(storage.path(shard_file(directory, key)), "rb") as f:
+            return pq.ParquetFile(f).metadata.num_rows
+
+    out = []
+    for key in shard_keys:
+        raw, clean = rows(RAW_DIR, key), rows(CLEAN_DIR, key)
+        rejected = sum(rows(d, key) for d in STAGE_DIRS.values())
+        out.append(
+            {
+                "shard": key,
+                "raw": raw,
+                "clean": clean,
+                "rejected": rejected,
+                "ok": raw == clean + rejected,
+            }
+        )
+    return out
