@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.quality.defs import quality_assets
 from assets.sources.defs import sources_assets
 from dagster_project.jobs import ingest_shards, rebuild_dataset
 from dagster_project.profiles import current
 from dagster_project.schedules import nightly_recuration
 from dagster_project.sensors import catalog_change_sensor
-from resources import DuckDBResource, StorageResource
+from resources import DuckDBResource, LabelEmbedderResource, StorageResource
 
 _profile = current()
 
 defs = dg.Definitions(
-    assets=[*sources_assets],
+    assets=[*sources_assets, *quality_assets],
     jobs=[rebuild_dataset, ingest_shards],
     schedules=[nightly_recuration],
     sensors=[catalog_change_sensor],
     resources={
         "storage": StorageResource(root=_profile.root),
         "duckdb": DuckDBResource(root=_profile.root, memory_limit=_profile.duckdb_memory),
+        "embedder": LabelEmbedderResource(),
     },
 )

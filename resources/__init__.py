@@ -1,6 +1,7 @@
 """Dagster resources: thin ConfigurableResource wrappers over plain helpers in ``assets``."""
 
 from resources.duckdb import DuckDBResource
+from resources.embedder import LabelEmbedderResource
 from resources.storage import StorageResource
 
-__all__ = ["DuckDBResource", "StorageResource"]
+__all__ = ["DuckDBResource", "LabelEmbedderResource", "StorageResource"]

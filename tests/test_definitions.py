@@ -23,6 +23,20 @@ def test_asset_graph_snapshot():
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert ("raw_instances", "every_box_accounted_for") in checks
     assert raw.backfill_policy == dg.BackfillPolicy.multi_run(8)
+    quality = {
+        "label_vocabulary",
+        "label_embeddings",
+        "label_map",
+        "clean_instances",
+        "quality_rejects",
+        "source_selection",
+        "curation_funnel",
+    }
+    assert quality <= keys
+    clean = graph.get(dg.AssetKey("clean_instances"))
+    assert {d.to_user_string() for d in clean.parent_keys} == {"raw_instances", "label_map"}
+    assert clean.partitions_def == raw.partitions_def
+    assert ("clean_instances", "raw_equals_clean_plus_rejected") in checks
 
 
 def test_jobs_schedules_sensors():

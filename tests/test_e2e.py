@@ -159,3 +159,41 @@ def test_ui_shows_every_asset_materialised(rebuilt):
         labels = {e["label"] for e in node["assetMaterializations"][0]["metadataEntries"]}
         assert "dagster/row_count" in labels, name
     assert nodes["raw_instances"]["partitionStats"]["numMaterialized"] == 4
+
+
+@pytest.mark.e2e
+def test_quality_stage_accounts_for_every_box_and_finds_what_was_planted(rebuilt):
+    import json
+
+    base, _ = rebuilt
+    root = base / "data"
+    instance = dg.DagsterInstance.from_config(str(base / "home"))
+    try:
+        key = dg.AssetCheckKey(dg.AssetKey("clean_instances"), "raw_equals_clean_plus_rejected")
+        records = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
+        assert records and records[0].status.value == "SUCCEEDED"
+        funnel = instance.get_latest_materialization_event(dg.AssetKey("curation_funnel"))
+        meta = funnel.asset_materialization.metadata
+        assert meta["sources_raw"].value > meta["sources_after_labels"].value
+        assert meta["sources_after_labels"].value > meta["sources_after_geometry"].value > 0
+    finally:
+        instance.dispose()
+    raw = pl.read_parquet(root / "raw_instances" / "*.parquet")
+    clean = pl.read_parquet(root / "clean_instances" / "*.parquet")
+    ledger = pl.concat(
+        [
+            pl.read_parquet(root / "rejects" / f"stage={s}" / "*.parquet")
+            for s in ("label", "geometry", "source")
+        ]
+    )
+    assert raw.height == clean.height + ledger.height
+    assert clean.join(ledger, on="instance_id", how="semi").is_empty()  # one fate per box
+    assert clean["canonical_label"].null_count() == 0
+    scores = json.loads((root / "quality" / "quality_vs_planted.json").read_text())
+    by_reason = {r["reason"]: r for r in scores}
+    for reason in S.BOX_REASONS:
+        if reason in by_reason and by_reason[reason]["planted"]:
+            assert by_reason[reason]["precision"] >= 0.98, by_reason[reason]
+            assert by_reason[reason]["recall"] >= 0.98, by_reason[reason]
+    for reason in ("label_gibberish", "label_vague", "label_private"):
+        assert by_reason[reason]["precision"] >= 0.95 and by_reason[reason]["recall"] >= 0.85

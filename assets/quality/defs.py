@@ -1,0 +1,312 @@
+"""Dagster definitions of the quality stage (step I labels, step II geometry, sources).
+
+Wiring, config and metadata only; the work is in ``labels.py``, ``embedder.py``,
+``geometry.py`` and ``curate.py``.
+"""
+
+import time
+from collections import Counter
+
+import dagster as dg
+import polars as pl
+import pyarrow as pa
+
+from assets.quality import curate
+from assets.quality import geometry as G
+from assets.quality.embedder import EmbeddingCache, embed_cached
+from assets.quality.labels import LabelConfig, decide_labels, normalise
+from assets.reporting import counts_table, md_table, table_preview
+from assets.sources import catalog as cat
+from assets.sources import schema as S
+from assets.sql import load
+from dagster_project.partitions import shard_partitions
+from resources import DuckDBResource, LabelEmbedderResource, StorageResource
+
+VOCABULARY_PATH = "quality/label_vocabulary.parquet"
+EMBEDDING_CACHE_PATH = "quality/label_embeddings.parquet"
+LABEL_MAP_PATH = "quality/label_map.parquet"
+
+
+class QualityConfig(dg.Config):
+    """Thresholds of the quality stage; defaults are the report's values where it gives them."""
+
+    max_bad_label_fraction: float = 0.5
+    oversized_area_frac: float = 0.90
+    duplicate_iou: float = 0.9
+    sample_images: int = 3
+    missing_annotation_rate: float = 0.5
+    min_clean_boxes: int = 3
+    seed: int = 0
+
+    def geometry(self) -> G.GeometryConfig:
+        return G.GeometryConfig(
+            oversized_area_frac=self.oversized_area_frac,
+            duplicate_iou=self.duplicate_iou,
+            sample_images=self.sample_images,
+            missing_annotation_rate=self.missing_annotation_rate,
+            min_clean_boxes=self.min_clean_boxes,
+        )
+
+
+@dg.asset(
+    group_name="quality",
+    kinds={"duckdb", "parquet"},
+    deps=["raw_instances"],
+    description="Every distinct raw label with its counts (boxes, images, sources), via DuckDB.",
+)
+def label_vocabulary(storage: StorageResource, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    store = storage.get()
+    con = duckdb.connect()
+    table = con.execute(load("label_vocabulary")).to_arrow_table()
+    normalised = [normalise(label) for label in table["raw_label"].to_pylist()]
+    table = table.append_column("normalised", pa.array(normalised, pa.string()))
+    store.write_parquet(table, VOCABULARY_PATH)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": table.num_rows,
+            "distinct_normalised": len(set(normalised)),
+            "top_labels": dg.MetadataValue.md(table_preview(table, 20)),
+        }
+    )
+
+
+@dg.asset(
+    group_name="quality",
+    kinds={"torch", "parquet"},
+    deps=[label_vocabulary],
+    description="Sentence embeddings of each distinct normalised label, cached by (model, text).",
+    tags={"vprim/compute": "gpu-optional"},
+)
+def label_embeddings(storage: StorageResource, embedder: LabelEmbedderResource):
+    store = storage.get()
+    texts = sorted(set(store.read_parquet(VOCABULARY_PATH)["normalised"].to_pylist()))
+    model = embedder.get()
+    started = time.perf_counter()
+    cache = EmbeddingCache(store.path(EMBEDDING_CACHE_PATH))
+    matrix, n_new = embed_cached(model, texts, cache)
+    seconds = time.perf_counter() - started
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(texts),
+            "embedded_now": n_new,
+            "from_cache": len(texts) - n_new,
+            "model": model.model_name,
+            "device": str(model.device),
+            "dimensions": int(matrix.shape[1]) if len(texts) else 0,
+            "labels_per_second": round(n_new / seconds, 1) if n_new and seconds else 0.0,
+        }
+    )
+
+
+@dg.asset(
+    group_name="quality",
+    kinds={"parquet"},
+    deps=[label_embeddings],
+    description="Keep (with a canonical label) or reject (with a reason) every raw label.",
+)
+def label_map(storage: StorageResource, embedder: LabelEmbedderResource) -> dg.MaterializeResult:
+    store = storage.get()
+    labels = store.read_parquet(VOCABULARY_PATH)["raw_label"].to_pylist()
+    model = embedder.get()
+    cache = EmbeddingCache(store.path(EMBEDDING_CACHE_PATH))
+    table = decide_labels(
+        labels,
+        lambda texts: embed_cached(model, texts, cache)[0],
+        LabelConfig(),
+        embedding_model=model.model_name,
+    )
+    store.write_parquet(table, LABEL_MAP_PATH)
+    decisions = Counter(
+        f"{d}: {r}" for d, r in zip(table["decision"].to_pylist(), table["reason"].to_pylist())
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": table.num_rows,
+            "decisions": dg.MetadataValue.md(counts_table(decisions, "reason", "labels")),
+            "rejected_examples": dg.MetadataValue.md(
+                table_preview(table.filter(pa.compute.equal(table["decision"], "reject")), 20)
+            ),
+            "kept_examples": dg.MetadataValue.md(
+                table_preview(table.filter(pa.compute.equal(table["decision"], "keep")), 20)
+            ),
+        }
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "clean_instances",
+            deps=["raw_instances", label_map],
+            group_name="quality",
+            kinds={"parquet"},
+            description="Boxes that passed steps I and II: the raw row plus canonical_label.",
+        ),
+        dg.AssetSpec(
+            "quality_rejects",
+            deps=["raw_instances", label_map],
+            group_name="quality",
+            kinds={"parquet"},
+            description="The label, geometry and source stages of the rejects ledger.",
+        ),
+        dg.AssetSpec(
+            "source_selection",
+            deps=["raw_instances", label_map],
+            group_name="quality",
+            kinds={"parquet"},
+            description="One row per source: keep or drop, at which step, why, with counts.",
+        ),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "raw_equals_clean_plus_rejected",
+            asset="clean_instances",
+            blocking=True,
+            description="Per shard: raw_instances rows == clean rows + box rows of the ledger.",
+        )
+    ],
+    partitions_def=shard_partitions,
+    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=8),
+)
+def clean_instances(
+    context: dg.AssetExecutionContext, config: QualityConfig, storage: StorageResource
+):
+    store = storage.get()
+    keys = list(context.partition_keys)
+    label_table = store.read_parquet(LABEL_MAP_PATH)
+    geometry = config.geometry()
+    source_labels = curate.SourceLabelConfig(config.max_bad_label_fraction)
+    summaries = [
+        curate.curate_shard(store, k, label_table, geometry, source_labels, seed=config.seed)
+        for k in keys
+    ]
+    total = Counter()
+    reasons: Counter = Counter()
+    for s in summaries:
+        total.update({k: v for k, v in s.items() if isinstance(v, int)})
+        reasons.update(s["rejects_by_reason"])
+    yield dg.MaterializeResult(
+        asset_key="clean_instances",
+        metadata={
+            "dagster/row_count": total["clean"],
+            "raw_boxes": total["raw"],
+            "boxes_after_labels": total["after_labels"],
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="quality_rejects",
+        metadata={
+            "dagster/row_count": sum(reasons.values()),
+            "rejects_by_reason": dg.MetadataValue.md(counts_table(reasons, "reason", "boxes")),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key="source_selection",
+        metadata={
+            "dagster/row_count": total["sources"],
+            "sources_after_labels": total["sources_after_labels"],
+            "sources_kept": total["sources_kept"],
+        },
+    )
+    acct = curate.accounting(store, keys)
+    bad = [a for a in acct if not a["ok"]]
+    yield dg.AssetCheckResult(
+        check_name="raw_equals_clean_plus_rejected",
+        asset_key="clean_instances",
+        passed=not bad,
+        metadata={
+            "shards_checked": len(acct),
+            "raw": sum(a["raw"] for a in acct),
+            "clean": sum(a["clean"] for a in acct),
+            "rejected": sum(a["rejected"] for a in acct),
+            "mismatched_shards": dg.MetadataValue.json(bad),
+        },
+    )
+
+
+@dg.asset(
+    group_name="quality",
+    kinds={"duckdb"},
+    deps=["clean_instances", "quality_rejects", "source_selection"],
+    description="The funnel (sources and boxes at raw, after step I, after step II), rejects "
+    "by reason, and precision/recall of every reason against the planted ground truth.",
+)
+def curation_funnel(storage: StorageResource, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    store = storage.get()
+    con = duckdb.connect()
+    funnel = _rows(con, load("curation_funnel"))
+    by_reason = _rows(con, load("rejects_by_reason"))
+    metadata = {
+        "dagster/row_count": len(funnel),
+        "funnel": dg.MetadataValue.md(md_table(funnel)),
+        "rejects_by_reason": dg.MetadataValue.md(md_table(by_reason)),
+        "sources_raw": int(funnel[0]["sources"] or 0),
+        "sources_after_labels": int(funnel[1]["sources"] or 0),
+        "sources_after_geometry": int(funnel[2]["sources"] or 0),
+    }
+    scores = _quality_vs_planted(store, con)
+    if scores:
+        metadata["quality_vs_planted"] = dg.MetadataValue.md(md_table(scores))
+        store.write_json(scores, "quality/quality_vs_planted.json")
+    store.write_json({"funnel": funnel, "rejects_by_reason": by_reason}, "quality/funnel.json")
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _rows(con, sql: str) -> list[dict]:
+    cursor = con.execute(sql)
+    cols = [d[0] for d in cursor.description]
+    return [dict(zip(cols, r)) for r in cursor.fetchall()]
+
+
+def _quality_vs_planted(store, con) -> list[dict]:
+    """Precision/recall of each label, box and source reason against ``planted``."""
+    info = store.read_json(cat.CATALOG_INFO_PATH) if store.exists(cat.CATALOG_INFO_PATH) else {}
+    if not info.get("planted_path"):
+        return []
+    planted = pl.read_parquet(info["planted_path"])
+    rejects = pl.from_arrow(
+        con.execute(
+            "SELECT instance_id, source_id, reason FROM rejects WHERE stage <> 'parse'"
+        ).to_arrow_table()
+    )
+    box = rejects.filter(pl.col("instance_id").is_not_null())
+    source_rows = pl.from_arrow(
+        con.execute(
+            "SELECT NULL::UBIGINT AS instance_id, source_id, reason FROM source_selection "
+            "WHERE decision = 'drop'"
+        ).to_arrow_table()
+    )
+    reasons = pl.concat([box, source_rows.with_columns(pl.col("instance_id").cast(pl.UInt64))])
+    rows = G.score(reasons.to_arrow(), planted.to_arrow())
+    rows += _score_labels(box, planted, source_rows)
+    return sorted(rows, key=lambda r: (r["level"], r["reason"]))
+
+
+def _score_labels(box: pl.DataFrame, planted: pl.DataFrame, sources: pl.DataFrame) -> list:
+    """Label reasons by instance id, and source_label_quality by source id."""
+    rows = []
+    for code in (*S.LABEL_REASONS, "source_label_quality"):
+        key = "source_id" if code.startswith("source_") else "instance_id"
+        p = planted.filter(pl.col("defect") == code).select(key).drop_nulls()
+        r = (sources if key == "source_id" else box).filter(pl.col("reason") == code)
+        r = r.select(key).drop_nulls()
+        if p.is_empty() and r.is_empty():
+            continue
+        matched = r.join(p.unique(), on=key, how="semi").height
+        found = p.join(r.unique(), on=key, how="semi").height
+        rows.append(
+            {
+                "reason": code,
+                "level": "source" if key == "source_id" else "label",
+                "planted": p.height,
+                "flagged": r.height,
+                "matched": matched,
+                "found": found,
+                "precision": round(matched / r.height, 4) if r.height else None,
+                "recall": round(found / p.height, 4) if p.height else None,
+            }
+        )
+    return rows
+
+
+quality_assets = [label_vocabulary, label_embeddings, label_map, clean_instances, curation_funnel]

@@ -1,0 +1,328 @@
+"""Step I, label meaning: normalisation, the real embedder, its cache, and the measured filter.
+
+Everything here runs the real all-MiniLM-L6-v2 on the CPU; the model is loaded once per module
+and the reference texts (vocabulary + prototypes) are embedded once through a module cache.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from assets.quality import labels as L
+from assets.quality.embedder import MODEL_NAME, EmbeddingCache, LabelEmbedder, embed_cached
+
+
+@pytest.fixture(scope="module")
+def embedder() -> LabelEmbedder:
+    return LabelEmbedder(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def embed(embedder, tmp_path_factory):
+    cache = EmbeddingCache(tmp_path_factory.mktemp("emb") / "cache.parquet")
+
+    def fn(texts):
+        return cache.embed_cached(embedder, texts)[0]
+
+    fn.model_name = embedder.model_name
+    return fn
+
+
+def decide(labels, embed) -> dict[str, dict]:
+    table = L.decide_labels(labels, embed)
+    return {r["raw_label"]: r for r in table.to_pylist()}
+
+
+# --- normalisation ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Car", "car"),  # case only
+        ("cars", "car"),  # regular plural of a vocabulary term
+        ("traffic_light", "traffic light"),  # snake_case
+        ("traffic-light", "traffic light"),  # kebab-case
+        ("TrafficLight", "traffic light"),  # PascalCase
+        ("trafficLights", "traffic light"),  # camelCase and a plural at once
+        ("TRAFFIC_LIGHTS", "traffic light"),  # SHOUTING_SNAKE: no camel split inside capitals
+        ("IDCard", "id card"),  # an acronym run before a capitalised word
+        ("ChestOfDrawers", "chest of drawers"),  # short words inside camelCase ("Of")
+        ("iPhone", "iphone"),  # a single leading lower-case letter is not a word
+        ("  hot   dog  ", "hot dog"),  # stray and repeated whitespace
+        ("Batteries", "battery"),  # -ies -> -y
+        ("boxes", "box"),  # -xes -> -x
+        ("buses", "bus"),  # -es plural whose singular ends in s
+        ("James", "jame"),  # -es is a plural ending only after s, x, z, ch, sh, o: not "jam"
+        ("hamsters", "hamster"),  # unknown word: the usual English rule
+        ("glasses", "glasses"),  # a plurale tantum stays plural
+        ("sunglasses", "sunglasses"),  # ... also as a suffix
+        ("skis", "skis"),  # a vocabulary term written in the plural is kept as written
+        ("canvas", "canvas"),  # a singular that merely ends in s
+        ("Power Plugs And Sockets", "power plugs and sockets"),  # a coordination stays plural
+        ("Organ(musicalInstrument)", "organ (musical instrument)"),  # parenthesised qualifier
+        ("Li's shoes", "li's shoe"),  # possessive kept, last word singularised to a known word
+        ("class_3", "class 3"),  # digits survive as their own word
+        ("N/A", "n/a"),  # punctuation inside a word is kept
+        ("café table", "café table"),  # non-ASCII letters are letters
+        ("", ""),  # empty stays empty
+    ],
+)
+def test_normalise(raw, expected):
+    assert L.normalise(raw) == expected
+
+
+def test_shipped_data_loads():
+    vocab = L.load_vocabulary()
+    protos = L.load_prototypes()
+    assert len(vocab) > 2000
+    assert sum(len(t) for t in vocab.terms) > 2500
+    kinds = Counter(k for k, _ in protos)
+    assert set(kinds) == set(L.BAD_KINDS)
+    assert min(kinds.values()) >= 100  # many varied prototypes of each kind
+    # no prototype is itself an object term of the vocabulary
+    ref = L._reference()
+    assert not [x for _, x in protos if L.compact(L.normalise(x)) in ref.exact]
+
+
+# --- synonyms and canonical names ------------------------------------------------------------
+def test_synonyms_merge(embed):
+    got = decide(
+        ["automobile", "cars", "Car", "traffic_light", "TrafficLight", "traffic-light"], embed
+    )
+    for raw in ("automobile", "cars", "Car"):
+        assert got[raw]["canonical_label"] == "car", got[raw]
+        assert got[raw]["decision"] == "keep"
+    for raw in ("traffic_light", "TrafficLight", "traffic-light"):
+        assert got[raw]["canonical_label"] == "traffic light", got[raw]
+    assert got["automobile"]["reason"] == "synonym_match"
+    assert got["Car"]["reason"] == "canonical_match"
+    assert {r["score"] for r in got.values()} == {1.0}
+
+
+def test_embedding_merge_of_unlisted_surface_forms(embed):
+    # not vocabulary terms, but near-duplicates of one: merged by cosine >= merge_threshold
+    got = decide(["kitty cat", "puppy dog"], embed)
+    assert got["kitty cat"]["canonical_label"] == "cat"
+    assert got["puppy dog"]["canonical_label"] == "dog"
+    for row in got.values():
+        assert row["reason"] == "embedding_match"
+        assert row["score"] >= L.LabelConfig().merge_threshold
+
+
+# --- bad labels, on examples that are not prototypes -----------------------------------------
+BAD_EXAMPLES = {
+    "label_gibberish": [
+        "0", "17", "class_3", "cls12", "label_9", "a3f9c2e1", "xkcd_q", "n01440764", "obj_4",
+        "c7", "L12", "b7e2-44fa", "zzqx", "---",
+    ],
+    "label_private": [
+        "MyRoommate", "johns_mug", "Sarah's phone", "ID_Card_1", "Kevin", "Emily Chen",
+        "sarah_face", "employee_badge_042", "plate_AB12XYZ", "mom_bike", "passport_olga",
+        "ChloeNguyen",
+    ],
+    "label_vague": [
+        "OK", "NG", "good", "bad", "other", "object", "thing", "misc", "unknown", "stuff",
+        "fail", "normal", "abnormal", "N/A", "none", "Others", "things",
+    ],
+}  # fmt: skip
+
+
+def test_bad_examples_are_not_prototypes():
+    protos = {L.normalise(x) for _, x in L.load_prototypes()}
+    for examples in BAD_EXAMPLES.values():
+        assert not [x for x in examples if L.normalise(x) in protos]
+
+
+@pytest.mark.parametrize("kind", L.BAD_KINDS)
+def test_bad_kinds_rejected(embed, kind):
+    got = decide(BAD_EXAMPLES[kind], embed)
+    for row in got.values():
+        assert row["decision"] == "reject", row
+        assert row["canonical_label"] is None
+        assert row["reason"] == kind, row
+        assert 0.0 < row["score"] <= 1.0
+        assert row["evidence"]
+
+
+# --- hold-out: real names the shipped vocabulary does not contain ----------------------------
+HOLDOUT_STYLE = [
+    "hamster", "dolphin", "Croissant", "AlarmClock", "washing_machines", "fireplace",
+    "necklace", "flowerpot", "shovel", "trophy", "avocado", "donkey", "Cello", "scoreboard",
+    "Sea_Turtles", "wind turbine", "snow globe", "kayak paddle", "ukulele",
+]  # fmt: skip
+
+
+def test_holdout_style_names_are_kept(embed):
+    ref = L._reference()
+    for raw in HOLDOUT_STYLE:  # none of them is a term of the shipped vocabulary
+        assert L.compact(L.normalise(raw)) not in ref.exact, raw
+    got = decide(HOLDOUT_STYLE, embed)
+    for raw, row in got.items():
+        assert row["decision"] == "keep", row
+        assert row["reason"] == "novel_object", row
+        assert row["canonical_label"] == L.normalise(raw)
+        assert 0.0 < row["score"] < L.LabelConfig().merge_threshold
+
+
+def test_label_map_contract(embed):
+    table = L.decide_labels(["Car", "car", "Car", None, "xkcd_q", "hamster"], embed)
+    assert table.schema.equals(L.LABEL_MAP_SCHEMA)
+    assert table["raw_label"].to_pylist() == ["Car", "car", "xkcd_q", "hamster"]  # distinct
+    assert set(table["embedding_model"].to_pylist()) == {MODEL_NAME}
+    rows = table.to_pylist()
+    for r in rows:
+        assert (r["canonical_label"] is None) == (r["decision"] == "reject")
+        assert r["reason"] in L.KEEP_REASONS + L.REJECT_REASONS
+
+
+# --- the embedder and its cache --------------------------------------------------------------
+class CountingEmbedder:
+    """Wraps the real embedder and counts the texts it is asked to embed."""
+
+    def __init__(self, inner: LabelEmbedder):
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.dim = inner.dim
+        self.embedded: list[str] = []
+
+    def embed(self, texts):
+        self.embedded.extend(texts)
+        return self.inner.embed(texts)
+
+
+def test_embedder_output(embedder):
+    m = embedder.embed(["car", "automobile", "banana"])
+    assert m.dtype == np.float32 and m.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(m, axis=1), 1.0, atol=1e-5)
+    assert m[0] @ m[1] > m[0] @ m[2]  # a synonym is closer than an unrelated object
+    assert embedder.embed([]).shape == (0, 384)
+    assert embedder.device == "cpu"
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_cache_embeds_only_new_texts(embedder, tmp_path):
+    path = tmp_path / "emb.parquet"
+    counting = CountingEmbedder(embedder)
+    cache = EmbeddingCache(path)
+    first, n_new = cache.embed_cached(counting, ["car", "dog", "car", "cat"])
+    assert n_new == 3 and len(counting.embedded) == 3  # distinct texts, once each
+    assert first.shape == (4, 384)
+    np.testing.assert_array_equal(first[0], first[2])
+
+    again, n_new = cache.embed_cached(counting, ["cat", "car", "dog"])
+    assert n_new == 0 and len(counting.embedded) == 3  # nothing embedded the second time
+    np.testing.assert_array_equal(again[1], first[0])
+
+    reopened = EmbeddingCache(path)  # a later run reads the file
+    _, n_new = reopened.embed_cached(counting, ["dog", "car"])
+    assert n_new == 0 and len(counting.embedded) == 3
+    _, n_new = embed_cached(counting, ["dog", "zebra"], reopened)  # only the new one
+    assert n_new == 1 and counting.embedded[-1] == "zebra"
+
+    table = pq.read_table(path)
+    assert sorted(table["text"].to_pylist()) == ["car", "cat", "dog", "zebra"]
+    assert set(table["model"].to_pylist()) == {MODEL_NAME}
+    assert [p.name for p in tmp_path.iterdir()] == ["emb.parquet"]  # no temporary left over
+    fresh = embedder.embed(["zebra"])[0]
+    np.testing.assert_allclose(reopened.get(MODEL_NAME, ["zebra"])[0][0], fresh, atol=1e-6)
+
+
+# --- sources ---------------------------------------------------------------------------------
+def test_source_label_decisions():
+    label_map = pa.table(
+        {
+            "raw_label": ["car", "dog", "xkcd_q", "OK"],
+            "decision": ["keep", "keep", "reject", "reject"],
+        }
+    )
+    counts = pa.table(
+        {
+            "source_id": ["a", "a", "b", "b", "c", "c", "d"],
+            "raw_label": ["car", "xkcd_q", "dog", "OK", "car", "xkcd_q", "never_seen"],
+            "boxes": [10, 2, 5, 5, 1, 9, 4],
+        }
+    )
+    dropped = L.source_label_decisions(counts, label_map, L.LabelConfig())
+    assert dropped.schema.equals(L.SOURCE_DECISION_SCHEMA)
+    # a: 2/12 bad, kept; b: 5/10 = 0.5, not above the threshold, kept; c: 9/10; d: unmapped
+    assert dropped["source_id"].to_pylist() == ["c", "d"]
+    assert dropped["bad_label_fraction"].to_pylist() == [0.9, 1.0]
+    assert set(dropped["reason"].to_pylist()) == {"source_label_quality"}
+    stricter = L.source_label_decisions(
+        counts, label_map, L.LabelConfig(source_bad_label_fraction=0.1)
+    )
+    assert stricter["source_id"].to_pylist() == ["a", "b", "c", "d"]
+
+
+def test_label_quality_report_counts():
+    label_map = pa.table(
+        {
+            "raw_label": ["car", "hamster", "xkcd_q", "Kevin", "OK"],
+            "decision": ["keep", "reject", "reject", "keep", "reject"],
+            "reason": ["canonical_match", "label_private", "label_gibberish", "novel_object",
+                       "label_private"],
+        }
+    )  # fmt: skip
+    truth = {"car": "real", "hamster": "real", "xkcd_q": "label_gibberish",
+             "Kevin": "label_private", "OK": "label_vague", "absent": "real"}  # fmt: skip
+    rep = L.label_quality_report(label_map, truth)
+    assert (rep["labels"], rep["real"], rep["bad"], rep["missing"]) == (5, 2, 3, 1)
+    assert rep["bad_recall"] == round(2 / 3, 4)
+    assert rep["false_reject_rate"] == 0.5
+    assert rep["by_reason"]["label_private"] == {
+        "flagged": 2, "true": 1, "matched": 0, "precision": 0.0, "recall": 0.0,
+    }  # fmt: skip
+    assert rep["by_reason"]["label_gibberish"]["recall"] == 1.0
+
+
+# --- measured on the synthetic corpus --------------------------------------------------------
+def corpus_labels_with_truth(root: str) -> tuple[dict[str, str], pa.Table]:
+    """Distinct raw labels of a generated corpus with their planted truth, and per-source
+    box counts, read through the real format readers (``read_source``)."""
+    from assets.sources.ingest import read_source
+    from assets.sources.synthetic import generate_corpus
+
+    corpus = generate_corpus(root, "tiny")
+    planted = pq.read_table(corpus.planted_path)
+    bad = planted.filter(pc.starts_with(planted["defect"], "label_"))
+    kind_of = dict(zip(bad["instance_id"].to_pylist(), bad["defect"].to_pylist()))
+    truth: dict[str, Counter] = {}
+    counts: Counter = Counter()
+    for row in pq.read_table(corpus.catalog_path).to_pylist():
+        outcome = read_source(row["source_id"], row["uri"], row["format"])
+        for boxes in outcome.boxes:
+            ids = boxes["instance_id"].to_pylist()
+            for iid, raw in zip(ids, boxes["raw_label"].to_pylist()):
+                truth.setdefault(raw, Counter())[kind_of.get(iid, "real")] += 1
+                counts[(row["source_id"], raw)] += 1
+    per_source = pa.table(
+        {
+            "source_id": [k[0] for k in counts],
+            "raw_label": [k[1] for k in counts],
+            "boxes": list(counts.values()),
+        }
+    )
+    return {raw: c.most_common(1)[0][0] for raw, c in truth.items()}, per_source
+
+
+def test_measured_on_tiny_corpus(embed, tmp_path):
+    truth, per_source = corpus_labels_with_truth(str(tmp_path / "tiny"))
+    kinds = Counter(truth.values())
+    assert kinds["real"] > 100 and all(kinds[k] > 0 for k in L.BAD_KINDS)
+    label_map = L.decide_labels(sorted(truth), embed)
+    report = L.label_quality_report(label_map, truth)
+    print(report)
+    assert report["missing"] == 0
+    assert report["bad_recall"] >= 0.95, report["missed_bad"]
+    assert report["false_reject_rate"] <= 0.01, report["false_rejects"]
+    assert report["keep_reasons"].get("novel_object", 0) > 0  # hold-out names were kept
+    dropped = L.source_label_decisions(per_source, label_map)
+    planted = pq.read_table(tmp_path / "tiny" / "planted.parquet")
+    expected = planted.filter(pc.equal(planted["defect"], "source_label_quality"))
+    assert set(dropped["source_id"].to_pylist()) == set(expected["source_id"].to_pylist())
