@@ -81,9 +81,32 @@ def bench_ingest(scale: str, out: Path, workers: int) -> dict:
     }
 
 
+def _print(figures: dict) -> None:
+    for k, v in figures.items():
+        print(f"  {k:>20}: {v:,}" if isinstance(v, int | float) else f"  {k:>20}: {v}")
+
+
+def bench_quality(scale: str, out: Path, workers: int, rows: int) -> dict:
+    """Geometry checks on a ``rows``-box table; label embedding cold and with nothing new."""
+    root = out / "ingest-root"
+    if not (root / "raw_instances").is_dir():
+        bench_ingest(scale, out, workers)
+    figures = {}
+    for what, extra in (("geometry", ["--rows", str(rows)]), ("labels", [])):
+        print(f"== quality: {what}", flush=True)
+        m = measure([sys.executable, "-m", "assets.quality.bench", what, str(root), *extra])
+        figures[what] = {
+            **json.loads(m["stdout"].strip().splitlines()[-1]),
+            "peak_rss_mb": round(m["peak_rss_mb"]),
+        }
+        _print(figures[what])
+    return figures
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m assets.bench")
-    parser.add_argument("--only", default="coco,ingest")
+    parser.add_argument("--only", default="coco,ingest,quality")
+    parser.add_argument("--geometry-rows", type=int, default=10_000_000)
     parser.add_argument("--coco-boxes", type=int, default=1_000_000)
     parser.add_argument("--scale", default="small")
     parser.add_argument("--workers", type=int, default=2)
@@ -101,8 +124,9 @@ def main(argv: list[str] | None = None) -> dict:
     if "ingest" in only:
         print(f"== whole ingest, synthetic corpus scale={args.scale}", flush=True)
         results["ingest"] = bench_ingest(args.scale, out, args.workers)
-        for k, v in results["ingest"].items():
-            print(f"  {k:>18}: {v:,}" if isinstance(v, int | float) else f"  {k:>18}: {v}")
+        _print(results["ingest"])
+    if "quality" in only:
+        results["quality"] = bench_quality(args.scale, out, args.workers, args.geometry_rows)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     print(f"figures written to {out / 'results.json'}")
     return results

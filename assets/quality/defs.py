@@ -277,9 +277,20 @@ def _quality_vs_planted(store, con) -> list[dict]:
         ).to_arrow_table()
     )
     reasons = pl.concat([box, source_rows.with_columns(pl.col("instance_id").cast(pl.UInt64))])
-    rows = G.score(reasons.to_arrow(), planted.to_arrow())
+    rows = G.score(reasons.to_arrow(), _reached_step_two(planted, box, source_rows).to_arrow())
     rows += _score_labels(box, planted, source_rows)
     return sorted(rows, key=lambda r: (r["level"], r["reason"]))
+
+
+def _reached_step_two(planted: pl.DataFrame, box: pl.DataFrame, sources: pl.DataFrame):
+    """Planted defects that step II could see: not behind a rejected label or a source that
+    step I dropped (a geometric defect there is never judged, by design)."""
+    label_ids = box.filter(pl.col("reason").str.starts_with("label_")).select("instance_id")
+    step_one = sources.filter(pl.col("reason") == "source_label_quality").select("source_id")
+    return planted.join(step_one, on="source_id", how="anti").filter(
+        pl.col("instance_id").is_null()
+        | ~pl.col("instance_id").is_in(label_ids["instance_id"].implode())
+    )
 
 
 def _score_labels(box: pl.DataFrame, planted: pl.DataFrame, sources: pl.DataFrame) -> list:
