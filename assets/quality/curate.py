@@ -15,8 +15,6 @@ Sources live wholly inside one shard, so every decision here is local to the sha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -24,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from assets.quality import geometry as G
+from assets.quality.labels import LabelConfig
 from assets.sources import schema as S
 from assets.sources.ingest import RAW_DIR, SOURCE_STATS_DIR, shard_file
 from assets.storage import Storage
@@ -55,25 +54,12 @@ SELECTION_SCHEMA = pa.schema(
 )
 
 
-@dataclass(frozen=True)
-class SourceLabelConfig:
-    """Step I's source decision.
-
-    Args:
-        max_bad_label_fraction: a source whose share of boxes with rejected labels is *above*
-            this is dropped as ``source_label_quality``. 0.5: "mostly rejected" (issue text);
-            the report dropped 56% of sources at this step.
-    """
-
-    max_bad_label_fraction: float = 0.5
-
-
 def curate_shard(
     storage: Storage,
     shard_key: str,
     label_map: pa.Table,
     geometry: G.GeometryConfig | None = None,
-    source_labels: SourceLabelConfig | None = None,
+    labels: LabelConfig | None = None,
     seed: int = 0,
 ) -> dict:
     """Curate one shard and write its files atomically; returns counts for metadata.
@@ -82,7 +68,7 @@ def curate_shard(
         label_map: ``raw_label``, ``canonical_label``, ``decision`` (keep | reject), ``reason``.
     """
     geometry = geometry or G.GeometryConfig()
-    source_labels = source_labels or SourceLabelConfig()
+    labels = labels or LabelConfig()
     raw = storage.read_parquet(shard_file(RAW_DIR, shard_key))
     stats = storage.read_parquet(shard_file(SOURCE_STATS_DIR, shard_key))
     n = raw.num_rows
@@ -109,7 +95,7 @@ def curate_shard(
         (pl.col("label_rejected") / pl.col("raw_boxes")).alias("bad_label_fraction")
     )
     dropped_by_labels = set(
-        per_source.filter(pl.col("bad_label_fraction") > source_labels.max_bad_label_fraction)[
+        per_source.filter(pl.col("bad_label_fraction") > labels.source_bad_label_fraction)[
             "source_id"
         ].to_list()
     )

@@ -175,10 +175,9 @@ def clean_instances(
     keys = list(context.partition_keys)
     label_table = store.read_parquet(LABEL_MAP_PATH)
     geometry = config.geometry()
-    source_labels = curate.SourceLabelConfig(config.max_bad_label_fraction)
+    labels = LabelConfig(source_bad_label_fraction=config.max_bad_label_fraction)
     summaries = [
-        curate.curate_shard(store, k, label_table, geometry, source_labels, seed=config.seed)
-        for k in keys
+        curate.curate_shard(store, k, label_table, geometry, labels, seed=config.seed) for k in keys
     ]
     total = Counter()
     reasons: Counter = Counter()
