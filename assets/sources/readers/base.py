@@ -12,6 +12,7 @@ ODVG, Open Images): they parse into column builders (:class:`BoxColumns`) or Arr
 from __future__ import annotations
 
 import io
+import math
 import posixpath
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -28,6 +29,37 @@ from assets.sources import schema as S
 REMOTE_SCHEMES = frozenset({"http", "https", "s3", "gs", "gcs", "az", "abfs", "synthetic"})
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+
+MAX_INT32 = 2**31 - 1
+
+
+def json_number(value: object) -> float | None:
+    """A JSON number, or a numeric string such as ``"nan"`` or ``"12.5"``, as float; None if
+    it is neither (booleans are not numbers). Huge integers become +-inf, never an error."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.copysign(math.inf, value)
+    if isinstance(value, float):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def image_dimension(value: object) -> int | None:
+    """A positive integral image width/height (number or text); None when absent or unusable."""
+    number = json_number(value)
+    if number is None or not math.isfinite(number) or number != int(number):
+        return None
+    return int(number) if 0 < number <= MAX_INT32 else None
 
 
 class ParseError(Exception):
@@ -241,7 +273,30 @@ class Source:
     def read_text(self, path: str) -> str:
         return decode_text(self.read_bytes(path), self.relpath(path))
 
+    def head_text(self, path: str, size: int = 1 << 16) -> str | None:
+        """The first ``size`` bytes of a file as text (for ``detect``), None if unreadable."""
+        try:
+            with self.fs.open(path, "rb") as f:
+                head = f.read(size)
+        except OSError:
+            return None
+        codec = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
+        return head.decode(codec, errors="replace")
+
     # -- images -----------------------------------------------------------------------------
+    def size_or_error(
+        self, width: int | None, height: int | None, image_uri: str, where: str
+    ) -> tuple[int, int, ParseError | None]:
+        """The image size the annotation gave, else its header's, else a ParseError
+        (``parse_missing_image_size``) for the caller to put on each of the image's boxes."""
+        if width is not None and height is not None:
+            return width, height, None
+        header = self.image_size(image_uri)
+        if header is None:
+            detail = f"{where}: no usable size and image {image_uri} is not readable"
+            return 0, 0, ParseError(S.PARSE_MISSING_IMAGE_SIZE, detail)
+        return header[0], header[1], None
+
     def image_size(self, image_uri: str) -> tuple[int, int] | None:
         """(width, height) from the image header without decoding pixels; None if unreadable.
 

@@ -8,7 +8,6 @@ are not boxes and are not counted; any other shape type is a counted, malformed 
 from __future__ import annotations
 
 import json
-import math
 import posixpath
 
 import numpy as np
@@ -22,37 +21,13 @@ from assets.sources.readers.base import (
     ParseError,
     ReadResult,
     Source,
+    image_dimension,
+    json_number,
 )
 
 NOT_BOXES = frozenset({"point", "line", "linestrip"})
 BOX_SHAPES = frozenset({"rectangle", "polygon", "circle"})
-_MAX_INT32 = 2**31 - 1
 _DETECT_PEEK = 20
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        try:
-            return float(value)
-        except OverflowError:
-            return math.copysign(math.inf, value)
-    if isinstance(value, float):
-        return value
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _dimension(value: object) -> int | None:
-    number = _number(value)
-    if number is None or not math.isfinite(number) or number != int(number):
-        return None
-    return int(number) if 0 < number <= _MAX_INT32 else None
 
 
 def _as_string(value: object) -> str:
@@ -73,7 +48,7 @@ def _points(value: object) -> np.ndarray | str:
     for i, point in enumerate(value):
         if not isinstance(point, list) or len(point) != 2:
             return f"point {i} is not an [x, y] pair"
-        x, y = _number(point[0]), _number(point[1])
+        x, y = json_number(point[0]), json_number(point[1])
         if x is None or y is None:
             return f"point {i} has a value that is not a number"
         out[i] = x, y
@@ -123,13 +98,7 @@ class LabelmeReader(FormatReader):
 
     def detect(self, source: Source) -> bool:
         for path in source.walk((".json",))[:_DETECT_PEEK]:
-            try:
-                with source.fs.open(path, "rb") as f:
-                    head = f.read(1 << 16)
-            except OSError:
-                continue
-            codec = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
-            text = head.decode(codec, errors="replace")
+            text = source.head_text(path) or ""
             if '"shapes"' in text and ('"imagePath"' in text or '"shape_type"' in text):
                 return True
         return False
@@ -183,17 +152,8 @@ class LabelmeReader(FormatReader):
         if image_error is not None and not boxes:
             return ReadResult(boxes=BoxColumns().table(), images=0, record_errors=[image_error])
         if image_error is None and boxes:
-            w, h = _dimension(doc.get("imageWidth")), _dimension(doc.get("imageHeight"))
-            if w is None or h is None:
-                header = source.image_size(image_uri)
-                if header is None:
-                    image_error = ParseError(
-                        S.PARSE_MISSING_IMAGE_SIZE,
-                        f"{where}: no imageWidth/imageHeight and image {image_uri} is not readable",
-                    )
-                else:
-                    w, h = header
-            width, height = w or 0, h or 0
+            w, h = image_dimension(doc.get("imageWidth")), image_dimension(doc.get("imageHeight"))
+            width, height, image_error = source.size_or_error(w, h, image_uri, where)
 
         columns = BoxColumns()
         rejects: list[BoxReject] = []

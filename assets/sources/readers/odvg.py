@@ -22,41 +22,15 @@ from assets.sources.readers.base import (
     ReadResult,
     Source,
     decode_text,
+    image_dimension,
+    json_number,
 )
 
 LABEL_MAP = "label_map.json"
 _MAX_RECORD_ERRORS = 100  # detailed ledger rows per file; the rest are summarised in one
-_MAX_INT32 = 2**31 - 1
 _DETECT_PEEK = 10
 #: (record key, list key, name key) of the two variants, read in this order
 _VARIANTS = (("detection", "instances", "category"), ("grounding", "regions", "phrase"))
-
-
-def json_number(value: object) -> float | None:
-    """A JSON number (or a numeric string such as ``"nan"``) as float; None if not one."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        try:
-            return float(value)
-        except OverflowError:
-            return math.copysign(math.inf, value)
-    if isinstance(value, float):
-        return value
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def json_dimension(value: object) -> int | None:
-    """A positive integral image dimension; None when absent or unusable."""
-    number = json_number(value)
-    if number is None or not math.isfinite(number) or number != int(number):
-        return None
-    return int(number) if 0 < number <= _MAX_INT32 else None
 
 
 def _label_key(value: object) -> str | None:
@@ -94,13 +68,7 @@ class OdvgReader(FormatReader):
 
     def detect(self, source: Source) -> bool:
         for path in source.walk((".jsonl",))[:_DETECT_PEEK]:
-            try:
-                with source.fs.open(path, "rb") as f:
-                    head = f.read(1 << 16)
-            except OSError:
-                continue
-            codec = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
-            text = head.decode(codec, errors="replace")
+            text = source.head_text(path) or ""
             if '"filename"' in text and ('"detection"' in text or '"grounding"' in text):
                 return True
         return False
@@ -235,7 +203,7 @@ class OdvgReader(FormatReader):
         if image_error is not None and not items:
             raise image_error  # an image without boxes whose path is refused: one ledger row
         if image_error is None and items:
-            w, h = json_dimension(record.get("width")), json_dimension(record.get("height"))
+            w, h = image_dimension(record.get("width")), image_dimension(record.get("height"))
             if w is None or h is None:
                 if image_uri not in state.sizes:
                     state.sizes[image_uri] = source.image_size(image_uri)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from assets.sources.readers.base import (
     Source,
     decode_text,
     empty_reader_table,
+    image_dimension,
     reader_table,
 )
 
@@ -56,7 +56,6 @@ _REMOTE_URL = "(?i)^(" + "|".join(sorted(REMOTE_SCHEMES)) + "):"
 #: an ImageID that is safe as a file name (anything else goes through Source.image_uri)
 _PLAIN_ID = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"
 _MAX_BAD_ROWS = 1000
-_MAX_INT32 = 2**31 - 1
 _HEAD = 1 << 16
 
 # reason codes of a row, in priority order (the first that applies is reported)
@@ -162,16 +161,6 @@ def _to_float(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         return out, valid
 
 
-def _dimension(text: str) -> int | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    if not math.isfinite(value) or value != int(value) or not 0 < value <= _MAX_INT32:
-        return None
-    return int(value)
-
-
 def _box_index(codes: np.ndarray) -> np.ndarray:
     """Ordinal of each row among the rows with the same code, in row order."""
     n = len(codes)
@@ -266,7 +255,7 @@ class OpenImagesReader(FormatReader):
                 parts = line.split()
                 if len(parts) != 3 or parts[0].startswith("#"):
                     continue
-                height, width = _dimension(parts[1]), _dimension(parts[2])
+                height, width = image_dimension(parts[1]), image_dimension(parts[2])
                 if height is not None and width is not None:
                     sizes.setdefault(parts[0], (width, height))
         wh = np.array(list(sizes.values()), dtype=np.int64).reshape(-1, 2)

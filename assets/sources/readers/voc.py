@@ -6,7 +6,6 @@ hostile file is data only and becomes ``parse_invalid_xml``.
 
 from __future__ import annotations
 
-import math
 import posixpath
 import re
 import xml.etree.ElementTree as ET
@@ -23,6 +22,7 @@ from assets.sources.readers.base import (
     ReadResult,
     Source,
     decode_text,
+    image_dimension,
 )
 
 _DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
@@ -30,7 +30,6 @@ _DECLARED_ENCODING = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0
 _VOC_ROOT = re.compile(r"<annotation[\s>/]")
 _COORDS = ("xmin", "ymin", "xmax", "ymax")
 _PLAIN_ATTRIBUTES = ("pose", "truncated", "difficult", "occluded")
-_MAX_INT32 = 2**31 - 1
 _DETECT_PEEK = 20  # files peeked by detect()
 
 
@@ -39,19 +38,6 @@ def _text(element: ET.Element | None) -> str | None:
     if element is None:
         return None
     return (element.text or "").strip()
-
-
-def _dimension(text: str | None) -> int | None:
-    """A positive integral image dimension, or None (absent, 0, negative, not a number)."""
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    if not math.isfinite(value) or value != int(value) or not 0 < value <= _MAX_INT32:
-        return None
-    return int(value)
 
 
 def _xml_text(data: bytes, where: str) -> str:
@@ -151,18 +137,9 @@ class VocReader(FormatReader):
             image_error = exc
         if image_error is None and objects:
             size = root.find("size")
-            w = _dimension(_text(size.find("width"))) if size is not None else None
-            h = _dimension(_text(size.find("height"))) if size is not None else None
-            if w is None or h is None:
-                header = source.image_size(image_uri)
-                if header is None:
-                    image_error = ParseError(
-                        S.PARSE_MISSING_IMAGE_SIZE,
-                        f"{where}: no usable <size> and image {filename!r} is not readable",
-                    )
-                else:
-                    w, h = header
-            width, height = w or 0, h or 0
+            w = image_dimension(_text(size.find("width"))) if size is not None else None
+            h = image_dimension(_text(size.find("height"))) if size is not None else None
+            width, height, image_error = source.size_or_error(w, h, image_uri, where)
 
         if image_error is not None and not objects:
             # Nothing to reject box by box, but the file still must not vanish silently.
