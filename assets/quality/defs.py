@@ -294,29 +294,12 @@ def _reached_step_two(planted: pl.DataFrame, box: pl.DataFrame, sources: pl.Data
 
 def _score_labels(box: pl.DataFrame, planted: pl.DataFrame, sources: pl.DataFrame) -> list:
     """Label reasons by instance id, and source_label_quality by source id."""
-    rows = []
-    for code in (*S.LABEL_REASONS, "source_label_quality"):
-        key = "source_id" if code.startswith("source_") else "instance_id"
-        p = planted.filter(pl.col("defect") == code).select(key).drop_nulls()
-        r = (sources if key == "source_id" else box).filter(pl.col("reason") == code)
-        r = r.select(key).drop_nulls()
-        if p.is_empty() and r.is_empty():
-            continue
-        matched = r.join(p.unique(), on=key, how="semi").height
-        found = p.join(r.unique(), on=key, how="semi").height
-        rows.append(
-            {
-                "reason": code,
-                "level": "source" if key == "source_id" else "label",
-                "planted": p.height,
-                "flagged": r.height,
-                "matched": matched,
-                "found": found,
-                "precision": round(matched / r.height, 4) if r.height else None,
-                "recall": round(found / p.height, 4) if p.height else None,
-            }
-        )
-    return rows
+    reasons = pl.concat([box, sources.with_columns(pl.col("instance_id").cast(pl.UInt64))])
+    levels = (
+        ("label", S.LABEL_REASONS, "instance_id"),
+        ("source", ("source_label_quality",), "source_id"),
+    )
+    return G.score(reasons.to_arrow(), planted.to_arrow(), levels)
 
 
 quality_assets = [label_vocabulary, label_embeddings, label_map, clean_instances, curation_funnel]

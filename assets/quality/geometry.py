@@ -677,7 +677,11 @@ SOURCE_DECISIONS_SCHEMA = pa.schema(
 
 
 # --- scoring against the planted ground truth -------------------------------------------------
-def score(reasons: pa.Table, planted: pa.Table) -> list[dict]:
+#: what :func:`score` scores by default: (level, codes, key that matches a flag to a defect)
+SCORED_LEVELS = (("box", S.BOX_REASONS, "instance_id"), ("source", SOURCE_PRECEDENCE, "source_id"))
+
+
+def score(reasons: pa.Table, planted: pa.Table, levels=SCORED_LEVELS) -> list[dict]:
     """Precision and recall of this stage's codes against the synthetic ``planted`` table.
 
     Args:
@@ -685,6 +689,7 @@ def score(reasons: pa.Table, planted: pa.Table) -> list[dict]:
             null reason are ignored) and, for source decisions, rows with ``source_id``,
             ``reason`` and a null (or absent) ``instance_id``.
         planted: the ``planted`` table (any codes; only this stage's are scored).
+        levels: ``(level, codes, key)`` triples to score; the default is this stage's codes.
 
     Returns:
         one dict per code of ``schema.BOX_REASONS`` and :data:`SOURCE_PRECEDENCE` that was
@@ -706,10 +711,7 @@ def score(reasons: pa.Table, planted: pa.Table) -> list[dict]:
         pl.col("instance_id").cast(pl.UInt64), pl.col("source_id").cast(pl.String), "defect"
     )
     rows = []
-    for level, codes, key in (
-        ("box", S.BOX_REASONS, "instance_id"),
-        ("source", SOURCE_PRECEDENCE, "source_id"),
-    ):
+    for level, codes, key in levels:
         for code in codes:
             pc_ = p.filter((pl.col("defect") == code) & pl.col(key).is_not_null())
             rc = r.filter((pl.col("reason") == code) & pl.col(key).is_not_null())
