@@ -156,3 +156,32 @@ def test_shard_files_and_accounting(tmp_path):
     assert acct == {"shard": "000", "seen": 2, "raw": 2, "rejected": 0, "ok": True}
     # no temporary files are left beside the published ones
     assert not list(Path(storage.path()).rglob(".tmp-*"))
+
+
+def test_coco_files_that_restart_image_ids_stay_distinct(tmp_path):
+    # a train/val export whose files both number their images from 7
+    uri = _source(
+        tmp_path,
+        "split",
+        {
+            "annotations/instances_train.json": json.dumps(GOOD_COCO),
+            "annotations/instances_val.json": json.dumps(GOOD_COCO),
+        },
+    )
+    out = ingest.read_source("split", uri, "coco")
+    table = pa.concat_tables(out.boxes)
+    assert sorted(set(table["image_id"].to_pylist())) == [
+        "annotations/instances_train:7",
+        "annotations/instances_val:7",
+    ]
+    assert len(set(table["instance_id"].to_pylist())) == table.num_rows == 4
+
+
+def test_real_coco_sample_through_ingest(shared_fixtures):
+    uri = str(shared_fixtures / "datumaro" / "coco_dataset" / "coco_instances")
+    out = ingest.read_source("datumaro-coco", uri, "auto")
+    table = pa.concat_tables(out.boxes)
+    assert out.stats["format"] == "coco"
+    assert {"annotations/instances_train:5", "annotations/instances_val:40"} == set(
+        table["image_id"].to_pylist()
+    )

@@ -105,7 +105,10 @@ def _text(path: Path) -> str:
 
 def read_coco(uri: str) -> Read:
     out = Read()
-    for path in sorted(Path(uri).rglob("*.json")):
+    paths = sorted(Path(uri).rglob("*.json"))
+    for path in paths:
+        # several files: image ids are "<file stem>:<id>" (FORMATS.md)
+        prefix = f"{path.relative_to(uri).with_suffix('')}:" if len(paths) > 1 else ""
         try:
             doc = json.loads(_text(path))
         except ValueError as exc:
@@ -114,7 +117,7 @@ def read_coco(uri: str) -> Read:
         images = {im["id"]: im for im in doc["images"]}
         cats = {c["id"]: c["name"] for c in doc["categories"]}
         for im in doc["images"]:
-            out.images[str(im["id"])] = (im["width"], im["height"])
+            out.images[prefix + str(im["id"])] = (im["width"], im["height"])
         seen: Counter = Counter()
         for ann in doc["annotations"]:
             im = images[ann["image_id"]]
@@ -124,7 +127,7 @@ def read_coco(uri: str) -> Read:
             seg = ann.get("segmentation")
             poly = seg[0] if isinstance(seg, list) and seg else None
             out.add(
-                str(ann["image_id"]), k, cats[ann["category_id"]], (x, y, x + w, y + h),
+                prefix + str(ann["image_id"]), k, cats[ann["category_id"]], (x, y, x + w, y + h),
                 (im["width"], im["height"]), im["file_name"], ann["iscrowd"] == 1, poly,
             )  # fmt: skip
     return out

@@ -38,6 +38,7 @@ UTF-8. A duplicated top-level key keeps its last value, as ``json.load`` does.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import gc
 import io
 import json
@@ -852,14 +853,21 @@ class CocoReader(FormatReader):
     def files(self, source: Source, context: object) -> list[str]:
         return source.walk((".json",))
 
+    def prepare(self, source: Source) -> object:
+        """How many COCO files the source has: with several, image ids get the file's name."""
+        return len(self.files(source, None))
+
     def read_file(self, source: Source, context: object, path: str) -> ReadResult:
         gc_enabled = gc.isenabled()
         gc.disable()  # millions of short-lived containers, no cycles: the GC only slows it down
         try:
-            return self._read(source, path)
+            result = self._read(source, path)
         finally:
             if gc_enabled:
                 gc.enable()
+        if isinstance(context, int) and context > 1:
+            result = _with_file_prefix(result, source.relpath(path)[: -len(".json")] + ":")
+        return result
 
     def _read(self, source: Source, path: str) -> ReadResult:
         where = source.relpath(path)
@@ -1101,3 +1109,17 @@ def _show(value: object) -> str:
         value = int(value)
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
     return text[:80]
+
+
+def _with_file_prefix(result: ReadResult, prefix: str) -> ReadResult:
+    """Image ids of one file of a multi-file source: ``<file stem>:<id>`` (FORMATS.md).
+
+    COCO ids are unique within a file only; train/val/test exports often restart them.
+    """
+    boxes = result.boxes
+    index = boxes.schema.get_field_index("image_id")
+    prefixed = pc.binary_join_element_wise(pa.scalar(prefix), boxes["image_id"], "")
+    rejects = [dataclasses.replace(r, image_id=prefix + r.image_id) for r in result.rejects]
+    return dataclasses.replace(
+        result, boxes=boxes.set_column(index, "image_id", prefixed), rejects=rejects
+    )
