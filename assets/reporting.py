@@ -37,3 +37,14 @@ def counts_table(counts: Mapping[str, int], key: str, value: str) -> str:
 def table_preview(table: pa.Table, n: int = 10) -> str:
     """The first ``n`` rows of an Arrow table as markdown."""
     return md_table(table.slice(0, n).to_pylist())
+
+
+def accounting_metadata(per_shard: Sequence[Mapping[str, object]]) -> dict:
+    """Totals of a per-shard accounting (dicts with ``shard``, ``ok`` and counts) and the
+    shards that do not add up, for a blocking check's metadata."""
+    counts = [k for k in per_shard[0] if k not in ("shard", "ok")] if per_shard else []
+    return {
+        "shards_checked": len(per_shard),
+        **{k: sum(int(a[k]) for a in per_shard) for k in counts},
+        "mismatched_shards": [a for a in per_shard if not a["ok"]],
+    }

@@ -15,7 +15,7 @@ from assets.quality import curate
 from assets.quality import geometry as G
 from assets.quality.embedder import EmbeddingCache, embed_cached
 from assets.quality.labels import LabelConfig, decide_labels, normalise
-from assets.reporting import counts_table, md_table, table_preview
+from assets.reporting import accounting_metadata, counts_table, md_table, table_preview
 from assets.sources import catalog as cat
 from assets.sources import schema as S
 from assets.sql import load
@@ -207,19 +207,12 @@ def clean_instances(
             "sources_kept": total["sources_kept"],
         },
     )
-    acct = curate.accounting(store, keys)
-    bad = [a for a in acct if not a["ok"]]
+    meta = accounting_metadata(curate.accounting(store, keys))
     yield dg.AssetCheckResult(
         check_name="raw_equals_clean_plus_rejected",
         asset_key="clean_instances",
-        passed=not bad,
-        metadata={
-            "shards_checked": len(acct),
-            "raw": sum(a["raw"] for a in acct),
-            "clean": sum(a["clean"] for a in acct),
-            "rejected": sum(a["rejected"] for a in acct),
-            "mismatched_shards": dg.MetadataValue.json(bad),
-        },
+        passed=not meta["mismatched_shards"],
+        metadata={**meta, "mismatched_shards": dg.MetadataValue.json(meta["mismatched_shards"])},
     )
 
 

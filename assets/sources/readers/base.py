@@ -87,6 +87,11 @@ class BoxReject:
     reason: str
     detail: str
 
+    @classmethod
+    def of(cls, image_id: str, box_index: int, error: ParseError) -> BoxReject:
+        """The box-level row of an error that concerns the box's whole image (its size, path)."""
+        return cls(image_id, box_index, error.reason, error.detail)
+
 
 @dataclass
 class ReadResult:

@@ -164,9 +164,7 @@ class LabelmeReader(FormatReader):
                 rejects.append(BoxReject(image_id, box_index, S.PARSE_MALFORMED_BOX, detail))
                 continue
             if image_error is not None:
-                rejects.append(
-                    BoxReject(image_id, box_index, image_error.reason, image_error.detail)
-                )
+                rejects.append(BoxReject.of(image_id, box_index, image_error))
                 continue
             label, xyxy, polygon = result
             assert isinstance(shape, dict)

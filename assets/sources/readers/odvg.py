@@ -230,9 +230,7 @@ class OdvgReader(FormatReader):
                 )
                 continue
             if image_error is not None:
-                state.rejects.append(
-                    BoxReject(filename, box_index, image_error.reason, image_error.detail)
-                )
+                state.rejects.append(BoxReject.of(filename, box_index, image_error))
                 continue
             assert isinstance(item, dict)
             box = _bbox(item.get("bbox"))

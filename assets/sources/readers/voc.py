@@ -157,7 +157,7 @@ class VocReader(FormatReader):
             elif isinstance(box, str):
                 rejects.append(BoxReject(image_id, index, S.PARSE_MALFORMED_BOX, f"{where}: {box}"))
             elif image_error is not None:
-                rejects.append(BoxReject(image_id, index, image_error.reason, image_error.detail))
+                rejects.append(BoxReject.of(image_id, index, image_error))
             else:
                 columns.add(
                     image_id=image_id,

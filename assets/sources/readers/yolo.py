@@ -336,9 +336,7 @@ class YoloReader(FormatReader):
                 rejects.append(BoxReject(image_id, box_index, line.reason, detail))
                 continue
             if image_error is not None:
-                rejects.append(
-                    BoxReject(image_id, box_index, image_error.reason, image_error.detail)
-                )
+                rejects.append(BoxReject.of(image_id, box_index, image_error))
                 continue
             label, values = line.label, line.values
             polygon = None
