@@ -72,6 +72,10 @@ SOURCE_REASONS = (
     "source_missing_annotations",
     "source_too_few_boxes",
 )
+#: Clean boxes that balancing leaves out of the lake. Not rejects (nothing is wrong with them):
+#: the lake's funnel counts them. ``duplicate_image`` is also the planted code of a mirrored
+#: image in the synthetic corpus (the same image published by two sources).
+BALANCE_REASONS = ("balance_cap", "duplicate_image")
 
 ATTRIBUTES_TYPE = pa.map_(pa.string(), pa.string())
 POLYGON_TYPE = pa.list_(pa.list_(pa.float64()))  # rings of flat [x0, y0, x1, y1, ...]

@@ -424,6 +424,7 @@ def test_planted_contract_and_coverage(tiny, planted):
         S.PARSE_UNKNOWN_FORMAT,
         S.PARSE_EMPTY_FILE,
         S.PARSE_PATH_ESCAPE,
+        "duplicate_image",
     }
     assert expected <= set(codes), expected - set(codes)
     box_level = {*S.BOX_REASONS, "label_gibberish", "label_private", "label_vague",
@@ -435,6 +436,8 @@ def test_planted_contract_and_coverage(tiny, planted):
             want = S.instance_ids(r["source_id"], [r["image_id"]], [r["box_index"]])[0]
             assert r["instance_id"] == int(want)
             ids.add((r["source_id"], r["instance_id"]))
+        elif r["defect"] == "duplicate_image":  # image level
+            assert r["image_id"] is not None and r["box_index"] is None
         else:
             assert r["image_id"] is None and r["box_index"] is None and r["instance_id"] is None
     n_box_rows = sum(1 for r in planted if r["defect"] in box_level)
@@ -587,11 +590,13 @@ def test_formats_reference_images_as_documented(catalog, read):
         r = read[row["source_id"]]
         if r is None:
             continue
+        plan = G.plan_source("tiny", 0, int(row["source_id"].split("-")[1]))
+        owner = G.source_id_of(plan.mirror_of) if plan.mirror_of >= 0 else row["source_id"]
         for box in r.boxes:
             if ".." in box["ref"] or "://" not in box["ref"]:
                 continue  # planted path escape / missing size
             parts = urlsplit(box["ref"])
-            assert parts.scheme == "synthetic" and parts.netloc == row["source_id"]
+            assert parts.scheme == "synthetic" and parts.netloc == owner
             assert _size_from_uri(box["ref"]) == tuple(box["size"])
             if row["format"] in ("coco", "voc", "yolo", "openimages", "labelme"):
                 assert parts.path == "/" + box["image_id"]
@@ -608,6 +613,30 @@ def test_file_defects_are_where_planted(catalog, planted, read):
             continue
         n_rows = sum(v for (s, d), v in file_rows.items() if s == sid)
         assert len(r.file_errors) == n_rows, (sid, r.file_errors)
+
+
+def test_mirrors_republish_their_origin_under_other_uri_spellings(catalog, planted, read):
+    """A mirror holds its origin's images, labels and boxes; only its id and the spelling of
+    the image URIs (query keys swapped) differ, and each of its images is planted once."""
+    mirrors = [
+        p
+        for p in (G.plan_source("tiny", 0, i) for i in range(len(catalog)))
+        if p.mirror_of >= 0
+    ]
+    assert mirrors, "tiny plants at least one mirror"
+    dup_rows = Counter(r["source_id"] for r in planted if r["defect"] == "duplicate_image")
+    for plan in mirrors:
+        mine, theirs = read[plan.source_id], read[G.source_id_of(plan.mirror_of)]
+        assert [b["ref"] for b in mine.boxes] != [b["ref"] for b in theirs.boxes]
+        def content(r):  # str: planted non-finite boxes are NaN, and NaN != NaN
+            return [(b["label"], str(b["xyxy"]), _size_from_uri(b["ref"])) for b in r.boxes]
+
+        assert content(mine) == content(theirs)
+        for a, b in zip(mine.boxes, theirs.boxes):
+            pa_, pb = urlsplit(a["ref"]), urlsplit(b["ref"])
+            assert (pa_.netloc, pa_.path) == (pb.netloc, pb.path)
+            assert sorted(pa_.query.split("&")) == sorted(pb.query.split("&"))
+        assert dup_rows[plan.source_id] == len({b["image_id"] for b in mine.boxes})
 
 
 def test_vocabulary_file():
