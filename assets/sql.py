@@ -17,17 +17,48 @@ def load(name: str, **params: str) -> str:
     return text.format(**params) if params else text
 
 
+def register_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every macro of ``sql/macros`` (``normalise_uri`` ...)."""
+    for path in sorted((SQL_DIR / "macros").glob("*.sql")):
+        con.execute(path.read_text())
+
+
 def register_views(con: duckdb.DuckDBPyConnection, root: str) -> list[str]:
-    """Create every view of ``sql/views`` whose files exist under ``root``; returns their names."""
+    """Create the project's macros, and every view of ``sql/views`` whose data exists under
+    ``root``; returns the views' names.
+
+    ``{root}`` in a view is the storage root, ``{lake}`` the published lake version's samples
+    (``lake/CURRENT``). Views may read other views: they are created in passes until none more
+    can be (a view over a stage that has not run yet is left out).
+    """
+    register_macros(con)
     storage = Storage(root)
-    created = []
-    for path in sorted((SQL_DIR / "views").glob("*.sql")):
-        name = path.stem
-        try:
-            con.execute(load(f"views/{name}", root=storage.url()))
-            con.execute(f"SELECT * FROM {name} LIMIT 0")
-        except duckdb.IOException:
-            con.execute(f"DROP VIEW IF EXISTS {name}")
-            continue  # that stage has not written anything yet
-        created.append(name)
+    params = {"root": storage.url(), "lake": _current_lake_glob(storage)}
+    pending = sorted(path.stem for path in (SQL_DIR / "views").glob("*.sql"))
+    created: list[str] = []
+    while pending:
+        failed = []
+        for name in pending:
+            try:
+                con.execute(load(f"views/{name}", **params))
+                con.execute(f"SELECT * FROM {name} LIMIT 0")
+            except (duckdb.IOException, duckdb.CatalogException, duckdb.BinderException):
+                con.execute(f"DROP VIEW IF EXISTS {name}")
+                failed.append(name)  # its data (or a view it reads) does not exist yet
+                continue
+            created.append(name)
+        if len(failed) == len(pending):
+            break
+        pending = failed
     return created
+
+
+def _current_lake_glob(storage: Storage) -> str:
+    """The published lake version's samples files, or a path that matches nothing."""
+    name = "lake/CURRENT"
+    version = ""
+    if storage.exists(name):
+        with storage.fs.open(storage.path(name), "r") as f:
+            version = f.read().strip()
+    rel = f"lake/v={version}/samples/*/*.parquet" if version else "lake/.none/*.parquet"
+    return storage.url(rel).replace("'", "''")

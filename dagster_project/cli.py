@@ -95,25 +95,53 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         print(f"vprim: rebuild FAILED after {elapsed:.0f}s (exit {rc}); see `make ui`", flush=True)
         return rc
     print(f"vprim: rebuild finished in {elapsed:.1f}s", flush=True)
+    print(_step_times(env["DAGSTER_HOME"]), flush=True)
     print(_summary(profile.root), flush=True)
     return 0
 
 
-def _summary(root: str) -> str:
+def _step_times(dagster_home: str) -> str:
+    """Wall seconds of each step of the latest rebuild run, from the run's step stats."""
+    import dagster as dg
+
     from assets.reporting import md_table
-    from assets.sql import load
+
+    with dg.DagsterInstance.from_config(dagster_home) as instance:
+        runs = instance.get_runs(dg.RunsFilter(job_name="rebuild_dataset"), limit=1)
+        if not runs:
+            return ""
+        stats = instance.get_run_step_stats(runs[0].run_id)
+    rows = [
+        {"step": s.step_key, "seconds": round((s.end_time or 0) - (s.start_time or 0), 1)}
+        for s in sorted(stats, key=lambda s: s.start_time or 0)
+    ]
+    return "step wall times:\n" + md_table(rows)
+
+
+def _summary(root: str) -> str:
+    """The funnel from raw to the published lake, and the rejects by reason."""
+    from assets.reporting import md_table
     from resources import DuckDBResource
 
     con = DuckDBResource(root=root).connect()
-    totals = con.execute(
-        "SELECT (SELECT count(*) FROM catalog) AS sources, "
-        "(SELECT count(*) FROM raw_instances) AS raw_boxes, "
-        "(SELECT count(*) FROM rejects) AS reject_rows"
-    ).fetchall()[0]
-    cols = [d[0] for d in con.execute(load("rejects_by_reason")).description]
-    rows = [dict(zip(cols, r)) for r in con.execute(load("rejects_by_reason")).fetchall()]
-    head = f"sources={totals[0]:,} raw_boxes={totals[1]:,} reject_rows={totals[2]:,}"
-    return head + "\n" + md_table(rows)
+    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+    parts = []
+    funnel = "lake_funnel" if "lake_funnel" in views else "curation_funnel"
+    for view in (funnel, "rejects_by_reason"):
+        if view in views:
+            table = con.sql(f"SELECT * FROM {view}").to_arrow_table()
+            parts.append(f"{view}:\n" + md_table(table.to_pylist(), table.column_names))
+    version = _lake_version(root)
+    if version:
+        parts.append(f"lake: version {version} published (lake/CURRENT)")
+    return "\n".join(parts)
+
+
+def _lake_version(root: str) -> str | None:
+    from assets.lake.publish import current_version
+    from assets.storage import Storage
+
+    return current_version(Storage(root))
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

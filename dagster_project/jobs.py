@@ -7,7 +7,7 @@ import dagster as dg
 from dagster_project.partitions import shard_partitions
 
 #: Every curation asset, from the catalog to the last stage that exists.
-CURATION = dg.AssetSelection.groups("sources", "quality")
+CURATION = dg.AssetSelection.groups("sources", "quality", "lake")
 
 rebuild_dataset = dg.define_asset_job(
     "rebuild_dataset",

@@ -226,8 +226,8 @@ def clean_instances(
 def curation_funnel(storage: StorageResource, duckdb: DuckDBResource) -> dg.MaterializeResult:
     store = storage.get()
     con = duckdb.connect()
-    funnel = _rows(con, load("curation_funnel"))
-    by_reason = _rows(con, load("rejects_by_reason"))
+    funnel = _rows(con, "SELECT * FROM curation_funnel")
+    by_reason = _rows(con, "SELECT * FROM rejects_by_reason")
     metadata = {
         "dagster/row_count": len(funnel),
         "funnel": dg.MetadataValue.md(md_table(funnel)),

@@ -24,7 +24,13 @@ import pyarrow.parquet as pq
 
 from assets.sources import schema as S
 from assets.sources.readers import READERS, detect_format
-from assets.sources.readers.base import ParseError, ReadResult, Source
+from assets.sources.readers.base import (
+    PREFETCH_WINDOW,
+    BoxColumns,
+    ParseError,
+    ReadResult,
+    Source,
+)
 from assets.storage import PARQUET_OPTIONS, Storage
 
 RAW_DIR = "raw_instances"
@@ -131,29 +137,27 @@ def read_source(source_id: str, uri: str, fmt: str) -> SourceOutcome:
     except ParseError as exc:
         ledger.file(uri, exc)
         files, stats["files_rejected"] = [], 1
-    for path in files:
-        file_url = source.url(path)
-        stats["files"] += 1
-        try:
-            result = reader.read_file(source, context, path)
-        except ParseError as exc:
-            ledger.file(file_url, exc)
-            stats["files_rejected"] += 1
-            continue
-        except Exception as exc:  # a reader bug must not stop 98k sources; keep the evidence
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            detail = f"{type(exc).__name__}: {exc} at {where.filename}:{where.lineno}"
-            ledger.file(file_url, ParseError(S.PARSE_READER_ERROR, detail))
-            stats["files_rejected"] += 1
-            continue
-        for err in result.record_errors:
-            ledger.file(file_url, err)
-        ledger.boxes(file_url, result)
-        stats["images"] += result.images
-        stats["boxes_seen"] += result.boxes_seen
-        stats["boxes_kept"] += result.boxes.num_rows
-        if result.boxes.num_rows:
-            out.boxes.append(_with_ids(source_id, resolved_fmt, result.boxes))
+    tables: list[pa.Table] = []
+    merged = BoxColumns()  # small files' columns, merged into one table per source
+    for start in range(0, len(files), PREFETCH_WINDOW):
+        window = files[start : start + PREFETCH_WINDOW]
+        source.prefetch(window)
+        for path in window:
+            stats["files"] += 1
+            result = _read_file(reader, source, context, path, ledger, stats)
+            if result is None or not result.num_boxes:
+                continue
+            if result.columns is not None:
+                merged.extend(result.columns)
+                continue
+            if len(merged):  # keep file order
+                tables.append(merged.table())
+                merged = BoxColumns()
+            tables.append(result.boxes)
+    if len(merged):
+        tables.append(merged.table())
+    if tables:  # ids and constant columns once per source, not once per file
+        out.boxes.append(_with_ids(source_id, resolved_fmt, pa.concat_tables(tables)))
     out.rejects = ledger.rows
     out.stats = {
         "source_id": source_id,
@@ -163,6 +167,30 @@ def read_source(source_id: str, uri: str, fmt: str) -> SourceOutcome:
         "seconds": time.perf_counter() - started,
     }
     return out
+
+
+def _read_file(reader, source: Source, context, path: str, ledger, stats: Counter):
+    """One annotation file through its reader; a failure becomes a ledger row (None)."""
+    file_url = source.url(path)
+    try:
+        result = reader.read_file(source, context, path)
+    except ParseError as exc:
+        ledger.file(file_url, exc)
+        stats["files_rejected"] += 1
+        return None
+    except Exception as exc:  # a reader bug must not stop 98k sources; keep the evidence
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        detail = f"{type(exc).__name__}: {exc} at {where.filename}:{where.lineno}"
+        ledger.file(file_url, ParseError(S.PARSE_READER_ERROR, detail))
+        stats["files_rejected"] += 1
+        return None
+    for err in result.record_errors:
+        ledger.file(file_url, err)
+    ledger.boxes(file_url, result)
+    stats["images"] += result.images
+    stats["boxes_seen"] += result.boxes_seen
+    stats["boxes_kept"] += result.num_boxes
+    return result
 
 
 @dataclass

@@ -1163,9 +1163,7 @@ def _write_coco(data: SourceData, rng: np.random.Generator) -> tuple[Files, list
     img_lines = []
     for i in range(n_img):
         w, h = int(data.W[i]), int(data.H[i])
-        ref = (
-            data.escape_ref(i) if data.img_flag[i] == 3 else data.uri(image_ids[i], w, h)
-        )
+        ref = data.escape_ref(i) if data.img_flag[i] == 3 else data.uri(image_ids[i], w, h)
         img_lines.append(
             f'{{"id":{raw_ids[i]},"file_name":{_jstr(ref)},"width":{w},"height":{h},"license":1}}'
         )

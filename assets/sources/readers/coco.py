@@ -1120,6 +1120,9 @@ def _with_file_prefix(result: ReadResult, prefix: str) -> ReadResult:
     index = boxes.schema.get_field_index("image_id")
     prefixed = pc.binary_join_element_wise(pa.scalar(prefix), boxes["image_id"], "")
     rejects = [dataclasses.replace(r, image_id=prefix + r.image_id) for r in result.rejects]
-    return dataclasses.replace(
-        result, boxes=boxes.set_column(index, "image_id", prefixed), rejects=rejects
+    return ReadResult(
+        boxes=boxes.set_column(index, "image_id", prefixed),
+        rejects=rejects,
+        images=result.images,
+        record_errors=result.record_errors,
     )

@@ -179,7 +179,7 @@ class LabelmeReader(FormatReader):
                 attributes=_attributes(shape),
                 polygon=polygon,
             )
-        return ReadResult(boxes=columns.table(), rejects=rejects, images=1)
+        return ReadResult(boxes=columns, rejects=rejects, images=1)
 
     @staticmethod
     def _box(

@@ -169,4 +169,4 @@ class VocReader(FormatReader):
                     xyxy=box,
                     attributes=_object_attributes(obj),
                 )
-        return ReadResult(boxes=columns.table(), rejects=rejects, images=1)
+        return ReadResult(boxes=columns, rejects=rejects, images=1)

@@ -364,4 +364,4 @@ class YoloReader(FormatReader):
                 xyxy=xyxy,
                 polygon=polygon,
             )
-        return ReadResult(boxes=columns.table(), rejects=rejects, images=1)
+        return ReadResult(boxes=columns, rejects=rejects, images=1)

@@ -1,4 +1,5 @@
 -- Rejects by stage and reason: rows, boxes (rows with an instance id) and sources touched.
+CREATE OR REPLACE VIEW rejects_by_reason AS
 SELECT stage, reason,
        count(*) AS rows,
        count(instance_id) AS boxes,

@@ -1,4 +1,5 @@
 -- Sources and boxes at each step: raw, after step I (labels), after step II (geometry).
+CREATE OR REPLACE VIEW curation_funnel AS
 SELECT 'raw' AS step,
        count(*) AS sources,
        sum(raw_boxes) AS boxes

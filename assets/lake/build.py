@@ -1,0 +1,150 @@
+"""Build one complete lake version from the quality stage's outputs (nothing is published)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from assets.lake import publish as P
+from assets.lake.balance import LAKE_SCHEMA, BalanceConfig, BucketResult, balance
+from assets.sql import load
+from assets.storage import Storage
+
+CLEAN_GLOB = "clean_instances/*.parquet"
+SELECTION_GLOB = "source_selection/*.parquet"
+LABEL_MAP_PATH = "quality/label_map.parquet"
+
+
+@dataclass
+class LakeBuild:
+    version: str
+    manifest: dict
+    labels: pa.Table  # per-label counts before and after balancing
+    seconds: dict[str, float]
+
+
+def input_files(store: Storage) -> dict[str, list[str]]:
+    """The quality outputs the lake reads, as absolute paths in the storage filesystem."""
+    found = {
+        "clean_instances": store.glob(CLEAN_GLOB),
+        "source_selection": store.glob(SELECTION_GLOB),
+    }
+    if not found["clean_instances"]:
+        raise P.LakeError(
+            f"no clean_instances under {store.url('clean_instances')}: "
+            "materialise the quality stage (make rebuild-dataset) before the lake"
+        )
+    if store.exists(LABEL_MAP_PATH):
+        found["label_map"] = [store.path(LABEL_MAP_PATH)]
+    return found
+
+
+def build_version(
+    store: Storage,
+    con: duckdb.DuckDBPyConnection,
+    config: BalanceConfig,
+    *,
+    scratch: str | None = None,
+    on_bucket: Callable[[BucketResult], None] | None = None,
+    now: float | None = None,
+) -> LakeBuild:
+    """Balance the clean boxes into a new version folder, write its manifest last, and name it
+    in ``lake/STAGED``. CURRENT is not touched (see :func:`publish.publish`)."""
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    files = input_files(store)
+    digests = {
+        store_rel(store, p): P.file_digest(store, p) for paths in files.values() for p in paths
+    }
+    digest = P.inputs_digest(digests, config.as_dict())
+    version = P.new_version(digest, now)
+    seconds["hash_inputs"] = time.perf_counter() - t0
+    P.apply_retention(store, keep=10**6, building=version)  # clears killed builds' leftovers
+    t1 = time.perf_counter()
+    results = balance(
+        con,
+        store,
+        [_duck(store, p) for p in files["clean_instances"]],
+        [_duck(store, p) for p in files["source_selection"]],
+        P.samples_dir(version),
+        config,
+        scratch=scratch,
+        on_bucket=on_bucket,
+    )
+    seconds["balance_and_write"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    labels = _label_counts(results)
+    manifest = {
+        "version": version,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "schema_version": LAKE_SCHEMA.metadata[b"vprim.schema_version"].decode(),
+        "schema": {f.name: str(f.type) for f in LAKE_SCHEMA},
+        "config": config.as_dict(),
+        "inputs": digests,
+        "inputs_digest": digest,
+        "counts": _counts(con, store, version, results, labels),
+        "files": P.file_facts(store, version, [r.path for r in results]),
+    }
+    store.write_json(manifest, P.version_dir(version), P.MANIFEST)
+    P.write_text(store, P.STAGED, version)
+    seconds["manifest"] = time.perf_counter() - t2
+    return LakeBuild(version, manifest, labels, seconds)
+
+
+def store_rel(store: Storage, path: str) -> str:
+    return path[len(store.root) :].lstrip("/")
+
+
+def _duck(store: Storage, path: str) -> str:
+    """A path DuckDB can read (a URL for remote storage)."""
+    return store.url(store_rel(store, path))
+
+
+def _label_counts(results: list[BucketResult]) -> pa.Table:
+    tables = [r.labels for r in results if r.labels.num_rows]
+    if not tables:
+        return pa.table({"label": pa.array([], pa.string())})
+    return pa.concat_tables(tables, promote_options="permissive").sort_by("label")
+
+
+def lake_files_sql(store: Storage, version: str) -> str:
+    """A DuckDB ``read_parquet`` over one version's samples."""
+    glob = store.url(P.samples_dir(version), "*", "*.parquet").replace("'", "''")
+    return f"read_parquet('{glob}', hive_partitioning = false)"
+
+
+def _counts(con, store: Storage, version: str, results: list[BucketResult], labels) -> dict:
+    rows = (
+        con.execute(load("lake_counts", lake=lake_files_sql(store, version))).fetchone()
+        if results
+        else (0, 0, 0, 0, 0, 0, 0)
+    )
+    before = labels.to_pydict() if labels.num_rows else {}
+
+    def total(name: str) -> int:
+        return int(sum(v or 0 for v in before.get(name, [])))
+
+    return {
+        "rows": sum(r.rows for r in results),
+        "instances": sum(r.instances for r in results),
+        "sources": rows[0],
+        "labels": rows[1],
+        "images": rows[2],
+        "train_rows": rows[3],
+        "holdout_rows": rows[4],
+        "train_instances": rows[5],
+        "holdout_instances": rows[6],
+        "buckets": {f"{r.bucket:03d}": {"rows": r.rows, "instances": r.instances} for r in results},
+        "balance": {
+            "samples_before": total("samples_before"),
+            "instances_before": total("instances_before"),
+            "samples_capped": total("samples_capped"),
+            "instances_capped": total("instances_capped"),
+            "samples_duplicate": total("samples_duplicate"),
+            "instances_duplicate": total("instances_duplicate"),
+        },
+    }

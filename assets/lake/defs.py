@@ -1,0 +1,174 @@
+"""Dagster definitions of the lake stage: ``lake_samples`` (build and check a version) and
+``lake`` (publish it).
+
+Wiring, config and metadata only; the work is in ``balance.py``, ``build.py``, ``checks.py``,
+``publish.py`` and ``stats.py``.
+"""
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+
+from assets.lake import checks as C
+from assets.lake import publish as P
+from assets.lake import stats
+from assets.lake.balance import BalanceConfig
+from assets.lake.build import build_version
+from assets.reporting import md_table, table_preview
+from dagster_project.profiles import current
+from resources import DuckDBResource, StorageResource
+
+_profile = current()
+
+
+class LakeConfig(dg.Config):
+    """How the lake is balanced (the report's N = 1,000 images per source and label)."""
+
+    cap: int = 1000
+    seed: int = _profile.seed
+    buckets: int = 16
+    holdout_permille: int = 20
+    scratch_dir: str = ""  # local folder for the by-bucket staging; empty = system temp
+
+    def balance(self) -> BalanceConfig:
+        return BalanceConfig(
+            cap=self.cap,
+            seed=self.seed,
+            buckets=self.buckets,
+            holdout_permille=self.holdout_permille,
+        )
+
+
+class PublishConfig(dg.Config):
+    """How many complete lake versions to keep (the published one always stays)."""
+
+    retention: int = 3
+
+
+@dg.asset(
+    group_name="lake",
+    kinds={"duckdb", "parquet"},
+    deps=["clean_instances", "source_selection", "label_map"],
+    check_specs=[
+        dg.AssetCheckSpec(name, asset="lake_samples", blocking=True, description=desc)
+        for name, desc in C.CHECKS.items()
+    ],
+    description="A new lake version: per (source, label) at most N images in a seeded order, "
+    "each (image, label) once, in the contract's row format; checked before it is published.",
+)
+def lake_samples(
+    context: dg.AssetExecutionContext,
+    config: LakeConfig,
+    storage: StorageResource,
+    duckdb: DuckDBResource,
+):
+    store = storage.get()
+    con = duckdb.connect()
+
+    def progress(bucket) -> None:
+        context.log.info(f"bucket {bucket.bucket:03d}: {bucket.rows:,} samples, "
+                         f"{bucket.instances:,} instances")  # fmt: skip
+
+    build = build_version(
+        store, con, config.balance(), scratch=config.scratch_dir or None, on_bucket=progress
+    )
+    png_rel = f"{P.version_dir(build.version)}/label_distribution.png"
+    yield dg.MaterializeResult(metadata=_build_metadata(store, build, png_rel))
+    for outcome in C.run_checks(store, con, build.version):
+        yield dg.AssetCheckResult(
+            check_name=outcome.name,
+            passed=outcome.passed,
+            metadata={k: _meta(v) for k, v in outcome.metadata.items()},
+        )
+
+
+def _build_metadata(store, build, png_rel: str) -> dict:
+    counts = build.manifest["counts"]
+    labels = build.labels
+    before = np.asarray(labels["instances_before"].to_numpy(zero_copy_only=False), dtype=float)
+    after = np.nan_to_num(
+        np.asarray(labels["instances_kept"].to_numpy(zero_copy_only=False), dtype=float)
+    )
+    with store.fs.open(store.path(png_rel), "wb") as f:
+        f.write(stats.png_plot(before, after))
+    distribution = [
+        {"when": "before balancing", **stats.distribution(before)},
+        {"when": "in the lake", **stats.distribution(after)},
+    ]
+    bal = counts["balance"]
+    funnel = [
+        {"step": "clean samples (source, image, label)", "samples": bal["samples_before"],
+         "instances": bal["instances_before"]},
+        {"step": "over the per-(source, label) cap", "samples": bal["samples_capped"],
+         "instances": bal["instances_capped"]},
+        {"step": "duplicate (image, label) across sources", "samples": bal["samples_duplicate"],
+         "instances": bal["instances_duplicate"]},
+        {"step": "in the lake", "samples": counts["rows"], "instances": counts["instances"]},
+    ]  # fmt: skip
+    return {
+        "version": build.version,
+        "dagster/row_count": counts["rows"],
+        "instances": counts["instances"],
+        "sources": counts["sources"],
+        "labels": counts["labels"],
+        "images": counts["images"],
+        "holdout_rows": counts["holdout_rows"],
+        "balance_funnel": dg.MetadataValue.md(md_table(funnel)),
+        "label_distribution": dg.MetadataValue.md(md_table(distribution)),
+        "label_distribution_plot": dg.MetadataValue.md(
+            "```\n" + stats.text_plot(before, after) + "\n```"
+        ),
+        "label_distribution_png": dg.MetadataValue.path(store.url(png_rel)),
+        "largest_labels": dg.MetadataValue.md(
+            table_preview(labels.sort_by([("instances_before", "descending")]), 15)
+        ),
+        "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in build.seconds.items()}),
+        "path": dg.MetadataValue.path(store.url(P.version_dir(build.version))),
+    }
+
+
+def _meta(value):
+    return dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
+
+
+@dg.asset(
+    group_name="lake",
+    kinds={"duckdb"},
+    deps=[lake_samples],
+    description="Publish the checked version (rewrite lake/CURRENT), drop versions beyond the "
+    "retention, and show the lake views: label histogram, per-source contribution, funnel.",
+)
+def lake(config: PublishConfig, storage: StorageResource, duckdb: DuckDBResource):
+    store = storage.get()
+    version = P.read_text(store, P.STAGED)
+    if version is None:
+        raise P.LakeError("nothing staged: materialise lake_samples first")
+    previous = P.publish(store, version)
+    removed = P.apply_retention(store, config.retention)
+    con = duckdb.connect()  # its views now read the published version
+    manifest = P.read_manifest(store, version)
+    return dg.MaterializeResult(
+        metadata={
+            "version": version,
+            "previous_version": previous or "",
+            "removed_versions": dg.MetadataValue.json(removed),
+            "dagster/row_count": manifest["counts"]["rows"],
+            "instances": manifest["counts"]["instances"],
+            "path": dg.MetadataValue.path(store.url(P.version_dir(version))),
+            "funnel_raw_to_lake": dg.MetadataValue.md(_view(con, "lake_funnel")),
+            "label_histogram": dg.MetadataValue.md(_view(con, "lake_label_histogram", 20)),
+            "source_contribution": dg.MetadataValue.md(_view(con, "lake_source_contribution", 20)),
+            "preview": dg.MetadataValue.md(
+                table_preview(con.execute("SELECT * FROM lake LIMIT 5").to_arrow_table(), 5)
+            ),
+        }
+    )
+
+
+def _view(con, name: str, limit: int | None = None) -> str:
+    sql = f"SELECT * FROM {name}" + (f" LIMIT {limit}" if limit else "")
+    table: pa.Table = con.execute(sql).to_arrow_table()
+    return md_table(table.to_pylist(), table.column_names)
+
+
+lake_assets = [lake_samples, lake]

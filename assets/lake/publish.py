@@ -1,0 +1,137 @@
+"""Versions of the lake: build one completely, then publish it by rewriting ``lake/CURRENT``.
+
+Layout under the storage root::
+
+    lake/CURRENT                      the published version's name (one line)
+    lake/STAGED                       the last version built and awaiting its checks
+    lake/v=<version>/_manifest.json   written last: a version without it is incomplete
+    lake/v=<version>/samples/label_bucket=NNN/part-0.parquet
+
+Readers resolve CURRENT and read that version only; nothing a build does touches CURRENT or
+the published version until :func:`publish`, which replaces CURRENT atomically. A killed build
+leaves at most an incomplete ``v=`` folder, removed by the next :func:`apply_retention`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import time
+from datetime import UTC, datetime
+
+import pyarrow.parquet as pq
+
+from assets.storage import Storage
+
+LAKE_DIR = "lake"
+CURRENT = f"{LAKE_DIR}/CURRENT"
+STAGED = f"{LAKE_DIR}/STAGED"
+MANIFEST = "_manifest.json"
+
+
+class LakeError(RuntimeError):
+    """A lake version is missing, incomplete or inconsistent."""
+
+
+def version_dir(version: str) -> str:
+    return f"{LAKE_DIR}/v={version}"
+
+
+def samples_dir(version: str) -> str:
+    return f"{version_dir(version)}/samples"
+
+
+def new_version(inputs_digest: str, now: float | None = None) -> str:
+    """``<UTC time>-<first 8 hex of the inputs' digest>``: sorts by time, names its inputs."""
+    stamp = datetime.fromtimestamp(time.time() if now is None else now, UTC)
+    return f"{stamp:%Y%m%dT%H%M%S}-{inputs_digest[:8]}"
+
+
+def file_digest(store: Storage, path: str) -> str:
+    """sha256 of a file's bytes (absolute path inside the storage filesystem)."""
+    h = hashlib.sha256()
+    with store.fs.open(path, "rb") as f:
+        while chunk := f.read(8 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def inputs_digest(inputs: dict[str, str], config: dict) -> str:
+    """One digest over the inputs' file digests and the config."""
+    blob = json.dumps({"inputs": inputs, "config": config}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def read_text(store: Storage, rel: str) -> str | None:
+    if not store.exists(rel):
+        return None
+    with store.fs.open(store.path(rel), "r") as f:
+        return f.read().strip() or None
+
+
+def write_text(store: Storage, rel: str, text: str) -> None:
+    """Replace a small text file atomically (readers see the old or the new, never half)."""
+    with store.atomic_path(rel) as tmp, store.fs.open(tmp, "w") as f:
+        f.write(text + "\n")
+
+
+def current_version(store: Storage) -> str | None:
+    return read_text(store, CURRENT)
+
+
+def read_manifest(store: Storage, version: str) -> dict:
+    rel = f"{version_dir(version)}/{MANIFEST}"
+    if not store.exists(rel):
+        raise LakeError(f"lake version {version!r} has no {MANIFEST}: it is incomplete")
+    return store.read_json(rel)
+
+
+def file_facts(store: Storage, version: str, rel_paths: list[str]) -> list[dict]:
+    """Rows, instances and bytes of each samples file, read from the Parquet footers."""
+    facts = []
+    for rel in rel_paths:
+        path = store.path(rel)
+        with store.fs.open(path, "rb") as f:
+            meta = pq.ParquetFile(f).metadata
+        facts.append(
+            {
+                "path": posixpath.relpath(rel, version_dir(version)),
+                "rows": meta.num_rows,
+                "bytes": store.fs.size(path),
+            }
+        )
+    return facts
+
+
+def publish(store: Storage, version: str) -> str | None:
+    """Make ``version`` the one readers see; returns the version it replaced."""
+    read_manifest(store, version)  # refuses an incomplete version
+    previous = current_version(store)
+    write_text(store, CURRENT, version)
+    return previous
+
+
+def versions(store: Storage) -> list[str]:
+    """Every ``v=`` folder's version, oldest first (names sort by build time)."""
+    found = store.glob(f"{LAKE_DIR}/v=*")
+    return sorted(posixpath.basename(p).split("=", 1)[1] for p in found)
+
+
+def apply_retention(store: Storage, keep: int, building: str | None = None) -> list[str]:
+    """Remove all but the newest ``keep`` complete versions, and incomplete ones.
+
+    Never removes the published version, the staged one, nor ``building``. Returns what
+    was removed.
+    """
+    if keep < 1:
+        raise ValueError(f"retention={keep}: at least the published version must be kept")
+    protected = {current_version(store), read_text(store, STAGED), building} - {None}
+    complete = [v for v in versions(store) if store.exists(f"{version_dir(v)}/{MANIFEST}")]
+    keep_set = set(complete[-keep:]) | protected
+    removed = []
+    for v in versions(store):
+        if v not in keep_set:
+            store.fs.rm(store.path(version_dir(v)), recursive=True)
+            removed.append(v)
+    return removed

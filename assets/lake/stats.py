@@ -1,0 +1,96 @@
+"""How balanced the lake is: label distribution metrics and plots, before and after."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def gini(counts: np.ndarray) -> float:
+    """Gini coefficient of non-negative counts: 0 all equal, towards 1 all in one label."""
+    x = np.sort(np.asarray(counts, dtype=np.float64))
+    n, total = len(x), float(x.sum())
+    if n == 0 or total == 0:
+        return 0.0
+    ranks = np.arange(1, n + 1)
+    return float((2.0 * (ranks * x).sum()) / (n * total) - (n + 1.0) / n)
+
+
+def distribution(counts: np.ndarray) -> dict:
+    """Summary of a label distribution (instances per label).
+
+    ``head_tail_ratio``: mean count of the top 10% of labels over the mean count of the bottom
+    50% (how much more a frequent label weighs than a typical rare one);
+    ``top_1pct_share``: share of all instances carried by the top 1% of labels.
+    """
+    x = np.sort(np.asarray(counts, dtype=np.float64))[::-1]
+    x = x[x > 0]
+    n = len(x)
+    if n == 0:
+        return {"labels": 0, "instances": 0}
+    head = x[: max(1, math.ceil(n * 0.10))]
+    tail = x[n - max(1, n // 2) :]
+    return {
+        "labels": n,
+        "instances": int(x.sum()),
+        "max": int(x[0]),
+        "median": float(np.median(x)),
+        "head_tail_ratio": round(float(head.mean() / tail.mean()), 2),
+        "top_1pct_share": round(float(x[: max(1, math.ceil(n * 0.01))].sum() / x.sum()), 4),
+        "gini": round(gini(x), 4),
+    }
+
+
+def text_plot(before: np.ndarray, after: np.ndarray, rows: int = 12, width: int = 36) -> str:
+    """Rank-frequency on a log scale as text bars (what the Dagster UI can show inline)."""
+    b = np.sort(np.asarray(before, dtype=np.float64))[::-1]
+    a = np.sort(np.asarray(after, dtype=np.float64))[::-1]
+    n = len(b)
+    if n == 0:
+        return "(no labels)"
+    top = math.log10(max(b[0], 1.0)) or 1.0
+    ranks = sorted({min(n, max(1, round(n ** (i / (rows - 1))))) for i in range(rows)})
+
+    def bar(v: float) -> str:
+        return "#" * round(width * math.log10(max(v, 1.0)) / top)
+
+    lines = [f"{'rank':>7}  {'before':>9} {'':<{width}}  {'after':>9}"]
+    for r in ranks:
+        bv = b[r - 1]
+        av = a[r - 1] if r <= len(a) else 0.0
+        lines.append(f"{r:>7}  {int(bv):>9,} {bar(bv):<{width}}  {int(av):>9,} {bar(av)}")
+    return "\n".join(lines)
+
+
+def png_plot(before: np.ndarray, after: np.ndarray, size: tuple[int, int] = (640, 400)) -> bytes:
+    """Rank-frequency log-log plot (instances per label): before grey, after blue."""
+    w, h = size
+    pad = 48
+    img = Image.new("RGB", size, "white")
+    d = ImageDraw.Draw(img)
+    b = np.sort(np.asarray(before, dtype=np.float64))[::-1]
+    a = np.sort(np.asarray(after, dtype=np.float64))[::-1]
+    d.rectangle([pad, pad // 2, w - pad // 2, h - pad], outline=(0, 0, 0))
+    d.text((pad, 4), "instances per label (log) vs label rank (log)", fill=(0, 0, 0))
+    if len(b):
+        x_max = math.log10(len(b)) or 1.0
+        y_max = math.log10(max(b[0], 1.0)) or 1.0
+
+        def xy(rank: int, v: float) -> tuple[float, float]:
+            x = pad + (w - 1.5 * pad) * math.log10(rank) / x_max
+            y = (h - pad) - (h - 1.5 * pad) * math.log10(max(v, 1.0)) / y_max
+            return x, y
+
+        for series, colour in ((b, (150, 150, 150)), (a, (30, 90, 200))):
+            points = [xy(r + 1, v) for r, v in enumerate(series) if v > 0]
+            if len(points) > 1:
+                d.line(points, fill=colour, width=2)
+        d.text((pad, h - pad + 8), f"1 .. {len(b):,} labels", fill=(0, 0, 0))
+        d.text((4, pad // 2), f"{int(b[0]):,}", fill=(0, 0, 0))
+        d.text((w - 170, pad), "before (grey) / after (blue)", fill=(0, 0, 0))
+    out = io.BytesIO()
+    img.save(out, format="PNG")
+    return out.getvalue()
