@@ -49,6 +49,7 @@ LAKE_SCHEMA = pa.schema(
     metadata={"vprim.schema": "lake", "vprim.schema_version": SCHEMA_VERSION},
 )
 
+STAGING_PREFIX = "vprim-lake-stage-"
 ROW_GROUP_ROWS = 128_000
 BATCH_ROWS = 64_000
 
@@ -161,6 +162,24 @@ def balance_bucket(
     return rows, instances, labels
 
 
+def _remove_orphaned_staging(scratch: str | None) -> None:
+    """Remove staging folders of builds whose process is gone (killed: no ``finally`` ran)."""
+    for folder in glob.glob(os.path.join(scratch or tempfile.gettempdir(), STAGING_PREFIX + "*")):
+        pid = os.path.basename(folder)[len(STAGING_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def balance(
     con: duckdb.DuckDBPyConnection,
     store: Storage,
@@ -183,7 +202,8 @@ def balance(
         on_bucket: called after each bucket is written (progress reporting).
     """
     register_macros(con)
-    staging = tempfile.mkdtemp(prefix="vprim-lake-stage-", dir=scratch)
+    _remove_orphaned_staging(scratch)
+    staging = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=scratch)
     try:
         by_bucket = stage_by_bucket(
             con, clean_files, selection_files, os.path.join(staging, "by_bucket"), config.buckets

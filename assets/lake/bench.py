@@ -51,7 +51,8 @@ COPY (
            (i % 5)::INTEGER AS box_index,
            -- labels by (owner, image): a mirrored image carries its origin's labels
            CASE WHEN hash(owner, 9) % 50 = 0 THEN 'label 0'
-                ELSE 'label ' || (floor(2000 * pow((hash(owner, local_image, 3) % 1000000) / 1e6, 3)))::INTEGER
+                ELSE 'label '
+                     || floor(2000 * pow(hash(owner, local_image, 3) % 1000000 / 1e6, 3))::INTEGER
            END AS canonical_label,
            (hash(i, 4) % 480)::DOUBLE AS x0,
            (hash(i, 5) % 330)::DOUBLE AS y0,

@@ -84,6 +84,8 @@ def build_version(
         "schema_version": LAKE_SCHEMA.metadata[b"vprim.schema_version"].decode(),
         "schema": {f.name: str(f.type) for f in LAKE_SCHEMA},
         "config": config.as_dict(),
+        # sample ids, the cap order and buckets use DuckDB's hash(): same DuckDB, same rows
+        "duckdb_version": duckdb.__version__,
         "inputs": digests,
         "inputs_digest": digest,
         "counts": _counts(con, store, version, results, labels),

@@ -92,9 +92,11 @@ def check_labels_kept(con, store: Storage, lake: str) -> CheckOutcome:
         )
     label_map = f"read_parquet('{store.url(LABEL_MAP_PATH)}')"
     sql = (
-        f"SELECT DISTINCT label FROM {lake} "
-        f"WHERE label NOT IN (SELECT canonical_label FROM {label_map} WHERE decision = 'keep') "
-        f"OR label IN (SELECT raw_label FROM {label_map} WHERE decision = 'reject')"
+        f"SELECT DISTINCT label FROM {lake} AS l WHERE NOT EXISTS ("
+        f"SELECT 1 FROM {label_map} AS m WHERE m.decision = 'keep' "
+        "AND m.canonical_label = l.label) "
+        f"OR label IN (SELECT raw_label FROM {label_map} "
+        "WHERE decision = 'reject' AND raw_label IS NOT NULL)"
     )
     return _outcome("no_rejected_label", con, sql)
 

@@ -48,6 +48,7 @@ class PublishConfig(dg.Config):
 @dg.asset(
     group_name="lake",
     kinds={"duckdb", "parquet"},
+    pool="lake",  # one lake build at a time: a build clears other builds' unfinished versions
     deps=["clean_instances", "source_selection", "label_map"],
     check_specs=[
         dg.AssetCheckSpec(name, asset="lake_samples", blocking=True, description=desc)
@@ -134,6 +135,7 @@ def _meta(value):
 @dg.asset(
     group_name="lake",
     kinds={"duckdb"},
+    pool="lake",
     deps=[lake_samples],
     description="Publish the checked version (rewrite lake/CURRENT), drop versions beyond the "
     "retention, and show the lake views: label histogram, per-source contribution, funnel.",

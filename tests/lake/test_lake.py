@@ -544,6 +544,18 @@ def test_a_rejected_or_unknown_label_is_caught(tmp_path):
     outcome = _outcomes(store, built.version)["no_rejected_label"]
     assert not outcome.passed
     assert {e["label"] for e in outcome.metadata["examples"]} == {"cat", "bird"}
+    # a kept row without a canonical label must not hide "bird" (NOT IN over a NULL)
+    with_null = pa.concat_tables(
+        [label_map_table(["dog", "cat"], reject=[]), label_map_table(["doggo"], reject=[])]
+    )
+    canonical = with_null.schema.get_field_index("canonical_label")
+    nulls = pa.array(["dog", "cat", None], pa.string())
+    store.write_parquet(
+        with_null.set_column(canonical, "canonical_label", nulls), "quality/label_map.parquet"
+    )
+    outcome = _outcomes(store, built.version)["no_rejected_label"]
+    assert not outcome.passed
+    assert {e["label"] for e in outcome.metadata["examples"]} == {"bird"}
     store.fs.rm(store.path("quality/label_map.parquet"))
     outcome = _outcomes(store, built.version)["no_rejected_label"]
     assert not outcome.passed
@@ -663,9 +675,11 @@ def test_a_build_killed_mid_write_leaves_the_published_version_intact(tmp_path):
     assert pq.read_metadata(written[0]).num_rows > 0
     with pytest.raises(P.LakeError):
         P.publish(store, second)
+    assert list(scratch.glob("vprim-lake-stage-*"))  # the killed build's staging copy
 
-    third = build(store, BalanceConfig(cap=5, buckets=8), now=T0 + 120)
+    third = build(store, BalanceConfig(cap=5, buckets=8), now=T0 + 120, scratch=str(scratch))
     assert second not in P.versions(store)  # the next build clears the killed one
+    assert not list(scratch.glob("vprim-lake-stage-*"))  # and its orphaned staging
     assert P.apply_retention(store, keep=1) == []  # CURRENT (first) and STAGED (third) stay
     assert P.versions(store) == [first, third.version]
     assert read_lake(store, first).equals(lake)
