@@ -3,13 +3,15 @@
 Each measured step runs in a fresh subprocess so that its peak RSS is its own; the peak is
 sampled over the whole process tree (workers included) with psutil.
 
-    python -m assets.bench [--only coco,ingest] [--coco-boxes N] [--scale small] [--out DIR]
+    python -m assets.bench [--only coco,ingest,quality,lake] [--coco-boxes N] [--scale small]
+                           [--lake-sizes 10000000,40000000] [--lake-root ROOT] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -103,9 +105,49 @@ def bench_quality(scale: str, out: Path, workers: int, rows: int) -> dict:
     return figures
 
 
+def bench_lake(out: Path, sizes: list[int], peer_max: int, lake_root: str | None) -> dict:
+    """Balance + checks + publish alone on clean_instances of each size (rows/s, RSS), the
+    same rule as eager Polars where it fits in memory, and the views' query times."""
+    figures: dict = {}
+    for n in sizes:
+        root = out / f"lake-{n // 1_000_000}M"
+        if not (root / "clean_instances").is_dir():
+            print(f"   writing {n:,} clean instances", flush=True)
+            measure([sys.executable, "-m", "assets.lake.bench", "synth", str(root),
+                     "--instances", str(n)])  # fmt: skip
+        m = measure([sys.executable, "-m", "assets.lake.bench", "build", str(root)])
+        row = json.loads(m["stdout"].strip().splitlines()[-1])
+        seconds = row["build_seconds"] + row["checks_seconds"] + row["publish_seconds"]
+        row.update(
+            seconds=round(seconds, 2),
+            instances_per_second=round(row["instances_in"] / seconds),
+            peak_rss_mb=round(m["peak_rss_mb"]),
+        )
+        if n <= peer_max:
+            p = measure([sys.executable, "-m", "assets.lake.bench", "peer", str(root)])
+            peer = json.loads(p["stdout"].strip().splitlines()[-1])
+            row["peer_polars_eager"] = {**peer, "peak_rss_mb": round(p["peak_rss_mb"])}
+            row["speed_vs_peer"] = round(peer["seconds"] / row["build_seconds"], 2)
+            row["memory_vs_peer"] = round(row["peak_rss_mb"] / p["peak_rss_mb"], 2)
+        figures[f"{n // 1_000_000}M"] = row
+        print(f"== lake: balance and publish, {n:,} clean instances", flush=True)
+        _print(row)
+    for name, root in (("bench lake", out / f"lake-{max(sizes) // 1_000_000}M"),
+                       ("pipeline lake", lake_root)):  # fmt: skip
+        if root and Path(root, "lake", "CURRENT").exists():
+            q = measure([sys.executable, "-m", "assets.lake.bench", "queries", str(root)])
+            figures[f"queries: {name}"] = json.loads(q["stdout"].strip().splitlines()[-1])
+            print(f"== lake: view query seconds over the {name} ({root})", flush=True)
+            _print(figures[f"queries: {name}"])
+    return figures
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m assets.bench")
-    parser.add_argument("--only", default="coco,ingest,quality")
+    parser.add_argument("--only", default="coco,ingest,quality,lake")
+    parser.add_argument("--lake-sizes", default="10000000,40000000")
+    parser.add_argument("--lake-peer-max", type=int, default=10_000_000)
+    parser.add_argument("--lake-root", default=os.environ.get("VPRIM_ROOT", ""))
     parser.add_argument("--geometry-rows", type=int, default=10_000_000)
     parser.add_argument("--coco-boxes", type=int, default=1_000_000)
     parser.add_argument("--scale", default="small")
@@ -127,6 +169,9 @@ def main(argv: list[str] | None = None) -> dict:
         _print(results["ingest"])
     if "quality" in only:
         results["quality"] = bench_quality(args.scale, out, args.workers, args.geometry_rows)
+    if "lake" in only:
+        sizes = [int(v) for v in args.lake_sizes.split(",")]
+        results["lake"] = bench_lake(out, sizes, args.lake_peer_max, args.lake_root or None)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     print(f"figures written to {out / 'results.json'}")
     return results

@@ -60,5 +60,7 @@ def _current_lake_glob(storage: Storage) -> str:
     if storage.exists(name):
         with storage.fs.open(storage.path(name), "r") as f:
             version = f.read().strip()
-    rel = f"lake/v={version}/samples/*/*.parquet" if version else "lake/.none/*.parquet"
+    rel = "lake/.none/*.parquet"
+    if version:
+        rel = f"lake/v={version}/samples/label_bucket=*/part-*.parquet"
     return storage.url(rel).replace("'", "''")

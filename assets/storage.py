@@ -56,8 +56,10 @@ class Storage:
         """Yield a temporary path beside ``parts``; move it into place when the block ends."""
         final = self.path(*parts)
         self.fs.makedirs(posixpath.dirname(final), exist_ok=True)
+        # hidden and not ending in the final suffix, so a reader's "*.parquet" glob never
+        # matches a half-written (or a killed writer's) temporary file
         tmp = posixpath.join(
-            posixpath.dirname(final), f".tmp-{uuid.uuid4().hex}-{posixpath.basename(final)}"
+            posixpath.dirname(final), f".{posixpath.basename(final)}.tmp-{uuid.uuid4().hex}"
         )
         try:
             yield tmp

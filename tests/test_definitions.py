@@ -37,6 +37,28 @@ def test_asset_graph_snapshot():
     assert {d.to_user_string() for d in clean.parent_keys} == {"raw_instances", "label_map"}
     assert clean.partitions_def == raw.partitions_def
     assert ("clean_instances", "raw_equals_clean_plus_rejected") in checks
+    assert {"lake_samples", "lake"} <= keys
+    lake_samples = graph.get(dg.AssetKey("lake_samples"))
+    assert {d.to_user_string() for d in lake_samples.parent_keys} == {
+        "clean_instances",
+        "source_selection",
+        "label_map",
+    }
+    assert {d.to_user_string() for d in graph.get(dg.AssetKey("lake")).parent_keys} == {
+        "lake_samples"
+    }
+    lake_checks = {name for key, name in checks if key == "lake_samples"}
+    assert lake_checks == {
+        "lake_schema",
+        "boxes_inside_images",
+        "no_rejected_label",
+        "cap_respected",
+        "no_duplicate_image_label",
+        "manifest_counts_match",
+    }
+    for name in lake_checks:  # a failing check stops the publish
+        spec = defs.resolve_asset_graph().get_check_spec(dg.AssetCheckKey(lake_samples.key, name))
+        assert spec.blocking
 
 
 def test_jobs_schedules_sensors():

@@ -197,3 +197,44 @@ def test_quality_stage_accounts_for_every_box_and_finds_what_was_planted(rebuilt
             assert by_reason[reason]["recall"] >= 0.98, by_reason[reason]
     for reason in ("label_gibberish", "label_vague", "label_private"):
         assert by_reason[reason]["precision"] >= 0.95 and by_reason[reason]["recall"] >= 0.85
+
+
+@pytest.mark.e2e
+def test_tiny_rebuild_publishes_a_checked_lake_every_reader_reads(rebuilt):
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from assets.lake import publish as P
+    from assets.lake.balance import LAKE_SCHEMA
+    from assets.lake.checks import CHECKS
+    from assets.storage import Storage
+
+    base, stdout = rebuilt
+    store = Storage(str(base / "data"))
+    version = P.current_version(store)
+    assert version and "in the lake" in stdout and version in stdout
+    manifest = P.read_manifest(store, version)
+    files = str(base / "data" / P.samples_dir(version) / "*" / "*.parquet")
+    arrow = pq.ParquetDataset(files.rsplit("/*/*", 1)[0]).read()
+    assert arrow.schema.remove_metadata().equals(LAKE_SCHEMA.remove_metadata())
+    frame = pl.read_parquet(files)
+    con = duckdb.connect()
+    rows, instances = con.execute(
+        f"SELECT count(*), sum(n_boxes) FROM read_parquet('{files}', hive_partitioning=false)"
+    ).fetchone()
+    counts = manifest["counts"]
+    assert arrow.num_rows == frame.height == rows == counts["rows"] > 100
+    assert frame["n_boxes"].sum() == instances == counts["instances"]
+    # the planted mirror's images reach the lake once per label
+    assert counts["balance"]["samples_duplicate"] > 0
+    assert set(frame["split"].unique()) <= {"train", "holdout"}
+    instance = dg.DagsterInstance.from_config(str(base / "home"))
+    try:
+        for name in CHECKS:
+            key = dg.AssetCheckKey(dg.AssetKey("lake_samples"), name)
+            (record,) = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)
+            assert record.status.value == "SUCCEEDED", name
+        published = instance.get_latest_materialization_event(dg.AssetKey("lake"))
+        assert published.asset_materialization.metadata["version"].value == version
+    finally:
+        instance.dispose()

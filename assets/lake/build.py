@@ -14,8 +14,8 @@ from assets.lake.balance import LAKE_SCHEMA, BalanceConfig, BucketResult, balanc
 from assets.sql import load
 from assets.storage import Storage
 
-CLEAN_GLOB = "clean_instances/*.parquet"
-SELECTION_GLOB = "source_selection/*.parquet"
+CLEAN_GLOB = "clean_instances/shard=*.parquet"
+SELECTION_GLOB = "source_selection/shard=*.parquet"
 LABEL_MAP_PATH = "quality/label_map.parquet"
 
 
@@ -115,7 +115,7 @@ def _label_counts(results: list[BucketResult]) -> pa.Table:
 
 def lake_files_sql(store: Storage, version: str) -> str:
     """A DuckDB ``read_parquet`` over one version's samples."""
-    glob = store.url(P.samples_dir(version), "*", "*.parquet").replace("'", "''")
+    glob = store.url(P.samples_dir(version), "label_bucket=*", "part-*.parquet").replace("'", "''")
     return f"read_parquet('{glob}', hive_partitioning = false)"
 
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from assets.parallel import map_shards
 from assets.quality import geometry as G
 from assets.quality.labels import LabelConfig
 from assets.sources import schema as S
@@ -52,6 +53,26 @@ SELECTION_SCHEMA = pa.schema(
         pa.field("miss_rate_estimate", pa.float64()),
     ]
 )
+
+
+def curate_shards(
+    storage: Storage,
+    shard_keys: list[str],
+    label_map_path: str,
+    geometry: G.GeometryConfig,
+    labels: LabelConfig,
+    seed: int = 0,
+    workers: int | None = None,
+) -> list[dict]:
+    """:func:`curate_shard` for each shard, in parallel processes when ``workers`` > 1."""
+    jobs = [(storage.root_url, k, label_map_path, geometry, labels, seed) for k in shard_keys]
+    return map_shards(_curate_one, jobs, workers)
+
+
+def _curate_one(args: tuple) -> dict:
+    root, key, label_map_path, geometry, labels, seed = args
+    storage = Storage(root)
+    return curate_shard(storage, key, storage.read_parquet(label_map_path), geometry, labels, seed)
 
 
 def curate_shard(

@@ -20,11 +20,14 @@ from assets.sources import catalog as cat
 from assets.sources import schema as S
 from assets.sql import load
 from dagster_project.partitions import shard_partitions
+from dagster_project.profiles import current
 from resources import DuckDBResource, LabelEmbedderResource, StorageResource
 
 VOCABULARY_PATH = "quality/label_vocabulary.parquet"
 EMBEDDING_CACHE_PATH = "quality/label_embeddings.parquet"
 LABEL_MAP_PATH = "quality/label_map.parquet"
+
+_profile = current()
 
 
 class QualityConfig(dg.Config):
@@ -37,6 +40,7 @@ class QualityConfig(dg.Config):
     missing_annotation_rate: float = 0.5
     min_clean_boxes: int = 3
     seed: int = 0
+    workers: int = _profile.workers  # processes curating shards in parallel inside one run
 
     def geometry(self) -> G.GeometryConfig:
         return G.GeometryConfig(
@@ -173,12 +177,10 @@ def clean_instances(
 ):
     store = storage.get()
     keys = list(context.partition_keys)
-    label_table = store.read_parquet(LABEL_MAP_PATH)
-    geometry = config.geometry()
     labels = LabelConfig(source_bad_label_fraction=config.max_bad_label_fraction)
-    summaries = [
-        curate.curate_shard(store, k, label_table, geometry, labels, seed=config.seed) for k in keys
-    ]
+    summaries = curate.curate_shards(
+        store, keys, LABEL_MAP_PATH, config.geometry(), labels, config.seed, config.workers
+    )
     total = Counter()
     reasons: Counter = Counter()
     for s in summaries:

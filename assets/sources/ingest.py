@@ -9,19 +9,17 @@ vprim itself (not bad input) can stop a shard.
 
 from __future__ import annotations
 
-import os
 import time
 import traceback
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from assets.parallel import map_shards
 from assets.sources import schema as S
 from assets.sources.readers import READERS, detect_format
 from assets.sources.readers.base import (
@@ -286,13 +284,8 @@ def ingest_shards(
 
     Returns one summary dict per shard, in ``shard_keys`` order.
     """
-    workers = max(1, min(workers or os.cpu_count() or 1, len(shard_keys)))
     jobs = [(storage.root_url, catalog_path, key) for key in shard_keys]
-    if workers == 1:
-        return [_ingest_one(job) for job in jobs]
-    # spawn, not fork: the parent may hold Arrow/DuckDB thread pools that fork would break.
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(_ingest_one, jobs))
+    return map_shards(_ingest_one, jobs, workers)
 
 
 def accounting(storage: Storage, shard_keys: list[str]) -> list[dict]:

@@ -155,7 +155,7 @@ def test_shard_files_and_accounting(tmp_path):
     (acct,) = ingest.accounting(storage, ["000"])
     assert acct == {"shard": "000", "seen": 2, "raw": 2, "rejected": 0, "ok": True}
     # no temporary files are left beside the published ones
-    assert not list(Path(storage.path()).rglob(".tmp-*"))
+    assert not list(Path(storage.path()).rglob(".*.tmp-*"))
 
 
 def test_coco_files_that_restart_image_ids_stay_distinct(tmp_path):

@@ -619,15 +619,14 @@ def test_mirrors_republish_their_origin_under_other_uri_spellings(catalog, plant
     """A mirror holds its origin's images, labels and boxes; only its id and the spelling of
     the image URIs (query keys swapped) differ, and each of its images is planted once."""
     mirrors = [
-        p
-        for p in (G.plan_source("tiny", 0, i) for i in range(len(catalog)))
-        if p.mirror_of >= 0
+        p for p in (G.plan_source("tiny", 0, i) for i in range(len(catalog))) if p.mirror_of >= 0
     ]
     assert mirrors, "tiny plants at least one mirror"
     dup_rows = Counter(r["source_id"] for r in planted if r["defect"] == "duplicate_image")
     for plan in mirrors:
         mine, theirs = read[plan.source_id], read[G.source_id_of(plan.mirror_of)]
         assert [b["ref"] for b in mine.boxes] != [b["ref"] for b in theirs.boxes]
+
         def content(r):  # str: planted non-finite boxes are NaN, and NaN != NaN
             return [(b["label"], str(b["xyxy"]), _size_from_uri(b["ref"])) for b in r.boxes]
 
