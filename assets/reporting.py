@@ -26,6 +26,12 @@ def md_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | None
     return "\n".join(lines)
 
 
+def query_table(con, sql: str) -> str:
+    """The result of a DuckDB query as a markdown table."""
+    table = con.sql(sql).to_arrow_table()
+    return md_table(table.to_pylist(), table.column_names)
+
+
 def counts_table(counts: Mapping[str, int], key: str, value: str) -> str:
     """A markdown table of a counter, largest first, with a total row."""
     rows = [{key: k, value: v} for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]

@@ -55,12 +55,8 @@ def register_views(con: duckdb.DuckDBPyConnection, root: str) -> list[str]:
 
 def _current_lake_glob(storage: Storage) -> str:
     """The published lake version's samples files, or a path that matches nothing."""
-    name = "lake/CURRENT"
-    version = ""
-    if storage.exists(name):
-        with storage.fs.open(storage.path(name), "r") as f:
-            version = f.read().strip()
-    rel = "lake/.none/*.parquet"
-    if version:
-        rel = f"lake/v={version}/samples/label_bucket=*/part-*.parquet"
+    from assets.lake import publish  # the lake's layout; it imports nothing of this module
+
+    version = publish.current_version(storage)
+    rel = publish.samples_glob(version) if version else "lake/.none/*.parquet"
     return storage.url(rel).replace("'", "''")

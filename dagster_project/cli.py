@@ -120,7 +120,7 @@ def _step_times(dagster_home: str) -> str:
 
 def _summary(root: str) -> str:
     """The funnel from raw to the published lake, and the rejects by reason."""
-    from assets.reporting import md_table
+    from assets.reporting import query_table
     from resources import DuckDBResource
 
     con = DuckDBResource(root=root).connect()
@@ -129,8 +129,7 @@ def _summary(root: str) -> str:
     funnel = "lake_funnel" if "lake_funnel" in views else "curation_funnel"
     for view in (funnel, "rejects_by_reason"):
         if view in views:
-            table = con.sql(f"SELECT * FROM {view}").to_arrow_table()
-            parts.append(f"{view}:\n" + md_table(table.to_pylist(), table.column_names))
+            parts.append(f"{view}:\n" + query_table(con, f"SELECT * FROM {view}"))
     version = _lake_version(root)
     if version:
         parts.append(f"lake: version {version} published (lake/CURRENT)")

@@ -63,7 +63,7 @@ def build_version(
     digest = P.inputs_digest(digests, config.as_dict())
     version = P.new_version(digest, now)
     seconds["hash_inputs"] = time.perf_counter() - t0
-    P.apply_retention(store, keep=10**6, building=version)  # clears killed builds' leftovers
+    P.apply_retention(store, keep=None, building=version)  # clears killed builds' leftovers
     t1 = time.perf_counter()
     results = balance(
         con,
@@ -115,7 +115,7 @@ def _label_counts(results: list[BucketResult]) -> pa.Table:
 
 def lake_files_sql(store: Storage, version: str) -> str:
     """A DuckDB ``read_parquet`` over one version's samples."""
-    glob = store.url(P.samples_dir(version), "label_bucket=*", "part-*.parquet").replace("'", "''")
+    glob = store.url(P.samples_glob(version)).replace("'", "''")
     return f"read_parquet('{glob}', hive_partitioning = false)"
 
 

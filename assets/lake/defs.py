@@ -7,14 +7,13 @@ Wiring, config and metadata only; the work is in ``balance.py``, ``build.py``, `
 
 import dagster as dg
 import numpy as np
-import pyarrow as pa
 
 from assets.lake import checks as C
 from assets.lake import publish as P
 from assets.lake import stats
 from assets.lake.balance import BalanceConfig
 from assets.lake.build import build_version
-from assets.reporting import md_table, table_preview
+from assets.reporting import md_table, query_table, table_preview
 from dagster_project.profiles import current
 from resources import DuckDBResource, StorageResource
 
@@ -161,16 +160,14 @@ def lake(config: PublishConfig, storage: StorageResource, duckdb: DuckDBResource
             "label_histogram": dg.MetadataValue.md(_view(con, "lake_label_histogram", 20)),
             "source_contribution": dg.MetadataValue.md(_view(con, "lake_source_contribution", 20)),
             "preview": dg.MetadataValue.md(
-                table_preview(con.execute("SELECT * FROM lake LIMIT 5").to_arrow_table(), 5)
+                table_preview(con.sql("SELECT * FROM lake LIMIT 5").to_arrow_table(), 5)
             ),
         }
     )
 
 
 def _view(con, name: str, limit: int | None = None) -> str:
-    sql = f"SELECT * FROM {name}" + (f" LIMIT {limit}" if limit else "")
-    table: pa.Table = con.execute(sql).to_arrow_table()
-    return md_table(table.to_pylist(), table.column_names)
+    return query_table(con, f"SELECT * FROM {name}" + (f" LIMIT {limit}" if limit else ""))
 
 
 lake_assets = [lake_samples, lake]

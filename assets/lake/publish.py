@@ -42,6 +42,11 @@ def samples_dir(version: str) -> str:
     return f"{version_dir(version)}/samples"
 
 
+def samples_glob(version: str) -> str:
+    """Every samples file of ``version``, relative to the storage root."""
+    return f"{samples_dir(version)}/label_bucket=*/part-*.parquet"
+
+
 def new_version(inputs_digest: str, now: float | None = None) -> str:
     """``<UTC time>-<first 8 hex of the inputs' digest>``: sorts by time, names its inputs."""
     stamp = datetime.fromtimestamp(time.time() if now is None else now, UTC)
@@ -118,17 +123,18 @@ def versions(store: Storage) -> list[str]:
     return sorted(posixpath.basename(p).split("=", 1)[1] for p in found)
 
 
-def apply_retention(store: Storage, keep: int, building: str | None = None) -> list[str]:
-    """Remove all but the newest ``keep`` complete versions, and incomplete ones.
+def apply_retention(store: Storage, keep: int | None, building: str | None = None) -> list[str]:
+    """Remove all but the newest ``keep`` complete versions (all kept when None), and
+    incomplete ones (builds that were killed).
 
     Never removes the published version, the staged one, nor ``building``. Returns what
     was removed.
     """
-    if keep < 1:
+    if keep is not None and keep < 1:
         raise ValueError(f"retention={keep}: at least the published version must be kept")
     protected = {current_version(store), read_text(store, STAGED), building} - {None}
     complete = [v for v in versions(store) if store.exists(f"{version_dir(v)}/{MANIFEST}")]
-    keep_set = set(complete[-keep:]) | protected
+    keep_set = set(complete if keep is None else complete[-keep:]) | protected
     removed = []
     for v in versions(store):
         if v not in keep_set:
