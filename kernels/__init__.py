@@ -1,0 +1,1 @@
+"""Triton kernels for compressed sparse attention, each beside a plain torch reference."""
