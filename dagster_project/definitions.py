@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.camps.defs_counting_spatial import counting_spatial_assets
 from assets.lake.defs import lake_assets
 from assets.quality.defs import quality_assets
 from assets.sources.defs import sources_assets
@@ -16,7 +17,7 @@ from resources import DuckDBResource, LabelEmbedderResource, StorageResource
 _profile = current()
 
 defs = dg.Definitions(
-    assets=[*sources_assets, *quality_assets, *lake_assets],
+    assets=[*sources_assets, *quality_assets, *lake_assets, *counting_spatial_assets],
     jobs=[rebuild_dataset, ingest_shards],
     schedules=[nightly_recuration],
     sensors=[catalog_change_sensor],

@@ -1,0 +1,82 @@
+"""A grid of rendered camp samples with their primitives drawn on top, for the Dagster UI.
+
+Each tile is a sample's image with every ``<|ref|>..<|box|>`` group of its target drawn in
+its own colour (boxes) and every ``<|point|>`` as dots, the prompt and the answer written
+under it. Used by the counting and spatial camps' assets.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+
+from PIL import Image, ImageDraw
+
+from assets.camps import cs_contract as prim
+
+PALETTE = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+           (145, 30, 180), (70, 240, 240), (240, 50, 230))  # fmt: skip
+
+
+def tile(row: dict, size: int = 240) -> Image.Image:
+    """One sample as a ``size``-wide tile: image, primitives, prompt and answer."""
+    img = Image.open(io.BytesIO(row["image_png"])).convert("RGB")
+    scale = size / img.width
+    img = img.resize((size, max(1, round(img.height * scale))))
+    draw = ImageDraw.Draw(img)
+    parsed = prim.parse_primitives(row["target"])
+    sx, sy = img.width / 999, img.height / 999
+    for k, ref in enumerate(parsed.refs):
+        colour = PALETTE[k % len(PALETTE)]
+        for x0, y0, x1, y1 in ref.boxes:
+            draw.rectangle([x0 * sx, y0 * sy, x1 * sx, y1 * sy], outline=colour, width=2)
+    for x, y in getattr(parsed, "points", []) or []:
+        draw.ellipse([x * sx - 2, y * sy - 2, x * sx + 2, y * sy + 2], fill=PALETTE[0])
+    text_h = 30
+    out = Image.new("RGB", (size, img.height + text_h), (255, 255, 255))
+    out.paste(img, (0, 0))
+    tdraw = ImageDraw.Draw(out)
+    prompt = row["prompt"] if len(row["prompt"]) <= 44 else row["prompt"][:43] + "…"
+    tdraw.text((3, img.height + 2), prompt, fill=(0, 0, 0))
+    tdraw.text((3, img.height + 15), f"[{row['difficulty']}] answer: {row['answer']}",
+               fill=(90, 0, 0))  # fmt: skip
+    return out
+
+
+def grid_png(rows: Sequence[dict], columns: int = 4, size: int = 240) -> bytes:
+    """The rows as a grid of tiles (row-major), PNG bytes."""
+    tiles = [tile(r, size) for r in rows]
+    if not tiles:
+        return b""
+    cell_h = max(t.height for t in tiles)
+    n_rows = (len(tiles) + columns - 1) // columns
+    canvas = Image.new("RGB", (columns * (size + 4), n_rows * (cell_h + 4)), (235, 235, 235))
+    for k, t in enumerate(tiles):
+        canvas.paste(t, ((k % columns) * (size + 4), (k // columns) * (cell_h + 4)))
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def markdown_image(png: bytes, alt: str = "samples") -> str:
+    """The PNG inline in markdown (a data URI), so the UI shows it without file access."""
+    if not png:
+        return "(no samples)"
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def pick_preview(rows: Sequence[dict], n: int = 8) -> list[dict]:
+    """Up to ``n`` rows, spread across difficulties (round robin in first-seen order)."""
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["difficulty"], []).append(r)
+    out: list[dict] = []
+    while len(out) < n and any(by.values()):
+        for d in list(by):
+            if by[d] and len(out) < n:
+                out.append(by[d].pop(0))
+    return out
+
+
+__all__ = ["grid_png", "markdown_image", "pick_preview", "tile"]
