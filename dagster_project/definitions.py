@@ -6,18 +6,25 @@ import dagster as dg
 
 from assets.camps.defs_counting_spatial import counting_spatial_assets
 from assets.lake.defs import lake_assets
+from assets.model.defs import model_assets
 from assets.quality.defs import quality_assets
 from assets.sources.defs import sources_assets
 from dagster_project.jobs import ingest_shards, rebuild_dataset
 from dagster_project.profiles import current
 from dagster_project.schedules import nightly_recuration
 from dagster_project.sensors import catalog_change_sensor
-from resources import DuckDBResource, LabelEmbedderResource, StorageResource
+from resources import ComputeResource, DuckDBResource, LabelEmbedderResource, StorageResource
 
 _profile = current()
 
 defs = dg.Definitions(
-    assets=[*sources_assets, *quality_assets, *lake_assets, *counting_spatial_assets],
+    assets=[
+        *sources_assets,
+        *quality_assets,
+        *lake_assets,
+        *counting_spatial_assets,
+        *model_assets,
+    ],
     jobs=[rebuild_dataset, ingest_shards],
     schedules=[nightly_recuration],
     sensors=[catalog_change_sensor],
@@ -25,5 +32,6 @@ defs = dg.Definitions(
         "storage": StorageResource(root=_profile.root),
         "duckdb": DuckDBResource(root=_profile.root, memory_limit=_profile.duckdb_memory),
         "embedder": LabelEmbedderResource(),
+        "compute": ComputeResource(),
     },
 )

@@ -79,3 +79,17 @@ def test_nightly_schedule_requests_one_run_over_every_shard():
     assert request.tags["dagster/asset_partition_range_start"] == "000"
     assert request.tags["dagster/asset_partition_range_end"] == "003"
     assert request.run_key == "nightly-2026-11-29"
+
+
+def test_model_assets_route_to_gpu_workers():
+    graph = defs.resolve_asset_graph()
+    train = graph.get(dg.AssetKey("training_run"))
+    assert {d.to_user_string() for d in train.parent_keys} == {"counting_camp", "spatial_camp"}
+    evaluation = graph.get(dg.AssetKey("evaluation"))
+    assert "training_run" in {d.to_user_string() for d in evaluation.parent_keys}
+    for key in ("training_run", "evaluation"):
+        spec = defs.get_assets_def(key).op.tags
+        k8s = spec["dagster-k8s/config"]
+        k8s = __import__("json").loads(k8s) if isinstance(k8s, str) else k8s
+        assert k8s["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert spec["dagster-celery/queue"] == "gpu"

@@ -1,0 +1,1 @@
+"""The compact model: tokenizer, compressed-sparse-attention decoder, training and evaluation."""
