@@ -51,3 +51,4 @@ def test_never_raises(text):
         assert all(len(b) == 4 and all(0 <= v <= 999 for v in b) for b in boxes)
     assert all(len(q) == 2 and all(0 <= v <= 999 for v in q) for g in p.points for q in g)
     assert p.duplicate_boxes >= 0
+    assert not any(e.startswith("parser error") for e in p.errors)  # no safety-net catch
