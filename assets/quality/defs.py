@@ -257,15 +257,16 @@ def _quality_vs_planted(store, con) -> list[dict]:
     info = store.read_json(cat.CATALOG_INFO_PATH) if store.exists(cat.CATALOG_INFO_PATH) else {}
     if not info.get("planted_path"):
         return []
-    planted = pl.read_parquet(info["planted_path"])
+    planted = _scored_planted(info["planted_path"])
+    # con.sql(...) streams Arrow without the extra copy a DB-API cursor makes (15M rows here)
     rejects = pl.from_arrow(
-        con.execute(
+        con.sql(
             "SELECT instance_id, source_id, reason FROM rejects WHERE stage <> 'parse'"
         ).to_arrow_table()
     )
     box = rejects.filter(pl.col("instance_id").is_not_null())
     source_rows = pl.from_arrow(
-        con.execute(
+        con.sql(
             "SELECT NULL::UBIGINT AS instance_id, source_id, reason FROM source_selection "
             "WHERE decision = 'drop'"
         ).to_arrow_table()
@@ -274,6 +275,23 @@ def _quality_vs_planted(store, con) -> list[dict]:
     rows = G.score(reasons.to_arrow(), _reached_step_two(planted, box, source_rows).to_arrow())
     rows += _score_labels(box, planted, source_rows)
     return sorted(rows, key=lambda r: (r["level"], r["reason"]))
+
+
+def _scored_planted(path: str) -> pl.DataFrame:
+    """The planted rows this stage scores, with only the columns scoring joins on.
+
+    At full scale ``planted`` holds 12M rows, most of them parse-stage or balancing codes, and
+    its ``image_id`` strings alone are larger than everything scoring needs: reading them all
+    made this asset the pipeline's memory peak.
+    """
+    codes = {c for _, level_codes, _ in G.SCORED_LEVELS for c in level_codes}
+    codes |= {*S.LABEL_REASONS, "source_label_quality"}
+    return (
+        pl.scan_parquet(path)
+        .select("source_id", "instance_id", "defect")
+        .filter(pl.col("defect").is_in(sorted(codes)))
+        .collect()
+    )
 
 
 def _reached_step_two(planted: pl.DataFrame, box: pl.DataFrame, sources: pl.DataFrame):
