@@ -4,6 +4,7 @@ vprim rebuild-dataset [--scale tiny|small|full] [--root DIR] [--catalog URL]
 vprim generate        [--scale ...] [--seed N] [--out DIR]
 vprim ui              [--host 127.0.0.1] [--port 3000]
 vprim query "SQL"     (runs against the views in sql/views)
+vprim score --eval-set NAME --predictions preds.jsonl [--reference oracle|baseline]
 vprim bench | test | lint | clean | setup
 """
 
@@ -180,6 +181,26 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from assets.camps import scorer
+    from assets.storage import Storage
+    from dagster_project.profiles import current
+
+    store = Storage(current(_env(args)).root)
+    table = scorer.read_eval(store, args.eval_set)
+    if args.reference:  # write a reference model's predictions, then score them
+        with open(args.predictions, "w") as f:
+            for row in scorer.reference_predictions(table, args.reference):
+                f.write(json.dumps(row) + "\n")
+    with open(args.predictions) as f:
+        preds, bad = scorer.read_predictions(f)
+    result = scorer.score(table, preds)
+    print(scorer.scorecard_text(f"{args.eval_set} <- {args.predictions}", result, bad))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, "-m", "assets.bench", *args.rest], cwd=PROJECT_ROOT)
 
@@ -235,6 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sql")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_query)
+    p = sub.add_parser("score", help="score a model's predictions JSONL on a camp eval set")
+    common(p)
+    p.add_argument("--eval-set", required=True, help="eval set name (camps/eval/<name>.parquet)")
+    p.add_argument("--predictions", required=True, help='JSONL of {"sample_id", "prediction"}')
+    p.add_argument(
+        "--reference",
+        choices=("oracle", "baseline"),
+        help="first write this reference model's predictions to --predictions",
+    )
+    p.add_argument("--json", help="also write the scorecard as JSON here")
+    p.set_defaults(func=cmd_score)
     for name, func, text in (
         ("bench", cmd_bench, "run the benchmarks (figures vs peers)"),
         ("test", cmd_test, "run the test suite (pytest arguments pass through)"),

@@ -1,0 +1,188 @@
+"""Rewards of the drawn camps (maze graphs of any grid, path tracing) and the format reward.
+
+Pure functions ``(meta, prediction) -> dict`` of components with ``total`` (0..1), for the
+meta that :mod:`assets.camps.maze` and :mod:`assets.camps.path_tracing` write (cells of any
+grid as centres plus open passages; curves as 0..999 polylines). Counting and spatial rewards
+are :mod:`assets.camps.rewards`'; :data:`REWARDS` maps every camp to its function.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from assets.camps import rewards as base
+from assets.camps.primitives import Parsed, parse_primitives
+
+DUP_PENALTY = 0.1  # per duplicate box, off every total
+DRAWN_MAZE_WEIGHTS = {"progress": 0.3, "wall": 0.2, "valid": 0.2, "answer": 0.3}
+PATH_WEIGHTS = {"trajectory": 0.4, "endpoint": 0.2, "no_jump": 0.1, "answer": 0.3}
+PATH_SLACK = 3.0  # rounding allowance: mean distances below this count as 0
+PATH_TAU = 30.0  # trajectory score exp(-(mean two-way distance - slack) / tau), 0..999 units
+PATH_TOL = 40.0  # endpoint accuracy 1 - d / tol, 0 beyond tol
+PATH_JUMP = 120.0  # a last step longer than this is a jump to the claimed endpoint
+
+
+def _norm(a: object) -> str:
+    return base.normalise_answer(a) or ""
+
+
+def _dup(p: Parsed) -> float:
+    return DUP_PENALTY * p.duplicate_boxes
+
+
+def _clip(v: float) -> float:
+    return float(min(1.0, max(0.0, v)))
+
+
+def format_reward(meta: dict, prediction: str) -> dict:
+    """1 for parseable text with an answer; -0.1 per parse error, -0.2 per duplicate box."""
+    p = parse_primitives(prediction)
+    has = p.answer is not None
+    total = _clip((1.0 if has else 0.0) - 0.1 * len(p.errors) - 0.2 * p.duplicate_boxes)
+    return {"has_answer": float(has), "errors": float(len(p.errors)),
+            "duplicates": float(p.duplicate_boxes), "total": total}  # fmt: skip
+
+
+def _bfs(adj: list[list[int]], src: int) -> np.ndarray:
+    dist = np.full(len(adj), -1, dtype=np.int64)
+    dist[src] = 0
+    q = deque([src])
+    while q:
+        u = q.popleft()
+        for v in adj[u]:
+            if dist[v] < 0:
+                dist[v] = dist[u] + 1
+                q.append(v)
+    return dist
+
+
+def maze_trace_cells(meta: dict, points: list[list[int]]) -> list[int]:
+    """Each point snapped to the nearest cell centre (-1 when farther than ``snap``)."""
+    if not points:
+        return []
+    c = np.asarray(meta["centers_999"], dtype=np.float64)
+    pts = np.asarray(points, dtype=np.float64)
+    d = np.linalg.norm(pts[:, None, :] - c[None, :, :], axis=2)
+    idx = d.argmin(axis=1)
+    ok = d[np.arange(len(pts)), idx] <= float(meta["snap"])
+    return [int(i) if k else -1 for i, k in zip(idx, ok, strict=True)]
+
+
+def drawn_maze_reward(meta: dict, prediction: str) -> dict:
+    """Five components and a weighted total.
+
+    Points snap to cells; a move between two cells is legal when the maze has a passage
+    between them (staying on a cell is no move).
+
+    - ``progress`` (solvable): trace cut at the first illegal move;
+      ``1 - min BFS dist(explored cell, goal) / len(true path)``.
+    - ``completeness`` (unsolvable): reachable cells the cut trace visits / all reachable
+      cells. Either fills the ``progress`` weight.
+    - ``wall``: ``1 - crossings / moves`` (0 without moves).
+    - ``valid`` (0/1): starts on the start, no crossing, ends on the goal (solvable) or
+      covers every reachable cell (unsolvable).
+    - ``answer`` (0/1): yes/no matches ``meta["solvable"]``.
+
+    ``total = 0.3 progress|completeness + 0.2 wall + 0.2 valid + 0.3 answer - dup penalty``.
+    """
+    p = parse_primitives(prediction)
+    n = len(meta["centers_999"])
+    adj: list[list[int]] = [[] for _ in range(n)]
+    for a, b in meta["open_edges"]:
+        adj[a].append(b)
+        adj[b].append(a)
+    open_set = {(min(a, b), max(a, b)) for a, b in meta["open_edges"]}
+    start, goal, solvable = int(meta["start"]), int(meta["goal"]), bool(meta["solvable"])
+    cells = maze_trace_cells(meta, p.all_points)
+    moves = crossings = 0
+    cut = len(cells)
+    for i in range(1, len(cells)):
+        a, b = cells[i - 1], cells[i]
+        if a == b and a >= 0:
+            continue
+        moves += 1
+        if a < 0 or b < 0 or (min(a, b), max(a, b)) not in open_set:
+            crossings += 1
+            cut = min(cut, i)
+    starts = bool(cells) and cells[0] == start
+    explored = {c for c in cells[:cut] if c >= 0} if starts else set()
+    wall = 1.0 - crossings / moves if moves else 0.0
+    if solvable:
+        dg = _bfs(adj, goal)
+        true_len = max(1, int(dg[start]))
+        best = min((int(dg[c]) for c in explored if dg[c] >= 0), default=true_len)
+        progress = _clip(1.0 - best / true_len) if explored else 0.0
+        valid = float(starts and crossings == 0 and cells[-1] == goal)
+        out = {"progress": progress}
+    else:
+        ds = _bfs(adj, start)
+        reach = {int(i) for i in np.flatnonzero(ds >= 0)}
+        progress = len(explored & reach) / len(reach)
+        valid = float(starts and crossings == 0 and reach <= explored)
+        out = {"completeness": progress}
+    answer = float(_norm(p.answer) == ("yes" if solvable else "no"))
+    w = DRAWN_MAZE_WEIGHTS
+    total = w["progress"] * progress + w["wall"] * wall + w["valid"] * valid
+    out.update({"wall": wall, "valid": valid, "answer": answer,
+                "total": _clip(total + w["answer"] * answer - _dup(p))})  # fmt: skip
+    return out
+
+
+def point_to_polyline(pts: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """Distance of each point ``(n, 2)`` to the polyline ``(m, 2)``; returns ``(n,)``."""
+    if len(line) == 1:
+        return np.linalg.norm(pts - line[0], axis=1)
+    a, b = line[:-1], line[1:]
+    ab = b - a
+    den = np.maximum((ab * ab).sum(1), 1e-12)
+    t = np.clip(((pts[:, None, :] - a[None]) * ab[None]).sum(2) / den[None], 0.0, 1.0)
+    proj = a[None] + t[..., None] * ab[None]
+    return np.linalg.norm(pts[:, None, :] - proj, axis=2).min(axis=1)
+
+
+def path_reward(meta: dict, prediction: str) -> dict:
+    """Two-way trajectory distance, endpoint accuracy, jump penalty and answer.
+
+    - ``trajectory = exp(-max(0, (mean d(pred -> true) + mean d(true -> pred)) / 2 - 3) / 30)``
+      (3 units allow for rounding to integers).
+    - ``endpoint = max(0, 1 - d(last point, true endpoint) / 40)``.
+    - ``no_jump``: 0 when the last step is longer than 120 (a leap to the claimed end), else 1.
+    - ``answer``: the endpoint letter matches.
+
+    ``total = 0.4 trajectory + 0.2 endpoint + 0.1 no_jump + 0.3 answer - dup penalty``.
+    """
+    p = parse_primitives(prediction)
+    answer = float(p.answer is not None and _norm(p.answer) == _norm(meta["answer"]))
+    pts = np.asarray(p.all_points, dtype=np.float64).reshape(-1, 2)
+    if len(pts) == 0:
+        out = {"trajectory": 0.0, "endpoint": 0.0, "no_jump": 0.0, "answer": answer}
+    else:
+        true = np.asarray(meta["curve_999"], dtype=np.float64)
+        d1 = point_to_polyline(pts, true).mean()
+        d2 = point_to_polyline(true, pts).mean()
+        traj = math.exp(-max(0.0, (d1 + d2) / 2 - PATH_SLACK) / PATH_TAU)
+        end = np.asarray(meta["end_999"], dtype=np.float64)
+        endpoint = _clip(1.0 - float(np.linalg.norm(pts[-1] - end)) / PATH_TOL)
+        jump = len(pts) > 1 and float(np.linalg.norm(pts[-1] - pts[-2])) > PATH_JUMP
+        out = {"trajectory": traj, "endpoint": endpoint, "no_jump": float(not jump),
+               "answer": answer}  # fmt: skip
+    total = sum(PATH_WEIGHTS[k] * out[k] for k in PATH_WEIGHTS)
+    out["total"] = _clip(total - _dup(p))
+    return out
+
+
+REWARDS = {
+    "counting": base.counting_reward,
+    "spatial": base.spatial_reward,
+    "maze": drawn_maze_reward,
+    "path_tracing": path_reward,
+}
+"""Camp name -> reward function (what the scorer uses)."""
+
+__all__ = [
+    "DRAWN_MAZE_WEIGHTS", "PATH_WEIGHTS", "REWARDS", "drawn_maze_reward", "format_reward",
+    "maze_trace_cells", "path_reward", "point_to_polyline",
+]  # fmt: skip

@@ -1,0 +1,128 @@
+"""Path tracing (points on the curve, adaptive density), rewards on hand-computed cases,
+the scorer with its two reference models, and the drawn camps' Dagster assets."""
+
+import itertools
+import json
+import math
+
+import dagster as dg
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from assets.camps import evalsets as E
+from assets.camps import maze_rewards as R
+from assets.camps import path_tracing as P
+from assets.camps import rewards as RB
+from assets.camps import scorer as S
+from assets.camps.primitives import parse_primitives
+from assets.storage import Storage
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**40 - 1), st.sampled_from(P.DIFFICULTIES), st.booleans())
+def test_traced_points_lie_on_the_curve(seed, difficulty, mono):
+    row = P.generate_path(seed, difficulty=difficulty, single_colour=mono)
+    meta = json.loads(row["meta"])
+    pts = np.asarray(parse_primitives(row["target"]).all_points, dtype=float)
+    d = R.point_to_polyline(pts, np.asarray(meta["curve_999"], dtype=float))
+    assert d.max() <= 2.0  # a sample of the curve, rounded to integers
+    assert pts[0].tolist() == meta["curve_999"][0] and pts[-1].tolist() == meta["end_999"]
+    assert row["answer"] == meta["answer"] and meta["answer"] in meta["candidates"]
+    assert R.path_reward(meta, row["target"])["total"] == pytest.approx(1.0)
+
+
+def test_points_denser_in_bends_and_near_crossings():
+    cfg = P.PathConfig()
+    t = np.linspace(0, 1, 400)
+    straight = np.array([[0, 0], [100, 0], [200, 0], [300, 0]], float)
+    pts, d1, d2 = P.bezier(straight, t)
+    n_plain = len(P.adaptive_points(pts, d1, d2, P.nearest_other(pts, []), cfg))
+    bent = np.array([[0, 0], [300, 300], [0, 300], [300, 0]], float)
+    bp, b1, b2 = P.bezier(bent, t)
+    assert (
+        len(P.adaptive_points(bp, b1, b2, P.nearest_other(bp, []), cfg))
+        / np.linalg.norm(np.diff(bp, axis=0), axis=1).sum()
+        > n_plain / 300
+    )
+    cross = [P.bezier(np.array([[150, -50], [150, 0], [150, 0], [150, 50]], float), t)[0]]
+    assert len(P.adaptive_points(pts, d1, d2, P.nearest_other(pts, cross), cfg)) > n_plain
+
+
+def test_rewards_hand_computed():
+    r = RB.counting_reward({"gt": 4}, "<|ref|>a<|/ref|><|box|>[[1,1,2,2]]<|/box|>\nAnswer: 5")
+    assert r["count"] == pytest.approx(0.7 * math.exp(-0.6)) and r["exact"] == 0.0
+    dup = "<|ref|>a<|/ref|><|box|>[[1,1,2,2],[1,1,2,2]]<|/box|>\nAnswer: 4"
+    assert R.format_reward({}, dup)["total"] == pytest.approx(0.8)
+    assert R.format_reward({}, "junk")["total"] == 0.0
+    # path: a straight true curve (0,500)->(400,500), endpoint (400,500), answer B
+    meta = {"curve_999": [[x, 500] for x in range(0, 401, 50)], "end_999": [400, 500],
+            "answer": "B"}  # fmt: skip
+    pred = "<|point|>[[0,536],[400,536]]<|/point|>\nAnswer: B"  # 36 off all along
+    r = R.path_reward(meta, pred)
+    assert r["trajectory"] == pytest.approx(math.exp(-(36 - 3) / 30))
+    assert r["endpoint"] == pytest.approx(1 - 36 / 40) and r["no_jump"] == 0.0  # 400 step
+    assert r["total"] == pytest.approx(0.4 * r["trajectory"] + 0.2 * r["endpoint"] + 0.3)
+
+
+@pytest.fixture(scope="module")
+def evals(tmp_path_factory):
+    store = Storage(str(tmp_path_factory.mktemp("root")))
+    return store, {n: E.build_eval(store, n, 30) for n in ("maze", "path_tracing")}
+
+
+@pytest.mark.parametrize("name", ["maze", "path_tracing"])
+def test_scorer_oracle_is_one_baseline_near_chance(evals, name):
+    store, _ = evals
+    table = S.read_eval(store, name)
+    oracle = S.score(table, {p["sample_id"]: p["prediction"]
+                             for p in S.reference_predictions(table, "oracle")})  # fmt: skip
+    (c,) = oracle["camps"]
+    assert c["reward"] == pytest.approx(1.0) and c["accuracy"] == 1.0 and c["missing"] == 0
+    base = S.score(table, {p["sample_id"]: p["prediction"]
+                           for p in S.reference_predictions(table, "baseline")})  # fmt: skip
+    (b,) = base["camps"]
+    assert b["reward"] < 0.5
+    none = S.score(table, {})["camps"][0]
+    assert none["missing"] == 30 and none["reward"] == 0.0 and none["accuracy"] == 0.0
+    preds, bad = S.read_predictions(['{"sample_id": "x", "prediction": "Answer: A"}', "{oops"])
+    assert bad == 1 and S.score(table, preds)["unknown_ids"] == 1
+    assert "accuracy" in S.scorecard_text(name, base)
+
+
+def test_eval_and_train_seeds_disjoint():
+    bases = sorted(e.seed_base for e in E.EVAL_SETS.values())
+    assert bases[0] >= 2**40  # training seeds stay below 2**40
+    sizes = {e.name: e.size for e in E.EVAL_SETS.values()}
+    assert sizes["maze"] == sizes["path_tracing"] == 2000
+    for lo, hi in itertools.pairwise(bases):
+        assert hi - lo > 10**6
+
+
+def test_drawn_camp_assets_materialise(tmp_path):
+    from assets.camps.defs import drawn_camps_assets
+    from resources import StorageResource
+
+    res = {"storage": StorageResource(root=str(tmp_path))}
+    part = [a for a in drawn_camps_assets if a.partitions_def is not None]
+    unpart = [a for a in drawn_camps_assets if a.partitions_def is None]
+    cfg = {"ops": {a.key.to_user_string(): {"config": {"train_size": 8, "eval_size": 4}}
+                   for a in drawn_camps_assets}}  # fmt: skip
+
+    def cfg_for(assets):
+        return {"ops": {a.key.to_user_string(): cfg["ops"][a.key.to_user_string()] for a in assets}}
+
+    r = dg.materialize(part, partition_key="seeds-01", resources=res, run_config=cfg_for(part))
+    assert r.success
+    r2 = dg.materialize(unpart, resources=res, run_config=cfg_for(unpart))
+    assert r2.success
+    store = Storage(str(tmp_path))
+    t = store.read_parquet("camps/maze/train/part-00001.parquet")
+    assert t.num_rows == 2 and set(t.column("seed").to_pylist()) == {2, 3}
+    assert store.read_parquet("camps/eval/path_tracing.parquet").num_rows == 4
+    mats = r.asset_materializations_for_node("maze_camp")
+    md = mats[0].metadata
+    assert (
+        md["dagster/row_count"].value == 2 and "data:image/png;base64" in md["samples_grid"].value
+    )
