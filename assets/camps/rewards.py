@@ -1,4 +1,4 @@
-"""Rewards: pure functions ``(meta, prediction) -> dict`` of components with a ``total``.
+"""Rewards: pure functions ``(meta, prediction) -> dict`` of float components and ``total``.
 
 ``meta`` is a sample's ``meta`` (the JSON the camp writes); ``prediction`` is a model's text in
 the primitive format (:mod:`assets.camps.primitives`). A missing or unparsable answer scores 0,
@@ -87,23 +87,23 @@ def counting_reward(meta: dict, prediction: str) -> dict:
     gt = int(meta["gt"])
     pred = parse_count(_parsed(prediction).answer)
     if pred is None:
-        return {"pred": None, "gt": gt, "count": 0.0, "exact": 0.0, "total": 0.0}
+        return {"parsed": 0.0, "count": 0.0, "exact": 0.0, "total": 0.0}
     count = 0.7 * math.exp(-3 * abs(pred - gt) / (abs(gt) + 1))
     exact = float(pred == gt)
-    return {"pred": pred, "gt": gt, "count": count, "exact": exact, "total": count + 0.3 * exact}
+    return {"parsed": 1.0, "count": count, "exact": exact, "total": count + 0.3 * exact}
 
 
 def spatial_reward(meta: dict, prediction: str) -> dict:
     pred = normalise_answer(_parsed(prediction).answer)
     gt = normalise_answer(meta["answer"])
     exact = float(pred is not None and pred == gt)
-    return {"pred": pred, "gt": gt, "exact": exact, "total": exact}
+    return {"parsed": float(pred is not None), "exact": exact, "total": exact}
 
 
 def format_penalty(meta: dict, prediction: str) -> dict:
     p = _parsed(prediction)
     penalty = min(1.0, 0.1 * p.duplicate_boxes + 0.05 * len(p.errors))
-    return {"duplicate_boxes": p.duplicate_boxes, "errors": len(p.errors),
+    return {"duplicate_boxes": float(p.duplicate_boxes), "errors": float(len(p.errors)),
             "penalty": penalty, "total": -penalty}  # fmt: skip
 
 
@@ -205,10 +205,12 @@ def maze_reward(meta: dict, prediction: str) -> dict:
     w = MAZE_WEIGHTS
     total = (w["progress_or_completeness"] * (progress if solvable else completeness)
              + w["walls"] * walls + w["validity"] * validity + w["answer"] * answer)  # fmt: skip
-    return {"progress": progress, "completeness": completeness, "walls": walls,
-            "validity": validity, "answer": answer, "crossings": crossings,
-            "legal_moves": legal, "exact": float(validity == 1 and answer == 1),
-            "total": total}  # fmt: skip
+    out = {"walls": walls, "validity": validity, "answer": answer,
+           "crossings": float(crossings), "legal_moves": float(legal),
+           "exact": float(validity == 1 and answer == 1), "total": total}  # fmt: skip
+    # progress counts on solvable mazes, completeness on unsolvable ones: only that one is set
+    out["progress" if solvable else "completeness"] = progress if solvable else completeness
+    return out
 
 
 #: The reward of each camp, by the ``camp`` column of a sample row.
