@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.camps.defs_counting_spatial import counting_spatial_assets
+from assets.camps.defs import camps_assets
 from assets.lake.defs import lake_assets
 from assets.model.defs import model_assets
 from assets.quality.defs import quality_assets
@@ -22,7 +22,7 @@ defs = dg.Definitions(
         *sources_assets,
         *quality_assets,
         *lake_assets,
-        *counting_spatial_assets,
+        *camps_assets,
         *model_assets,
     ],
     jobs=[rebuild_dataset, ingest_shards],

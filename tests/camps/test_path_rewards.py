@@ -126,3 +126,14 @@ def test_drawn_camp_assets_materialise(tmp_path):
     assert (
         md["dagster/row_count"].value == 2 and "data:image/png;base64" in md["samples_grid"].value
     )
+
+
+def test_code_location_has_the_drawn_camps():
+    from dagster_project.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for key in ("maze_camp", "path_tracing_camp"):
+        node = graph.get(dg.AssetKey(key))
+        assert node.group_name == "camps" and len(node.partitions_def.get_partition_keys()) == 4
+    for key in ("maze_eval", "path_tracing_eval"):
+        assert graph.get(dg.AssetKey(key)).partitions_def is None
