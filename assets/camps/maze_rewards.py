@@ -9,11 +9,11 @@ are :mod:`assets.camps.rewards`'; :data:`REWARDS` maps every camp to its functio
 from __future__ import annotations
 
 import math
-from collections import deque
 
 import numpy as np
 
 from assets.camps import rewards as base
+from assets.camps.maze import bfs
 from assets.camps.primitives import Parsed, parse_primitives
 
 DUP_PENALTY = 0.1  # per duplicate box, off every total
@@ -44,19 +44,6 @@ def format_reward(meta: dict, prediction: str) -> dict:
     total = _clip((1.0 if has else 0.0) - 0.1 * len(p.errors) - 0.2 * p.duplicate_boxes)
     return {"has_answer": float(has), "errors": float(len(p.errors)),
             "duplicates": float(p.duplicate_boxes), "total": total}  # fmt: skip
-
-
-def _bfs(adj: list[list[int]], src: int) -> np.ndarray:
-    dist = np.full(len(adj), -1, dtype=np.int64)
-    dist[src] = 0
-    q = deque([src])
-    while q:
-        u = q.popleft()
-        for v in adj[u]:
-            if dist[v] < 0:
-                dist[v] = dist[u] + 1
-                q.append(v)
-    return dist
 
 
 def maze_trace_cells(meta: dict, points: list[list[int]]) -> list[int]:
@@ -111,14 +98,14 @@ def drawn_maze_reward(meta: dict, prediction: str) -> dict:
     explored = {c for c in cells[:cut] if c >= 0} if starts else set()
     wall = 1.0 - crossings / moves if moves else 0.0
     if solvable:
-        dg = _bfs(adj, goal)
+        dg = bfs(adj, goal)[0]
         true_len = max(1, int(dg[start]))
         best = min((int(dg[c]) for c in explored if dg[c] >= 0), default=true_len)
         progress = _clip(1.0 - best / true_len) if explored else 0.0
         valid = float(starts and crossings == 0 and cells[-1] == goal)
         out = {"progress": progress}
     else:
-        ds = _bfs(adj, start)
+        ds = bfs(adj, start)[0]
         reach = {int(i) for i in np.flatnonzero(ds >= 0)}
         progress = len(explored & reach) / len(reach)
         valid = float(starts and crossings == 0 and reach <= explored)
