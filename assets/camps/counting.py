@@ -27,14 +27,14 @@ boxes. A failed check is a rejected sample with a reason code, counted, never wr
 from __future__ import annotations
 
 import io
-import json
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from assets.camps import cs_contract as prim
+from assets.camps import primitives as prim
+from assets.camps.schema import camp_row
 
 FAMILIES = ("coarse", "attribute", "relation", "negative")
 COLOURS = (
@@ -522,23 +522,12 @@ def generate_counting(
         if not png:
             continue
         rows.append(
-            {
-                "sample_id": f"counting-{split}-{seed:012d}",
-                "camp": "counting",
-                "split": split,
-                "eval_set": eval_set,
-                "difficulty": fields["difficulty"],
-                "seed": seed,
-                "image_png": png,
-                "image_uri": scene.image_uri,
-                "image_width": scene.width,
-                "image_height": scene.height,
-                "prompt": fields["prompt"],
-                "target": fields["target"],
-                "answer": fields["answer"],
-                "meta": json.dumps(fields["meta"], sort_keys=True),
-            }
-        )
+            camp_row(
+                "counting", f"counting-{split}-{seed:012d}", seed, split=split,
+                eval_set=eval_set, image_png=png, image_uri=scene.image_uri,
+                image_width=scene.width, image_height=scene.height, **fields,
+            )
+        )  # fmt: skip
     return rows, rejects
 
 

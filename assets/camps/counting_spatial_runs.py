@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import duckdb
 
 from assets.camps import counting_lake as L
-from assets.camps import cs_contract as CS
 from assets.camps.counting import CountingConfig, generate_counting, image_index
+from assets.camps.schema import write_rows
 from assets.camps.spatial import SpatialConfig, generate_spatial
 from assets.storage import Storage
 
@@ -129,7 +129,7 @@ def write(store: Storage, rel: str, res: RunResult, preview: int = 8) -> Summary
     """Write ``res.rows`` atomically at ``rel`` (the camp row schema) and summarise them."""
     from assets.camps.preview_grid import pick_preview
 
-    CS.write_samples(store, rel, res.rows)
+    write_rows(store, rel, res.rows)
     camp = res.rows[0]["camp"] if res.rows else ""
     return Summary(
         path=store.url(rel),

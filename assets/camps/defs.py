@@ -15,8 +15,7 @@ import dagster as dg
 
 from assets.camps import evalsets as E
 from assets.camps.defs_counting_spatial import counting_spatial_assets, seed_partitions
-from assets.camps.preview_grid import markdown_image, pick_preview
-from assets.camps.render_util import samples_grid
+from assets.camps.preview_grid import grid_png, markdown_image, pick_preview
 from assets.parallel import map_shards
 from assets.reporting import counts_table
 from dagster_project.profiles import current
@@ -38,7 +37,7 @@ def _metadata(store, runs: list[E.Run], camp: str) -> dict:
     difficulty: Counter = Counter()
     for r in runs:
         difficulty.update(r.by_difficulty)
-    png = samples_grid(pick_preview([x for r in runs for x in r.rows], 8))
+    png = grid_png(pick_preview([x for r in runs for x in r.rows], 8))
     grid_rel = f"camps/{camp}/preview/{runs[0].path.rsplit('/', 1)[-1]}.png"
     with store.atomic_path(grid_rel) as tmp, store.fs.open(tmp, "wb") as f:
         f.write(png)

@@ -15,7 +15,6 @@ the start (backtracking steps included) and answer ``no``.
 from __future__ import annotations
 
 import io
-import json
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from assets.camps.primitives import format_answer, format_points, to_999
+from assets.camps.schema import camp_row
 
 KINDS = ("rect", "theta", "hex")
 ALGORITHMS = ("dfs", "prim", "kruskal")
@@ -305,24 +305,17 @@ def generate_maze(seed: int, config: MazeConfig = MazeConfig(), difficulty: str 
         "path_len": len(path) - 1,
     }  # fmt: skip
     noun = {"rect": "rectangular", "theta": "circular", "hex": "hexagonal"}[kind]
-    return {
-        "sample_id": f"maze-{seed}",
-        "camp": "maze",
-        "difficulty": difficulty,
-        "seed": int(seed),
-        "image_png": buf.getvalue(),
-        "image_uri": None,
-        "image_width": side,
-        "image_height": side,
-        "prompt": (
+    return camp_row(
+        "maze", f"maze-{seed}", seed, difficulty=difficulty, image_png=buf.getvalue(),
+        image_width=side, image_height=side,
+        prompt=(
             f"This {noun} maze has a green start and a red goal. Walk from the start through "
             "open passages one cell at a time, as points. Answer yes if the goal can be "
             "reached, no if it cannot."
         ),
-        "target": format_points([c999[c] for c in walk]) + format_answer(answer),
-        "answer": answer,
-        "meta": json.dumps(meta, separators=(",", ":")),
-    }
+        target=format_points([c999[c] for c in walk]) + format_answer(answer),
+        answer=answer, meta=meta,
+    )  # fmt: skip
 
 
 __all__ = [

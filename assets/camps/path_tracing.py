@@ -14,7 +14,6 @@ it, rounded to 0..999).
 from __future__ import annotations
 
 import io
-import json
 import string
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from assets.camps.primitives import format_answer, format_points
+from assets.camps.schema import camp_row
 
 DIFFICULTIES = ("easy", "medium", "hard")
 CURVES = {"easy": (2, 3), "medium": (3, 4), "hard": (5, 6)}  # labelled curves, min..max
@@ -140,23 +140,15 @@ def generate_path(seed: int, config: PathConfig = PathConfig(), difficulty: str 
         "crossed_curves": near_cross, "n_points": len(way),
     }  # fmt: skip
     colour = "" if single_colour else " (curves differ in colour, but do not rely on it)"
-    return {
-        "sample_id": f"path_tracing-{seed}",
-        "camp": "path_tracing",
-        "difficulty": difficulty,
-        "seed": int(seed),
-        "image_png": buf.getvalue(),
-        "image_uri": None,
-        "image_width": int(s),
-        "image_height": int(s),
-        "prompt": (
+    return camp_row(
+        "path_tracing", f"path_tracing-{seed}", seed, difficulty=difficulty,
+        image_png=buf.getvalue(), image_width=int(s), image_height=int(s),
+        prompt=(
             "Follow the curve that starts at the ring marker to its end, tracing it with "
             f"points{colour}. Which lettered endpoint does it reach?"
         ),
-        "target": format_points(to999(way)) + format_answer(answer),
-        "answer": answer,
-        "meta": json.dumps(meta, separators=(",", ":")),
-    }
+        target=format_points(to999(way)) + format_answer(answer), answer=answer, meta=meta,
+    )  # fmt: skip
 
 
 __all__ = [

@@ -1,8 +1,8 @@
 """A grid of rendered camp samples with their primitives drawn on top, for the Dagster UI.
 
 Each tile is a sample's image with every ``<|ref|>..<|box|>`` group of its target drawn in
-its own colour (boxes) and every ``<|point|>`` as dots, the prompt and the answer written
-under it. Used by the counting and spatial camps' assets.
+its own colour (boxes) and every ``<|point|>`` group as a polyline with dots (its first point
+larger), the prompt and the answer written under it. Every camp's asset shows one.
 """
 
 from __future__ import annotations
@@ -13,28 +13,39 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
-from assets.camps import cs_contract as prim
+from assets.camps.primitives import parse_primitives
 
-PALETTE = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-           (145, 30, 180), (70, 240, 240), (240, 50, 230))  # fmt: skip
+PALETTE = ((230, 25, 75), (0, 130, 200), (60, 180, 75), (245, 130, 48), (145, 30, 180),
+           (255, 225, 25), (70, 240, 240), (240, 50, 230))  # fmt: skip
+
+
+def draw_primitives(img: Image.Image, text: str) -> Image.Image:
+    """A copy of ``img`` (RGB) with the primitives of ``text`` (0..999) drawn on it."""
+    out = img.convert("RGB")
+    draw = ImageDraw.Draw(out)
+    sx, sy = out.width / 999, out.height / 999
+    parsed = parse_primitives(text)
+    for k, ref in enumerate(parsed.refs):
+        colour = PALETTE[k % len(PALETTE)]
+        for x0, y0, x1, y1 in ref.boxes:
+            draw.rectangle((x0 * sx, y0 * sy, x1 * sx, y1 * sy), outline=colour, width=2)
+    for k, group in enumerate(parsed.points):
+        colour = PALETTE[k % len(PALETTE)]
+        xy = [(x * sx, y * sy) for x, y in group]
+        if len(xy) > 1:
+            draw.line(xy, fill=colour, width=2)
+        for i, (x, y) in enumerate(xy):
+            r = 4 if i == 0 else 2
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+    return out
 
 
 def tile(row: dict, size: int = 240) -> Image.Image:
     """One sample as a ``size``-wide tile: image, primitives, prompt and answer."""
-    img = Image.open(io.BytesIO(row["image_png"])).convert("RGB")
-    scale = size / img.width
-    img = img.resize((size, max(1, round(img.height * scale))))
-    draw = ImageDraw.Draw(img)
-    parsed = prim.parse_primitives(row["target"])
-    sx, sy = img.width / 999, img.height / 999
-    for k, ref in enumerate(parsed.refs):
-        colour = PALETTE[k % len(PALETTE)]
-        for x0, y0, x1, y1 in ref.boxes:
-            draw.rectangle([x0 * sx, y0 * sy, x1 * sx, y1 * sy], outline=colour, width=2)
-    for x, y in getattr(parsed, "points", []) or []:
-        draw.ellipse([x * sx - 2, y * sy - 2, x * sx + 2, y * sy + 2], fill=PALETTE[0])
-    text_h = 30
-    out = Image.new("RGB", (size, img.height + text_h), (255, 255, 255))
+    img = Image.open(io.BytesIO(row["image_png"]))
+    img = draw_primitives(img.resize((size, max(1, round(img.height * size / img.width)))),
+                          row["target"])  # fmt: skip
+    out = Image.new("RGB", (size, img.height + 30), (255, 255, 255))
     out.paste(img, (0, 0))
     tdraw = ImageDraw.Draw(out)
     prompt = row["prompt"] if len(row["prompt"]) <= 44 else row["prompt"][:43] + "…"
@@ -79,4 +90,4 @@ def pick_preview(rows: Sequence[dict], n: int = 8) -> list[dict]:
     return out
 
 
-__all__ = ["grid_png", "markdown_image", "pick_preview", "tile"]
+__all__ = ["draw_primitives", "grid_png", "markdown_image", "pick_preview", "tile"]

@@ -6,8 +6,9 @@ Format (integers 0..999, instances left to right, then the answer)::
     <|point|>[[x,y],...]<|/point|>
     Answer: <answer>
 
-The formatting functions live in :mod:`assets.camps.cs_contract` (the counting and spatial
-camps write their targets with them) and are re-exported here, not copied.
+Every camp writes its targets with :func:`format_boxes`, :func:`format_points` and
+:func:`format_answer`, and reads them back (checks, rewards, the preview grids) with
+:func:`parse_primitives`; there is no other implementation of the format.
 
 :func:`parse_primitives` accepts any input (non-text, truncated tags, garbage, floats,
 negative or huge numbers) and reports problems in ``errors`` instead of raising. A box or
@@ -21,7 +22,29 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from assets.camps.cs_contract import format_answer, format_boxes, format_points, to_999
+
+def to_999(v: float, side: float) -> int:
+    """``round(v / side * 999)`` clamped to 0..999."""
+    return int(min(999, max(0, round(float(v) / float(side) * 999))))
+
+
+def _lists_text(items) -> str:
+    return "[" + ",".join("[" + ",".join(str(int(c)) for c in b) + "]" for b in items) + "]"
+
+
+def format_boxes(label: str, boxes_999) -> str:
+    """``<|ref|>label<|/ref|><|box|>[[x1,y1,x2,y2],..]<|/box|>``, boxes left to right."""
+    return f"<|ref|>{label}<|/ref|><|box|>{_lists_text(sorted(map(list, boxes_999)))}<|/box|>"
+
+
+def format_points(points) -> str:
+    """``<|point|>[[x,y],..]<|/point|>``, points in the given order."""
+    return f"<|point|>{_lists_text(points)}<|/point|>"
+
+
+def format_answer(answer: object) -> str:
+    """``\\nAnswer: <answer>`` (the last line of a target)."""
+    return f"\nAnswer: {answer}"
 
 
 class Ref(NamedTuple):

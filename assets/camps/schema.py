@@ -6,18 +6,64 @@ partition) and ``camps/eval/<eval_set>.parquet``. Columns: ``sample_id`` (stable
 train), ``difficulty``, ``seed`` (the generator seed of the sample), ``image_png`` (null when
 ``image_uri`` is enough), ``image_uri`` (null for drawn camps), ``image_width``,
 ``image_height``, ``prompt``, ``target``, ``answer``, ``meta`` (JSON: the ground truth the
-reward needs). The schema itself lives in :mod:`assets.camps.cs_contract` (the counting and
-spatial camps were written against it first) and is re-exported here.
+reward needs). Every camp builds its rows with :func:`camp_row` and writes them with
+:func:`write_rows`.
 """
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 
-from assets.camps.cs_contract import CAMP_SCHEMA
 from assets.storage import Storage
 
 CAMPS = ("counting", "spatial", "maze", "path_tracing")
+
+CAMP_SCHEMA = pa.schema(
+    [
+        ("sample_id", pa.string()),
+        ("camp", pa.string()),
+        ("split", pa.string()),
+        ("eval_set", pa.string()),
+        ("difficulty", pa.string()),
+        ("seed", pa.int64()),
+        ("image_png", pa.binary()),
+        ("image_uri", pa.string()),
+        ("image_width", pa.int32()),
+        ("image_height", pa.int32()),
+        ("prompt", pa.string()),
+        ("target", pa.string()),
+        ("answer", pa.string()),
+        ("meta", pa.string()),
+    ]
+)
+
+
+def camp_row(
+    camp: str, sample_id: str, seed: int, *, difficulty: str, prompt: str, target: str,
+    answer: object, meta: dict, image_width: int, image_height: int,
+    image_png: bytes | None = None, image_uri: str | None = None, split: str | None = None,
+    eval_set: str | None = None,
+) -> dict:  # fmt: skip
+    """One sample as a row of :data:`CAMP_SCHEMA`; ``meta`` is stored as compact JSON with
+    sorted keys (the same dict always gives the same text)."""
+    return {
+        "sample_id": sample_id,
+        "camp": camp,
+        "split": split,
+        "eval_set": eval_set,
+        "difficulty": difficulty,
+        "seed": int(seed),
+        "image_png": image_png,
+        "image_uri": image_uri,
+        "image_width": int(image_width),
+        "image_height": int(image_height),
+        "prompt": prompt,
+        "target": target,
+        "answer": str(answer),
+        "meta": json.dumps(meta, sort_keys=True, separators=(",", ":")),
+    }
 
 
 def train_rel(camp: str, part: int) -> str:
@@ -43,4 +89,12 @@ def write_rows(store: Storage, rel: str, rows: list[dict] | pa.Table) -> str:
     return store.write_parquet(table.cast(CAMP_SCHEMA), rel)
 
 
-__all__ = ["CAMPS", "CAMP_SCHEMA", "eval_rel", "rows_to_table", "train_rel", "write_rows"]
+__all__ = [
+    "CAMPS",
+    "CAMP_SCHEMA",
+    "camp_row",
+    "eval_rel",
+    "rows_to_table",
+    "train_rel",
+    "write_rows",
+]

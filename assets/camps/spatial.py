@@ -16,14 +16,14 @@ reason; nothing is written unchecked.
 from __future__ import annotations
 
 import io
-import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from assets.camps import cs_contract as prim
+from assets.camps import primitives as prim
+from assets.camps.schema import camp_row
 from assets.camps.spatial_program import (
     MISSING,
     RELATIONS,
@@ -431,23 +431,12 @@ def generate_spatial(
             continue
         rejects.update(rejected)
         rows.append(
-            {
-                "sample_id": f"spatial-{seed:012d}",
-                "camp": "spatial",
-                "split": split,
-                "eval_set": eval_set,
-                "difficulty": fields["difficulty"],
-                "seed": seed,
-                "image_png": encode_png(render_scene(scene, seed)),
-                "image_uri": None,
-                "image_width": scene.width,
-                "image_height": scene.height,
-                "prompt": fields["prompt"],
-                "target": fields["target"],
-                "answer": fields["answer"],
-                "meta": json.dumps(fields["meta"], sort_keys=True),
-            }
-        )
+            camp_row(
+                "spatial", f"spatial-{seed:012d}", seed, split=split, eval_set=eval_set,
+                image_png=encode_png(render_scene(scene, seed)), image_width=scene.width,
+                image_height=scene.height, **fields,
+            )
+        )  # fmt: skip
     return rows, rejects
 
 

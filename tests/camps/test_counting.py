@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from assets.camps import cs_contract as prim
+from assets.camps import primitives as prim
 from assets.camps.counting import (
     COLOURS,
     FAMILIES,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assets.camps import cs_contract as prim
+from assets.camps import primitives as prim
 from assets.camps.spatial import (
     FAMILIES,
     Reject,
