@@ -1,26 +1,32 @@
-"""Rewards: pure functions ``(meta, prediction) -> dict`` of float components and ``total``.
+"""Rewards of every camp: pure functions ``(meta, prediction) -> dict`` of float components
+and ``total`` (0..1), and :data:`REWARDS`, the function of each camp (what the scorer uses).
 
-``meta`` is a sample's ``meta`` (the JSON the camp writes); ``prediction`` is a model's text in
-the primitive format (:mod:`assets.camps.primitives`). A missing or unparsable answer scores 0,
-never raises.
+``meta`` is a sample's ``meta`` (the JSON its camp writes); ``prediction`` is a model's text in
+the primitive format (:mod:`assets.camps.primitives`). A missing or unparsable answer scores 0;
+nothing raises. Every total loses :data:`DUP_PENALTY` per duplicate box (clipped at 0).
 
 - :func:`counting_reward`: ``count = 0.7 * exp(-3 * |pred - gt| / (|gt| + 1))`` (DESIGN.md
   section 1) and ``exact`` (0/1); ``total = count + 0.3 * exact``, so a perfect answer is 1.0.
   ``gt`` is ``meta["gt"]``.
 - :func:`spatial_reward`: normalised exact match of the answer with ``meta["answer"]``.
-- :func:`format_penalty`: ``penalty = min(1, 0.1 * duplicate boxes + 0.05 * parse errors)``,
-  ``total = -penalty`` (a term to add to a camp reward).
-- :func:`maze_reward`: the five DESIGN.md components with :data:`MAZE_WEIGHTS` (sum 1).
+- :func:`maze_reward`: the five DESIGN.md components with :data:`MAZE_WEIGHTS`, on the
+  grid-agnostic maze meta :mod:`assets.camps.maze` writes (cell centres, open passages).
+- :func:`path_reward`: trajectory, endpoint, jump and answer with :data:`PATH_WEIGHTS`.
+- :func:`format_reward`: 1 for text with an answer, -0.1 per parse error, -0.2 per duplicate
+  box (reported beside each camp's reward).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections import deque
-from itertools import pairwise
 
+import numpy as np
+
+from assets.camps.maze import bfs
 from assets.camps.primitives import Parsed, parse_primitives
+
+DUP_PENALTY = 0.1  # per duplicate box, off every total
 
 _WORD_NUMBERS = {
     w: i
@@ -38,10 +44,6 @@ _REFUSE = (
     "not in the scene", "there is no", "n/a", "none exists",
 )  # fmt: skip
 _ARTICLES = {"a", "an", "the"}
-
-
-def _parsed(prediction: object) -> Parsed:
-    return parse_primitives(prediction)
 
 
 def normalise_answer(answer: object) -> str | None:
@@ -83,149 +85,182 @@ def parse_count(answer: str | None) -> int | None:
     return _WORD_NUMBERS.get(first)
 
 
+def _norm(a: object) -> str:
+    return normalise_answer(a) or ""
+
+
+def _dup(p: Parsed) -> float:
+    return DUP_PENALTY * p.duplicate_boxes
+
+
+def _clip(v: float) -> float:
+    return float(min(1.0, max(0.0, v)))
+
+
 def counting_reward(meta: dict, prediction: str) -> dict:
     gt = int(meta["gt"])
-    pred = parse_count(_parsed(prediction).answer)
+    p = parse_primitives(prediction)
+    pred = parse_count(p.answer)
     if pred is None:
         return {"parsed": 0.0, "count": 0.0, "exact": 0.0, "total": 0.0}
     count = 0.7 * math.exp(-3 * abs(pred - gt) / (abs(gt) + 1))
     exact = float(pred == gt)
-    return {"parsed": 1.0, "count": count, "exact": exact, "total": count + 0.3 * exact}
+    return {"parsed": 1.0, "count": count, "exact": exact,
+            "total": _clip(count + 0.3 * exact - _dup(p))}  # fmt: skip
 
 
 def spatial_reward(meta: dict, prediction: str) -> dict:
-    pred = normalise_answer(_parsed(prediction).answer)
+    p = parse_primitives(prediction)
+    pred = normalise_answer(p.answer)
     gt = normalise_answer(meta["answer"])
     exact = float(pred is not None and pred == gt)
-    return {"parsed": float(pred is not None), "exact": exact, "total": exact}
+    return {"parsed": float(pred is not None), "exact": exact, "total": _clip(exact - _dup(p))}
 
 
-def format_penalty(meta: dict, prediction: str) -> dict:
-    p = _parsed(prediction)
-    penalty = min(1.0, 0.1 * p.duplicate_boxes + 0.05 * len(p.errors))
-    return {"duplicate_boxes": float(p.duplicate_boxes), "errors": float(len(p.errors)),
-            "penalty": penalty, "total": -penalty}  # fmt: skip
+#: Maze weights: ``progress`` on solvable mazes, ``completeness`` on unsolvable ones (the same
+#: weight), so each maze's weights sum to 1.
+MAZE_WEIGHTS = {"progress": 0.3, "wall": 0.2, "valid": 0.2, "answer": 0.3}
+PATH_WEIGHTS = {"trajectory": 0.4, "endpoint": 0.2, "no_jump": 0.1, "answer": 0.3}
+PATH_SLACK = 3.0  # rounding allowance: mean distances below this count as 0
+PATH_TAU = 30.0  # trajectory score exp(-(mean two-way distance - slack) / tau), 0..999 units
+PATH_TOL = 40.0  # endpoint accuracy 1 - d / tol, 0 beyond tol
+PATH_JUMP = 120.0  # a last step longer than this is a jump to the claimed endpoint
 
 
-# --- mazes --------------------------------------------------------------------------------
-
-#: Maze weights. ``progress`` counts on solvable mazes, ``completeness`` on unsolvable ones
-#: (the other is reported but weighs 0), so each maze's weights sum to 1.
-MAZE_WEIGHTS = {"progress_or_completeness": 0.3, "walls": 0.2, "validity": 0.2, "answer": 0.3}
-
-
-def maze_graph(meta: dict) -> dict[tuple[int, int], set[tuple[int, int]]]:
-    """Adjacency of the maze: ``meta["rows"]``, ``meta["cols"]`` and ``meta["open"]`` (a list
-    of open edges ``[[r, c], [r2, c2]]`` between 4-neighbouring cells)."""
-    adj = {(r, c): set() for r in range(int(meta["rows"])) for c in range(int(meta["cols"]))}
-    for a, b in meta["open"]:
-        a, b = tuple(a), tuple(b)
-        adj[a].add(b)
-        adj[b].add(a)
-    return adj
+def format_reward(meta: dict, prediction: str) -> dict:
+    """1 for parseable text with an answer; -0.1 per parse error, -0.2 per duplicate box."""
+    p = parse_primitives(prediction)
+    has = p.answer is not None
+    total = _clip((1.0 if has else 0.0) - 0.1 * len(p.errors) - 0.2 * p.duplicate_boxes)
+    return {"has_answer": float(has), "errors": float(len(p.errors)),
+            "duplicates": float(p.duplicate_boxes), "total": total}  # fmt: skip
 
 
-def bfs(adj: dict, start: tuple[int, int]) -> dict[tuple[int, int], int]:
-    """Distance in moves from ``start`` to every cell reachable from it."""
-    dist = {start: 0}
-    q = deque([start])
-    while q:
-        u = q.popleft()
-        for v in adj[u]:
-            if v not in dist:
-                dist[v] = dist[u] + 1
-                q.append(v)
-    return dist
-
-
-def point_cell(meta: dict, point) -> tuple[int, int] | None:
-    """The cell ``(row, col)`` a 0..999 point lies in (the maze spans ``meta["bbox_999"]``,
-    default the whole image), or ``None`` outside the grid."""
-    x0, y0, x1, y1 = meta.get("bbox_999", (0, 0, 999, 999))
-    rows, cols = int(meta["rows"]), int(meta["cols"])
-    x, y = point
-    if not (x0 <= x <= x1 and y0 <= y <= y1):
-        return None
-    c = min(cols - 1, int((x - x0) / max(x1 - x0, 1e-9) * cols))
-    r = min(rows - 1, int((y - y0) / max(y1 - y0, 1e-9) * rows))
-    return r, c
+def maze_trace_cells(meta: dict, points: list[list[int]]) -> list[int]:
+    """Each point snapped to the nearest cell centre (-1 when farther than ``snap``)."""
+    if not points:
+        return []
+    c = np.asarray(meta["centers_999"], dtype=np.float64)
+    pts = np.asarray(points, dtype=np.float64)
+    d = np.linalg.norm(pts[:, None, :] - c[None, :, :], axis=2)
+    idx = d.argmin(axis=1)
+    ok = d[np.arange(len(pts)), idx] <= float(meta["snap"])
+    return [int(i) if k else -1 for i, k in zip(idx, ok, strict=True)]
 
 
 def maze_reward(meta: dict, prediction: str) -> dict:
-    """The five maze components (each in 0..1) and their weighted ``total``.
+    """Five components and a weighted total.
 
-    The predicted points (all ``<|point|>`` groups, in order) map to cells; repeated cells
-    collapse. A move is legal when it joins two cells through an open edge; anything else
-    (through a wall, a jump, a point off the grid) is a crossing.
+    Points snap to cells; a move between two cells is legal when the maze has a passage
+    between them (staying on a cell is no move).
 
-    - ``progress`` (solvable): the trace is cut at its first crossing (and is empty unless it
-      starts at ``meta["start"]``); ``1 - dist(end of cut trace, goal) / len(true path)``,
-      clipped to 0..1, with ``dist`` the maze distance.
-    - ``completeness`` (unsolvable): distinct reachable cells in the cut trace / all cells
-      reachable from the start.
-    - ``walls``: ``1 - crossings / legal moves``, clipped to 0..1 (0 for a trace with no move).
-    - ``validity``: 1 when the whole trace is legal, starts at the start and (solvable) ends at
-      the goal; (unsolvable) a legal trace that starts at the start.
-    - ``answer``: the normalised answer equals ``meta["answer"]`` (``yes``/``no``).
+    - ``progress`` (solvable): trace cut at the first illegal move;
+      ``1 - min BFS dist(explored cell, goal) / len(true path)``.
+    - ``completeness`` (unsolvable): reachable cells the cut trace visits / all reachable
+      cells. Either fills the ``progress`` weight.
+    - ``wall``: ``1 - crossings / moves`` (0 without moves).
+    - ``valid`` (0/1): starts on the start, no crossing, ends on the goal (solvable) or
+      covers every reachable cell (unsolvable).
+    - ``answer`` (0/1): yes/no matches ``meta["solvable"]``.
+
+    ``total = 0.3 progress|completeness + 0.2 wall + 0.2 valid + 0.3 answer - dup penalty``.
     """
-    p = _parsed(prediction)
-    adj = maze_graph(meta)
-    start, goal = tuple(meta["start"]), tuple(meta["goal"])
-    solvable = bool(meta["solvable"])
-    cells: list = []
-    for pt in p.all_points:
-        cell = point_cell(meta, pt)
-        if not cells or cell != cells[-1]:
-            cells.append(cell)
-    legal = crossings = 0
-    cut = len(cells) if cells and cells[0] == start else 0
-    for i, (a, b) in enumerate(pairwise(cells)):
-        if a is not None and b is not None and b in adj.get(a, ()):
-            legal += 1
-        else:
+    p = parse_primitives(prediction)
+    n = len(meta["centers_999"])
+    adj: list[list[int]] = [[] for _ in range(n)]
+    for a, b in meta["open_edges"]:
+        adj[a].append(b)
+        adj[b].append(a)
+    open_set = {(min(a, b), max(a, b)) for a, b in meta["open_edges"]}
+    start, goal, solvable = int(meta["start"]), int(meta["goal"]), bool(meta["solvable"])
+    cells = maze_trace_cells(meta, p.all_points)
+    moves = crossings = 0
+    cut = len(cells)
+    for i in range(1, len(cells)):
+        a, b = cells[i - 1], cells[i]
+        if a == b and a >= 0:
+            continue
+        moves += 1
+        if a < 0 or b < 0 or (min(a, b), max(a, b)) not in open_set:
             crossings += 1
-            cut = min(cut, i + 1)
-    explored = cells[:cut]
-    from_start = bfs(adj, start)
+            cut = min(cut, i)
+    starts = bool(cells) and cells[0] == start
+    explored = {c for c in cells[:cut] if c >= 0} if starts else set()
+    wall = 1.0 - crossings / moves if moves else 0.0
     if solvable:
-        true_len = from_start[goal]
-        to_goal = bfs(adj, goal)
-        end = explored[-1] if explored else None
-        progress = (max(0.0, 1 - to_goal[end] / max(true_len, 1))
-                    if end in to_goal else 0.0)  # fmt: skip
-        completeness = None
+        dg = bfs(adj, goal)[0]
+        true_len = max(1, int(dg[start]))
+        best = min((int(dg[c]) for c in explored if dg[c] >= 0), default=true_len)
+        progress = _clip(1.0 - best / true_len) if explored else 0.0
+        valid = float(starts and crossings == 0 and cells[-1] == goal)
+        out = {"progress": progress}
     else:
-        progress = None
-        completeness = len(set(explored) & set(from_start)) / len(from_start)
-    moves = legal + crossings
-    walls = max(0.0, 1 - crossings / max(legal, 1)) if moves else 0.0
-    ok = bool(cells) and crossings == 0 and cells[0] == start
-    validity = float(ok and (cells[-1] == goal if solvable else True))
-    answer = float(normalise_answer(p.answer) == normalise_answer(meta["answer"]))
+        ds = bfs(adj, start)[0]
+        reach = {int(i) for i in np.flatnonzero(ds >= 0)}
+        progress = len(explored & reach) / len(reach)
+        valid = float(starts and crossings == 0 and reach <= explored)
+        out = {"completeness": progress}
+    answer = float(_norm(p.answer) == ("yes" if solvable else "no"))
     w = MAZE_WEIGHTS
-    total = (w["progress_or_completeness"] * (progress if solvable else completeness)
-             + w["walls"] * walls + w["validity"] * validity + w["answer"] * answer)  # fmt: skip
-    out = {"walls": walls, "validity": validity, "answer": answer,
-           "crossings": float(crossings), "legal_moves": float(legal),
-           "exact": float(validity == 1 and answer == 1), "total": total}  # fmt: skip
-    # progress counts on solvable mazes, completeness on unsolvable ones: only that one is set
-    out["progress" if solvable else "completeness"] = progress if solvable else completeness
+    total = w["progress"] * progress + w["wall"] * wall + w["valid"] * valid
+    out.update({"wall": wall, "valid": valid, "answer": answer,
+                "total": _clip(total + w["answer"] * answer - _dup(p))})  # fmt: skip
     return out
 
 
-#: The reward of each camp, by the ``camp`` column of a sample row.
-REWARDS = {"counting": counting_reward, "spatial": spatial_reward, "maze": maze_reward}
+def point_to_polyline(pts: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """Distance of each point ``(n, 2)`` to the polyline ``(m, 2)``; returns ``(n,)``."""
+    if len(line) == 1:
+        return np.linalg.norm(pts - line[0], axis=1)
+    a, b = line[:-1], line[1:]
+    ab = b - a
+    den = np.maximum((ab * ab).sum(1), 1e-12)
+    t = np.clip(((pts[:, None, :] - a[None]) * ab[None]).sum(2) / den[None], 0.0, 1.0)
+    proj = a[None] + t[..., None] * ab[None]
+    return np.linalg.norm(pts[:, None, :] - proj, axis=2).min(axis=1)
+
+
+def path_reward(meta: dict, prediction: str) -> dict:
+    """Two-way trajectory distance, endpoint accuracy, jump penalty and answer.
+
+    - ``trajectory = exp(-max(0, (mean d(pred -> true) + mean d(true -> pred)) / 2 - 3) / 30)``
+      (3 units allow for rounding to integers).
+    - ``endpoint = max(0, 1 - d(last point, true endpoint) / 40)``.
+    - ``no_jump``: 0 when the last step is longer than 120 (a leap to the claimed end), else 1.
+    - ``answer``: the endpoint letter matches.
+
+    ``total = 0.4 trajectory + 0.2 endpoint + 0.1 no_jump + 0.3 answer - dup penalty``.
+    """
+    p = parse_primitives(prediction)
+    answer = float(p.answer is not None and _norm(p.answer) == _norm(meta["answer"]))
+    pts = np.asarray(p.all_points, dtype=np.float64).reshape(-1, 2)
+    if len(pts) == 0:
+        out = {"trajectory": 0.0, "endpoint": 0.0, "no_jump": 0.0, "answer": answer}
+    else:
+        true = np.asarray(meta["curve_999"], dtype=np.float64)
+        d1 = point_to_polyline(pts, true).mean()
+        d2 = point_to_polyline(true, pts).mean()
+        traj = math.exp(-max(0.0, (d1 + d2) / 2 - PATH_SLACK) / PATH_TAU)
+        end = np.asarray(meta["end_999"], dtype=np.float64)
+        endpoint = _clip(1.0 - float(np.linalg.norm(pts[-1] - end)) / PATH_TOL)
+        jump = len(pts) > 1 and float(np.linalg.norm(pts[-1] - pts[-2])) > PATH_JUMP
+        out = {"trajectory": traj, "endpoint": endpoint, "no_jump": float(not jump),
+               "answer": answer}  # fmt: skip
+    total = sum(PATH_WEIGHTS[k] * out[k] for k in PATH_WEIGHTS)
+    out["total"] = _clip(total - _dup(p))
+    return out
+
+
+REWARDS = {
+    "counting": counting_reward,
+    "spatial": spatial_reward,
+    "maze": maze_reward,
+    "path_tracing": path_reward,
+}
+"""Camp name -> reward function (what the scorer uses)."""
 
 __all__ = [
-    "MAZE_WEIGHTS",
-    "REWARDS",
-    "bfs",
-    "counting_reward",
-    "format_penalty",
-    "maze_graph",
-    "maze_reward",
-    "normalise_answer",
-    "parse_count",
-    "point_cell",
-    "spatial_reward",
-]
+    "DUP_PENALTY", "MAZE_WEIGHTS", "PATH_WEIGHTS", "REWARDS", "counting_reward",
+    "format_reward", "maze_reward", "maze_trace_cells", "normalise_answer", "parse_count",
+    "path_reward", "point_to_polyline", "spatial_reward",
+]  # fmt: skip

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from assets.camps.maze_rewards import REWARDS, format_reward
+from assets.camps.rewards import REWARDS, format_reward
 from assets.camps.schema import eval_rel
 from assets.storage import Storage
 

@@ -9,10 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assets.camps import maze as M
-from assets.camps.maze_rewards import DRAWN_MAZE_WEIGHTS as MAZE_WEIGHTS
-from assets.camps.maze_rewards import drawn_maze_reward as maze_reward
-from assets.camps.maze_rewards import maze_trace_cells
 from assets.camps.primitives import parse_primitives
+from assets.camps.rewards import MAZE_WEIGHTS, maze_reward, maze_trace_cells
 
 
 def _components(n: int, pairs) -> int:

@@ -12,9 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assets.camps import evalsets as E
-from assets.camps import maze_rewards as R
 from assets.camps import path_tracing as P
-from assets.camps import rewards as RB
+from assets.camps import rewards as R
 from assets.camps import scorer as S
 from assets.camps.primitives import parse_primitives
 from assets.storage import Storage
@@ -51,7 +50,7 @@ def test_points_denser_in_bends_and_near_crossings():
 
 
 def test_rewards_hand_computed():
-    r = RB.counting_reward({"gt": 4}, "<|ref|>a<|/ref|><|box|>[[1,1,2,2]]<|/box|>\nAnswer: 5")
+    r = R.counting_reward({"gt": 4}, "<|ref|>a<|/ref|><|box|>[[1,1,2,2]]<|/box|>\nAnswer: 5")
     assert r["count"] == pytest.approx(0.7 * math.exp(-0.6)) and r["exact"] == 0.0
     dup = "<|ref|>a<|/ref|><|box|>[[1,1,2,2],[1,1,2,2]]<|/box|>\nAnswer: 4"
     assert R.format_reward({}, dup)["total"] == pytest.approx(0.8)
