@@ -3,8 +3,9 @@
 Each measured step runs in a fresh subprocess so that its peak RSS is its own; the peak is
 sampled over the whole process tree (workers included) with psutil.
 
-    python -m assets.bench [--only coco,ingest,quality,lake] [--coco-boxes N] [--scale small]
-                           [--lake-sizes 10000000,40000000] [--lake-root ROOT] [--out DIR]
+    python -m assets.bench [--only coco,ingest,quality,lake,camps] [--coco-boxes N]
+                           [--scale small] [--lake-sizes 10000000,40000000] [--lake-root ROOT]
+                           [--camp-samples counting=800,maze=2000] [--out DIR]
 """
 
 from __future__ import annotations
@@ -142,9 +143,43 @@ def bench_lake(out: Path, sizes: list[int], peer_max: int, lake_root: str | None
     return figures
 
 
+def bench_camps(out: Path, lake_root: str | None, workers: int, samples: dict[str, int]) -> dict:
+    """Samples/s of each camp (``assets.camps.bench``, each camp in a fresh process), written
+    under ``out``; counting reads the published lake under ``lake_root`` (skipped without
+    one)."""
+    from assets.camps.bench import CAMPS, SAMPLES
+
+    figures: dict = {}
+    has_lake = bool(lake_root) and Path(lake_root, "lake", "CURRENT").exists()
+    for camp in CAMPS:
+        if camp == "counting" and not has_lake:
+            print(f"   counting skipped: no published lake under {lake_root!r} (--lake-root)")
+            continue
+        n = samples.get(camp, SAMPLES[camp])
+        cmd = [sys.executable, "-m", "assets.camps.bench", camp, "--samples", str(n),
+               "--out", str(out / "camps"), "--workers", str(workers)]  # fmt: skip
+        if camp == "counting":
+            cmd += ["--lake-root", str(lake_root)]
+        m = measure(cmd)
+        row = json.loads(m["stdout"].strip().splitlines()[-1])
+        row["peak_rss_mb"] = round(m["peak_rss_mb"])
+        figures[camp] = row
+    print(f"== camps: samples per second, {workers} worker processes, 4 seed partitions")
+    print(f"  {'camp':<13} {'samples':>8} {'wall s':>8} {'samples/s':>10} {'per process':>12}"
+          f" {'peak RSS MB':>12}")  # fmt: skip
+    for camp, r in figures.items():
+        print(f"  {camp:<13} {r['samples']:>8,} {r['wall_seconds']:>8.1f}"
+              f" {r['samples_per_second']:>10.1f} {r['samples_per_second_per_process']:>12.1f}"
+              f" {r['peak_rss_mb']:>12,}")  # fmt: skip
+    if has_lake:
+        figures["lake_root"] = str(lake_root)
+    return figures
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m assets.bench")
-    parser.add_argument("--only", default="coco,ingest,quality,lake")
+    parser.add_argument("--only", default="coco,ingest,quality,lake,camps")
+    parser.add_argument("--camp-samples", default="", help="e.g. counting=800,maze=2000")
     parser.add_argument("--lake-sizes", default="10000000,40000000")
     parser.add_argument("--lake-peer-max", type=int, default=10_000_000)
     parser.add_argument("--lake-root", default=os.environ.get("VPRIM_ROOT", ""))
@@ -172,6 +207,9 @@ def main(argv: list[str] | None = None) -> dict:
     if "lake" in only:
         sizes = [int(v) for v in args.lake_sizes.split(",")]
         results["lake"] = bench_lake(out, sizes, args.lake_peer_max, args.lake_root or None)
+    if "camps" in only:
+        samples = {k: int(v) for k, v in (x.split("=") for x in args.camp_samples.split(",") if x)}
+        results["camps"] = bench_camps(out, args.lake_root or None, args.workers, samples)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     print(f"figures written to {out / 'results.json'}")
     return results

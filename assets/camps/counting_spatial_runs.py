@@ -150,7 +150,8 @@ def train_partition(job: dict) -> Summary:
 
     ``job``: ``camp`` (counting | spatial), ``root`` (storage URL), ``partition``,
     ``partitions``, ``train_size``, ``config`` (CountingConfig | SpatialConfig), and for
-    counting ``pool_seed`` and ``duckdb_memory``.
+    counting ``pool_seed`` and ``duckdb_memory``; optional ``out_root``: write there instead
+    of ``root`` (the lake is still read from ``root``).
     """
     store = Storage(job["root"])
     seeds = partition_seeds(job["train_size"], job["partition"], job["partitions"])
@@ -165,7 +166,7 @@ def train_partition(job: dict) -> Summary:
             con.close()
     else:
         res = spatial_run(seeds, split="train", config=job["config"])
-    return write(store, rel, res)
+    return write(Storage(job["out_root"]) if job.get("out_root") else store, rel, res)
 
 
 __all__ = [

@@ -141,3 +141,16 @@ def test_code_location_has_the_camp_assets():
     deps = graph.get(dg.AssetKey("counting_camp")).parent_keys
     assert {d.to_user_string() for d in deps} == {"lake"}
     assert graph.get(dg.AssetKey("spatial_eval")).partitions_def is None
+
+
+def test_camps_bench_reads_the_lake_and_writes_only_under_out(materialised, tmp_path):
+    from assets.camps.bench import bench
+
+    root, _ = materialised
+    before = sorted(p.relative_to(root) for p in root.rglob("*.parquet"))
+    out = tmp_path / "bench"
+    for camp in ("counting", "spatial", "maze", "path_tracing"):
+        figures = bench(camp, 6, str(out), str(root), workers=1, partitions=2)
+        assert figures["samples"] > 0 and figures["samples_per_second"] > 0, figures
+        assert sorted(out.glob(f"camps/{camp}/train/part-*.parquet")), camp
+    assert sorted(p.relative_to(root) for p in root.rglob("*.parquet")) == before
