@@ -14,14 +14,14 @@ from collections import Counter
 import dagster as dg
 
 from assets.camps import evalsets as E
-from assets.camps.defs_counting_spatial import counting_spatial_assets, seed_partitions
+from assets.camps.defs_counting_spatial import (
+    counting_spatial_assets,
+    seed_partitions,
+    train_partitions,
+)
 from assets.camps.preview_grid import grid_png, markdown_image, pick_preview
-from assets.parallel import map_shards
 from assets.reporting import counts_table
-from dagster_project.profiles import current
 from resources import StorageResource
-
-_profile = current()
 
 
 class DrawnCampConfig(dg.Config):
@@ -54,19 +54,6 @@ def _metadata(store, runs: list[E.Run], camp: str) -> dict:
     }
 
 
-def _train(context, store, camp: str, size: int) -> list[E.Run]:
-    keys = seed_partitions.get_partition_keys()
-    jobs = [
-        {"camp": camp, "root": store.root_url, "partition": keys.index(k),
-         "partitions": len(keys), "train_size": size}
-        for k in context.partition_keys
-    ]  # fmt: skip
-    runs = map_shards(E.train_partition, jobs, _profile.workers)
-    for k, r in zip(context.partition_keys, runs, strict=True):
-        context.log.info(f"{k}: {r.count} samples in {r.seconds:.1f} s -> {r.path}")
-    return runs
-
-
 def _camp_asset(camp: str, description: str):
     @dg.asset(
         name=f"{camp}_camp",
@@ -80,7 +67,7 @@ def _camp_asset(camp: str, description: str):
         context: dg.AssetExecutionContext, config: DrawnCampConfig, storage: StorageResource
     ) -> dg.MaterializeResult:
         store = storage.get()
-        runs = _train(context, store, camp, config.train_size)
+        runs = train_partitions(context, store, camp, config.train_size, E.train_partition)
         return dg.MaterializeResult(metadata=_metadata(store, runs, camp))
 
     return _asset

@@ -122,17 +122,19 @@ def _metadata(store, summaries: list[R.Summary], camp: str) -> dict:
     return meta
 
 
-def _train(context, store, camp: str, size: int, config, **extra) -> list[R.Summary]:
-    """Every partition of the run (one, or a range), in up to VPRIM_WORKERS processes."""
+def train_partitions(context, store, camp: str, size: int, fn=R.train_partition, **extra):
+    """Every partition of the run (one, or a range) as jobs of ``fn`` (a module-level
+    partition function: ``R.train_partition`` or the drawn camps' ``evalsets.train_partition``)
+    in up to VPRIM_WORKERS processes; ``extra`` goes into every job."""
     jobs = [
         {"camp": camp, "root": store.root_url, "partition": _partition_index(key),
-         "partitions": SEED_PARTITIONS, "train_size": size, "config": config, **extra}
+         "partitions": SEED_PARTITIONS, "train_size": size, **extra}
         for key in context.partition_keys
     ]  # fmt: skip
-    summaries = map_shards(R.train_partition, jobs, _profile.workers)
-    for key, s in zip(context.partition_keys, summaries, strict=True):
-        context.log.info(f"{key}: {s.rows} samples in {s.seconds:.1f} s -> {s.path}")
-    return summaries
+    results = map_shards(fn, jobs, _profile.workers)
+    for key, r in zip(context.partition_keys, results, strict=True):
+        context.log.info(f"{key}: {r.seconds:.1f} s -> {r.path}")
+    return results
 
 
 @dg.asset(
@@ -148,8 +150,8 @@ def counting_camp(
     context: dg.AssetExecutionContext, config: CountingCampConfig, storage: StorageResource
 ) -> dg.MaterializeResult:
     store = storage.get()
-    summaries = _train(
-        context, store, "counting", config.train_size, config.counting(),
+    summaries = train_partitions(
+        context, store, "counting", config.train_size, config=config.counting(),
         pool_seed=config.pool_seed, duckdb_memory=_profile.duckdb_memory,
     )  # fmt: skip
     return dg.MaterializeResult(metadata=_metadata(store, summaries, "counting"))
@@ -187,7 +189,9 @@ def spatial_camp(
     context: dg.AssetExecutionContext, config: SpatialCampConfig, storage: StorageResource
 ) -> dg.MaterializeResult:
     store = storage.get()
-    summaries = _train(context, store, "spatial", config.train_size, config.spatial())
+    summaries = train_partitions(
+        context, store, "spatial", config.train_size, config=config.spatial()
+    )
     return dg.MaterializeResult(metadata=_metadata(store, summaries, "spatial"))
 
 
@@ -211,4 +215,4 @@ def spatial_eval(config: SpatialCampConfig, storage: StorageResource) -> dg.Mate
 
 counting_spatial_assets = [counting_camp, counting_eval, spatial_camp, spatial_eval]
 
-__all__ = ["counting_spatial_assets", "seed_partitions"]
+__all__ = ["counting_spatial_assets", "seed_partitions", "train_partitions"]
