@@ -120,7 +120,8 @@ def curate_shard(
             "source_id"
         ].to_list()
     )
-    in_label_dropped = np.isin(sources, np.array(sorted(dropped_by_labels), dtype=object))
+    # a hash lookup: np.isin on object arrays compares every row with every dropped source
+    in_label_dropped = _member(raw["source_id"], sorted(dropped_by_labels))
 
     # --- step II: geometry on the boxes that survived step I -------------------------------
     survivors = ~label_bad & ~in_label_dropped
@@ -155,7 +156,9 @@ def curate_shard(
     m = survivors & (geo_reason != None)  # noqa: E711 (object array)
     stage[m], reason[m] = "geometry", geo_reason[m]
     if geo_dropped:
-        src_reason = np.array([geo_dropped.get(s) for s in sources], dtype=object)
+        dropped_ids = pa.array(list(geo_dropped), pa.string())
+        at = pc.fill_null(pc.index_in(raw["source_id"], value_set=dropped_ids), -1).to_numpy()
+        src_reason = np.array([*geo_dropped.values(), None], dtype=object)[at]
         m = survivors & (geo_reason == None) & (src_reason != None)  # noqa: E711
         stage[m], reason[m] = "source", src_reason[m]
     clean = stage == None  # noqa: E711
@@ -167,6 +170,12 @@ def curate_shard(
     counts["sources_kept"] = int(pc.sum(pc.equal(selection["decision"], "keep")).as_py() or 0)
     counts["sources_after_labels"] = selection.num_rows - len(dropped_by_labels)
     return counts
+
+
+def _member(values: pa.ChunkedArray, value_set: list[str]) -> np.ndarray:
+    """Boolean mask: which of ``values`` are in ``value_set``."""
+    found = pc.is_in(values, value_set=pa.array(value_set, pa.string()))
+    return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
 
 
 def _write_shard(storage, shard_key, raw, canonical, geo, survivors, clean, stage, reason) -> dict:
