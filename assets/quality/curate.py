@@ -55,6 +55,11 @@ SELECTION_SCHEMA = pa.schema(
 )
 
 
+#: per-box frames built from NumPy object arrays: an empty shard would otherwise infer
+#: ``Object`` columns, which polars cannot join with the String ``source_id`` of the stats
+_PER_BOX = {"source_id": pl.String, "bad": pl.Boolean, "clean": pl.Boolean}
+
+
 def curate_shards(
     storage: Storage,
     shard_keys: list[str],
@@ -108,7 +113,7 @@ def curate_shard(
     label_reason[~label_bad] = None
 
     sources = raw["source_id"].to_numpy(zero_copy_only=False)
-    frame = pl.DataFrame({"source_id": sources, "bad": label_bad})
+    frame = pl.DataFrame({"source_id": sources, "bad": label_bad}, schema_overrides=_PER_BOX)
     per_source = frame.group_by("source_id").agg(
         pl.len().alias("raw_boxes"), pl.col("bad").sum().alias("label_rejected")
     )
@@ -233,7 +238,7 @@ def _details(stage: str, reasons: np.ndarray, geo_detail: np.ndarray) -> list[st
 
 def _selection(per_source, dropped_by_labels, decisions, stats, clean, sources) -> pa.Table:
     clean_counts = (
-        pl.DataFrame({"source_id": sources, "clean": clean})
+        pl.DataFrame({"source_id": sources, "clean": clean}, schema_overrides=_PER_BOX)
         .group_by("source_id")
         .agg(pl.col("clean").sum().alias("clean_boxes"))
     )

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -137,9 +139,11 @@ def read_source(source_id: str, uri: str, fmt: str) -> SourceOutcome:
         files, stats["files_rejected"] = [], 1
     tables: list[pa.Table] = []
     merged = BoxColumns()  # small files' columns, merged into one table per source
-    for start in range(0, len(files), PREFETCH_WINDOW):
-        window = files[start : start + PREFETCH_WINDOW]
-        source.prefetch(window)
+    windows = [files[i : i + PREFETCH_WINDOW] for i in range(0, len(files), PREFETCH_WINDOW)]
+    for k, window in enumerate(windows):
+        # the next window is read while this one is parsed (the first is read on its own)
+        for ahead in windows[k : k + 2]:
+            source.prefetch(ahead)
         for path in window:
             stats["files"] += 1
             result = _read_file(reader, source, context, path, ledger, stats)
@@ -231,8 +235,7 @@ def ingest_shard(storage: Storage, catalog: pa.Table, shard_key: str) -> ShardSu
             catalog["uri"].to_pylist(),
             catalog["format"].to_pylist(),
         )
-        for source_id, uri, fmt in rows:
-            outcome = read_source(source_id, uri, fmt)
+        for outcome in _read_sources(rows):
             stats_rows.append(outcome.stats)
             reject_rows.extend(outcome.rejects)
             pending.extend(outcome.boxes)
@@ -255,6 +258,23 @@ def ingest_shard(storage: Storage, catalog: pa.Table, shard_key: str) -> ShardSu
         formats=dict(Counter(r["format"] for r in stats_rows)),
         seconds=time.perf_counter() - started,
     )
+
+
+#: sources read at once by one process. Parsing holds the GIL, so this buys no CPU: it lets
+#: the next source list its folder and read its first files while this one is parsed.
+SOURCE_LOOKAHEAD = 2
+
+
+def _read_sources(rows: Iterable[tuple[str, str, str]]) -> Iterator[SourceOutcome]:
+    """:func:`read_source` over ``(source_id, uri, format)`` rows, outcomes in row order."""
+    with ThreadPoolExecutor(SOURCE_LOOKAHEAD, "vprim-source") as pool:
+        in_flight: deque[Future] = deque()
+        for row in rows:
+            in_flight.append(pool.submit(read_source, *row))
+            if len(in_flight) >= SOURCE_LOOKAHEAD:
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()
 
 
 def _flush(writer: pq.ParquetWriter, tables: list[pa.Table]) -> int:

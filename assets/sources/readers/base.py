@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import posixpath
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
@@ -238,6 +239,34 @@ PREFETCH_THREADS = 16
 PREFETCH_WINDOW = 64
 
 
+def _scan_local(root: str) -> list[str]:
+    """Files under a local folder (symlinks to files included, symlinked folders not walked)."""
+    found: list[str] = []
+    stack = [root]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    else:
+                        found.append(entry.path)
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+    return found
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _read_pool() -> ThreadPoolExecutor:
+    """The process's file-reading threads (made again in a forked child: threads don't fork)."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(PREFETCH_THREADS, "vprim-read"))
+    return _POOL[1]
+
+
 class Source:
     """One catalog source, reached through fsspec, with path-safety and image helpers.
 
@@ -261,21 +290,22 @@ class Source:
         self.root: str = posixpath.dirname(path) if self.single_file else path.rstrip("/")
         protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
         self._local = "file" in protocol
-        self._prefetched: dict[str, bytes | ParseError] = {}
+        self._prefetched: dict[str, Future] = {}
+        self._found: list[str] | None = None
 
     # -- reading ----------------------------------------------------------------------------
-    def prefetch(self, paths: list[str], threads: int = PREFETCH_THREADS) -> None:
-        """Read ``paths`` concurrently and keep their bytes for :meth:`read_bytes`.
+    def prefetch(self, paths: list[str]) -> None:
+        """Start reading ``paths`` in the background; :meth:`read_bytes` waits for each.
 
         Sources of one small file per image are bound by the latency of each read (a cold
-        disk or an object store), not by parsing: overlapping the reads hides it. The caller
-        bounds memory by prefetching a window of files at a time; each entry is used once.
+        disk or an object store), not by parsing: the reads of the next window run while the
+        current one is parsed. The caller bounds memory by prefetching a window of files at a
+        time; each entry is used once.
         """
-        if len(paths) < 2:
-            return
-        with ThreadPoolExecutor(min(threads, len(paths))) as pool:
-            for path, data in zip(paths, pool.map(self._read_or_error, paths)):
-                self._prefetched[path] = data
+        pool = _read_pool()
+        for path in paths:
+            if path not in self._prefetched:
+                self._prefetched[path] = pool.submit(self._read_or_error, path)
 
     def _read_or_error(self, path: str) -> bytes | ParseError:
         try:
@@ -316,17 +346,26 @@ class Source:
             raise ParseError(S.PARSE_PATH_ESCAPE, f"image URL scheme {scheme!r} is not allowed")
         return self.url(self.inside(ref, base))
 
+    def find(self) -> list[str]:
+        """Every file under the root, sorted; listed once per source.
+
+        A local root is scanned with ``os.scandir``: fsspec's ``find`` stats every entry,
+        one more disk read per file on a cold cache. Both leave symlinked folders alone.
+        """
+        if self._found is None:
+            found = _scan_local(self.root) if self._local else self.fs.find(self.root)
+            self._found = sorted(found)
+        return self._found
+
     def walk(self, suffixes: tuple[str, ...]) -> list[str]:
         """All files under the root whose names end with one of ``suffixes``, sorted."""
         if self.single_file:
             return [self.single_file] if self.single_file.lower().endswith(suffixes) else []
-        found = self.fs.find(self.root)
-        return sorted(p for p in found if p.lower().endswith(suffixes))
+        return [p for p in self.find() if p.lower().endswith(suffixes)]
 
     def read_bytes(self, path: str) -> bytes:
-        data = self._prefetched.pop(path, None)
-        if data is None:
-            return self._read(path)
+        pending = self._prefetched.pop(path, None)
+        data = self._read_or_error(path) if pending is None else pending.result()
         if isinstance(data, ParseError):
             raise data
         return data

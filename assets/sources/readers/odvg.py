@@ -75,9 +75,7 @@ class OdvgReader(FormatReader):
 
     def prepare(self, source: Source) -> dict[str, str]:
         """The label map of the source (empty without ``label_map.json``)."""
-        candidates = [
-            p for p in sorted(source.fs.find(source.root)) if posixpath.basename(p) == LABEL_MAP
-        ]
+        candidates = [p for p in source.find() if posixpath.basename(p) == LABEL_MAP]
         if not candidates:
             return {}
         path = min(candidates, key=lambda p: (p.count("/"), p))

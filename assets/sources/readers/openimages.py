@@ -262,7 +262,7 @@ class OpenImagesReader(FormatReader):
         return pa.array(list(sizes), pa.string()), wh[:, 0], wh[:, 1]
 
     def prepare(self, source: Source) -> OpenImagesContext:
-        files = sorted(source.fs.find(source.root))
+        files = source.find()
         csvs = [p for p in files if p.lower().endswith(".csv")]
         name_ids, names = self._descriptions(
             source, [p for p in csvs if "class-descriptions" in posixpath.basename(p).lower()]

@@ -173,7 +173,7 @@ class YoloReader(FormatReader):
 
     # -- source level -----------------------------------------------------------------------
     def _all_files(self, source: Source) -> list[str]:
-        return sorted(source.fs.find(source.root))
+        return source.find()
 
     def _find_names(self, source: Source, files: list[str]) -> tuple[dict[int, str], str]:
         candidates = sorted(
