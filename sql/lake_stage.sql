@@ -1,9 +1,10 @@
 -- The lake's one full scan of clean_instances: the clean boxes of kept sources with their
 -- label bucket, written partitioned by bucket so that each bucket is then balanced on its own
--- (and could be on another worker). The bucket is a hash of the canonical label.
+-- (and could be on another worker). The bucket is a hash of the canonical label. Only the
+-- columns balancing reads are staged.
 COPY (
     SELECT source_id, image_id, image_uri, image_width, image_height,
-           canonical_label AS label, instance_id, x0, y0, x1, y1,
+           canonical_label AS label, x0, y0, x1, y1,
            (hash(canonical_label) % {buckets})::INTEGER AS label_bucket
     FROM read_parquet({clean_files}, hive_partitioning = false)
     WHERE source_id IN (

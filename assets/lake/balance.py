@@ -10,6 +10,10 @@ stable hash of the label (``sql/lake_stage.sql``); each bucket is then grouped, 
 de-duplicated on its own (``sql/lake_bucket_samples.sql``) and streamed to Parquet in record
 batches (``sql/lake_bucket_rows.sql``). A bucket never meets another bucket's rows, so memory
 is bounded by the largest bucket and buckets could run on different workers.
+
+The manifest's facts (sources, labels, images, rows and instances per split) are gathered while
+the rows are written, so the lake is not read back for them; the blocking checks recompute
+each of them from the files (``checks.py``).
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from assets.sql import load, register_macros
@@ -89,6 +94,16 @@ class BucketResult:
     rows: int
     instances: int
     labels: pa.Table  # per-label counts (sql/lake_bucket_labels.sql)
+    # what was written, per split: {"train": (rows, instances), "holdout": (rows, instances)}
+    splits: dict[str, tuple[int, int]] = field(default_factory=dict)
+    sources: frozenset[str] = frozenset()  # the source_ids written
+    label_names: frozenset[str] = frozenset()  # the labels written
+
+
+@dataclass
+class Balanced:
+    buckets: list[BucketResult]
+    images: int  # distinct images (by normalised URI) over every bucket's written rows
 
 
 def _sql_list(paths: list[str]) -> str:
@@ -130,10 +145,13 @@ def balance_bucket(
     config: BalanceConfig,
     store: Storage,
     out_path: str,
-) -> tuple[int, int, pa.Table]:
+    images_path: str | None = None,
+) -> BucketResult:
     """Balance one bucket and write its lake rows to ``out_path`` (under the storage root).
 
-    Returns (rows, instances, per-label counts).
+    ``images_path``: a local Parquet file that receives the distinct image keys (DuckDB
+    ``hash`` of the normalised URI) of the rows written, for the manifest's image count.
+    Returns the bucket's facts (``bucket`` is left at -1 for the caller to set).
     """
     con.execute(
         load(
@@ -144,10 +162,15 @@ def balance_bucket(
         )
     )
     labels = con.sql(load("lake_bucket_labels")).to_arrow_table()
+    if images_path is not None:
+        con.execute(load("lake_bucket_images", out_path=images_path.replace("'", "''")))
     reader = con.sql(
         load("lake_bucket_rows", holdout_permille=str(int(config.holdout_permille)))
     ).to_arrow_reader(BATCH_ROWS)
     rows = instances = 0
+    splits = {"train": [0, 0], "holdout": [0, 0]}
+    sources: set[str] = set()
+    label_names: set[str] = set()
     with (
         store.atomic_path(out_path) as tmp,
         store.fs.open(tmp, "wb") as f,
@@ -157,9 +180,24 @@ def balance_bucket(
             table = pa.Table.from_batches([batch]).cast(LAKE_SCHEMA)
             writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
             rows += table.num_rows
-            instances += int(pa.compute.sum(table["n_boxes"]).as_py() or 0)
-    con.execute("DROP TABLE bucket_samples")
-    return rows, instances, labels
+            instances += int(pc.sum(table["n_boxes"]).as_py() or 0)
+            for split, tally in splits.items():
+                mask = pc.equal(table["split"], split)
+                tally[0] += int(pc.sum(mask.cast(pa.int64())).as_py() or 0)
+                tally[1] += int(pc.sum(pc.filter(table["n_boxes"], mask)).as_py() or 0)
+            sources.update(pc.unique(table["source_id"]).to_pylist())
+            label_names.update(pc.unique(table["label"]).to_pylist())
+    con.execute("DROP TABLE bucket_samples; DROP TABLE bucket_groups")
+    return BucketResult(
+        -1,
+        out_path,
+        rows,
+        instances,
+        labels,
+        {k: (v[0], v[1]) for k, v in splits.items()},
+        frozenset(sources),
+        frozenset(label_names),
+    )
 
 
 def _remove_orphaned_staging(scratch: str | None) -> None:
@@ -189,7 +227,7 @@ def balance(
     config: BalanceConfig,
     scratch: str | None = None,
     on_bucket: Callable[[BucketResult], None] | None = None,
-) -> list[BucketResult]:
+) -> Balanced:
     """Balance every bucket into ``samples_dir/label_bucket=NN/part-0.parquet``.
 
     Args:
@@ -208,14 +246,25 @@ def balance(
         by_bucket = stage_by_bucket(
             con, clean_files, selection_files, os.path.join(staging, "by_bucket"), config.buckets
         )
+        images_dir = os.path.join(staging, "images")
+        os.makedirs(images_dir)
         results = []
         for bucket, files in sorted(by_bucket.items()):
             rel = f"{samples_dir}/label_bucket={bucket:03d}/part-0.parquet"
-            rows, instances, labels = balance_bucket(con, files, config, store, rel)
-            result = BucketResult(bucket, rel, rows, instances, labels)
+            images_path = os.path.join(images_dir, f"bucket-{bucket:03d}.parquet")
+            result = balance_bucket(con, files, config, store, rel, images_path)
+            result.bucket = bucket
             results.append(result)
             if on_bucket:
                 on_bucket(result)
-        return results
+        return Balanced(results, _count_images(con, images_dir) if results else 0)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _count_images(con: duckdb.DuckDBPyConnection, images_dir: str) -> int:
+    """Distinct images over the buckets' image keys (an image has a row in every bucket that
+    holds one of its labels)."""
+    glob_sql = os.path.join(images_dir, "*.parquet").replace("'", "''")
+    sql = f"SELECT count(DISTINCT image) FROM read_parquet('{glob_sql}')"
+    return int(con.execute(sql).fetchone()[0])

@@ -10,8 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from assets.lake import publish as P
-from assets.lake.balance import LAKE_SCHEMA, BalanceConfig, BucketResult, balance
-from assets.sql import load
+from assets.lake.balance import LAKE_SCHEMA, BalanceConfig, Balanced, BucketResult, balance
 from assets.storage import Storage
 
 CLEAN_GLOB = "clean_instances/shard=*.parquet"
@@ -65,7 +64,7 @@ def build_version(
     seconds["hash_inputs"] = time.perf_counter() - t0
     P.apply_retention(store, keep=None, building=version)  # clears killed builds' leftovers
     t1 = time.perf_counter()
-    results = balance(
+    balanced = balance(
         con,
         store,
         [_duck(store, p) for p in files["clean_instances"]],
@@ -75,6 +74,7 @@ def build_version(
         scratch=scratch,
         on_bucket=on_bucket,
     )
+    results = balanced.buckets
     seconds["balance_and_write"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     labels = _label_counts(results)
@@ -88,7 +88,7 @@ def build_version(
         "duckdb_version": duckdb.__version__,
         "inputs": digests,
         "inputs_digest": digest,
-        "counts": _counts(con, store, version, results, labels),
+        "counts": _counts(balanced, labels),
         "files": P.file_facts(store, version, [r.path for r in results]),
     }
     store.write_json(manifest, P.version_dir(version), P.MANIFEST)
@@ -119,27 +119,28 @@ def lake_files_sql(store: Storage, version: str) -> str:
     return f"read_parquet('{glob}', hive_partitioning = false)"
 
 
-def _counts(con, store: Storage, version: str, results: list[BucketResult], labels) -> dict:
-    rows = (
-        con.execute(load("lake_counts", lake=lake_files_sql(store, version))).fetchone()
-        if results
-        else (0, 0, 0, 0, 0, 0, 0)
-    )
+def _counts(balanced: Balanced, labels: pa.Table) -> dict:
+    """The manifest's counts, from what the buckets wrote (the checks recount them from the
+    files: ``checks.check_manifest``)."""
+    results = balanced.buckets
     before = labels.to_pydict() if labels.num_rows else {}
 
     def total(name: str) -> int:
         return int(sum(v or 0 for v in before.get(name, [])))
 
+    def split(name: str, i: int) -> int:
+        return sum(r.splits.get(name, (0, 0))[i] for r in results)
+
     return {
         "rows": sum(r.rows for r in results),
         "instances": sum(r.instances for r in results),
-        "sources": rows[0],
-        "labels": rows[1],
-        "images": rows[2],
-        "train_rows": rows[3],
-        "holdout_rows": rows[4],
-        "train_instances": rows[5],
-        "holdout_instances": rows[6],
+        "sources": len(frozenset().union(*(r.sources for r in results))),
+        "labels": len(frozenset().union(*(r.label_names for r in results))),
+        "images": balanced.images,
+        "train_rows": split("train", 0),
+        "holdout_rows": split("holdout", 0),
+        "train_instances": split("train", 1),
+        "holdout_instances": split("holdout", 1),
         "buckets": {f"{r.bucket:03d}": {"rows": r.rows, "instances": r.instances} for r in results},
         "balance": {
             "samples_before": total("samples_before"),

@@ -2,6 +2,13 @@
 
 Each returns a :class:`CheckOutcome`: passed or not, and what a user needs to see to act
 (counts and a few offending rows).
+
+They verify the files, never the writer's bookkeeping, and read only the columns they need:
+the boxes check reads the box columns once; the cap check groups ``(source_id, label)`` and also
+counts the distinct sources and labels; the uniqueness check groups a 64-bit hash of
+``(normalised URI, label)`` (a hash collision can only raise a suspect, which is then checked on
+the exact keys) and also counts the distinct images. The manifest check compares every count of
+the manifest with these recounts and with the files' own row counts.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ CHECKS = {
     "no_rejected_label": "every label is a kept canonical label and none is a rejected raw label",
     "cap_respected": "at most `cap` images per (source, label)",
     "no_duplicate_image_label": "each (image by normalised URI, label) appears once",
-    "manifest_counts_match": "the manifest's row and instance counts equal the files'",
+    "manifest_counts_match": "the manifest's counts (rows, instances, per split, sources, "
+    "labels, images) equal the files'",
 }
 
 
@@ -40,10 +48,16 @@ class CheckOutcome:
 
 
 def _violations(con, sql: str) -> tuple[int, list[dict]]:
-    count = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
-    cursor = con.execute(f"SELECT * FROM ({sql}) LIMIT {EXAMPLES}")
-    cols = [d[0] for d in cursor.description]
-    return int(count), [dict(zip(cols, map(_plain, r))) for r in cursor.fetchall()]
+    """The rows of ``sql`` (the violations, normally none): their count and a few of them.
+    The query runs once; its (small) result is kept in a temporary table."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _lake_violations AS {sql}")
+    try:
+        count = con.execute("SELECT count(*) FROM _lake_violations").fetchone()[0]
+        cursor = con.execute(f"SELECT * FROM _lake_violations LIMIT {EXAMPLES}")
+        cols = [d[0] for d in cursor.description]
+        return int(count), [dict(zip(cols, map(_plain, r))) for r in cursor.fetchall()]
+    finally:
+        con.execute("DROP TABLE IF EXISTS _lake_violations")
 
 
 def _plain(value: object) -> object:
@@ -102,36 +116,94 @@ def check_labels_kept(con, store: Storage, lake: str) -> CheckOutcome:
 
 
 def check_cap(con, lake: str, cap: int) -> CheckOutcome:
-    sql = (
-        f"SELECT source_id, label, count(*) AS images FROM {lake} "
-        f"GROUP BY source_id, label HAVING count(*) > {int(cap)}"
+    """Also counts the distinct sources and labels of the files (metadata ``sources``,
+    ``labels``) for :func:`check_manifest`: the same grouping holds them."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _lake_source_labels AS "
+        f"SELECT source_id, label, count(*) AS images FROM {lake} GROUP BY source_id, label"
     )
-    return _outcome("cap_respected", con, sql)
+    try:
+        sources, labels = con.execute(
+            "SELECT count(DISTINCT source_id), count(DISTINCT label) FROM _lake_source_labels"
+        ).fetchone()
+        outcome = _outcome(
+            "cap_respected", con, f"SELECT * FROM _lake_source_labels WHERE images > {int(cap)}"
+        )
+    finally:
+        con.execute("DROP TABLE IF EXISTS _lake_source_labels")
+    outcome.metadata.update(sources=int(sources), labels=int(labels))
+    return outcome
 
 
 def check_unique(con, lake: str) -> CheckOutcome:
-    sql = (
-        f"SELECT normalise_uri(image_uri) AS image, label, count(*) AS samples FROM {lake} "
-        "GROUP BY ALL HAVING count(*) > 1"
+    """One pass groups ``hash(normalised URI)`` with ``label``, and the hash alone (the
+    distinct images, metadata ``images``, counted as the manifest counts them). A (hash, label)
+    group of more than one row is a suspect; only then are the suspects grouped again on the
+    exact normalised URI (a hash collision is not a duplicate)."""
+    grouped = (
+        "SELECT image, label, grouping(label) AS per_image, count(*) AS samples FROM ("
+        f"SELECT hash(normalise_uri(image_uri)) AS image, label FROM {lake}"
+        ") GROUP BY GROUPING SETS ((image, label), (image))"
     )
-    return _outcome("no_duplicate_image_label", con, sql)
+    images, suspects = con.execute(
+        "SELECT count(*) FILTER (WHERE per_image = 1), "
+        f"count(*) FILTER (WHERE per_image = 0 AND samples > 1) FROM ({grouped})"
+    ).fetchone()
+    if not suspects:
+        outcome = CheckOutcome(
+            "no_duplicate_image_label",
+            True,
+            CHECKS["no_duplicate_image_label"],
+            {"violations": 0, "examples": []},
+        )
+    else:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _lake_suspects AS SELECT image, label "
+            f"FROM ({grouped}) WHERE per_image = 0 AND samples > 1"
+        )
+        try:
+            sql = (
+                "SELECT normalise_uri(l.image_uri) AS image, l.label, count(*) AS samples "
+                f"FROM {lake} AS l SEMI JOIN _lake_suspects AS s "
+                "ON hash(normalise_uri(l.image_uri)) = s.image AND l.label = s.label "
+                "GROUP BY ALL HAVING count(*) > 1"
+            )
+            outcome = _outcome("no_duplicate_image_label", con, sql)
+        finally:
+            con.execute("DROP TABLE IF EXISTS _lake_suspects")
+    outcome.metadata["images"] = int(images)
+    outcome.metadata["suspects"] = int(suspects)
+    return outcome
 
 
-def check_manifest(con, store: Storage, manifest: dict, lake: str) -> CheckOutcome:
+def check_manifest(
+    con, store: Storage, manifest: dict, lake: str, recount: dict | None = None
+) -> CheckOutcome:
+    """Rows and instances (in total and per split) from the files; ``recount``: sources,
+    labels and images counted by the other checks (each is compared when given)."""
     version = manifest["version"]
     footer_rows = sum(
         f["rows"] for f in P.file_facts(store, version, _rel(version, manifest["files"]))
     )
-    sql = f"SELECT count(*), coalesce(sum(n_boxes), 0) FROM {lake}"
-    rows, instances = con.execute(sql).fetchone()
+    sql = (
+        "SELECT count(*), coalesce(sum(n_boxes), 0), "
+        "count(*) FILTER (WHERE split = 'train'), count(*) FILTER (WHERE split = 'holdout'), "
+        "coalesce(sum(n_boxes) FILTER (WHERE split = 'train'), 0), "
+        "coalesce(sum(n_boxes) FILTER (WHERE split = 'holdout'), 0) "
+        f"FROM {lake}"
+    )
+    rows, instances, *per_split = (int(v) for v in con.execute(sql).fetchone())
+    split_names = ("train_rows", "holdout_rows", "train_instances", "holdout_instances")
+    found = {"rows": rows, "instances": instances, **dict(zip(split_names, per_split))}
+    found.update(recount or {})
     counts = manifest["counts"]
-    found = {"rows": int(rows), "footer_rows": footer_rows, "instances": int(instances)}
-    ok = counts["rows"] == rows == footer_rows and counts["instances"] == instances
+    claimed = {k: counts.get(k) for k in found}
+    ok = claimed == found and footer_rows == rows
     return CheckOutcome(
         "manifest_counts_match",
         ok,
         CHECKS["manifest_counts_match"],
-        {"manifest": {"rows": counts["rows"], "instances": counts["instances"]}, "found": found},
+        {"manifest": claimed, "found": {**found, "footer_rows": footer_rows}},
     )
 
 
@@ -149,11 +221,15 @@ def run_checks(store: Storage, con: duckdb.DuckDBPyConnection, version: str) -> 
             for name, desc in CHECKS.items()
         ]
     lake = lake_files_sql(store, version)
+    cap = check_cap(con, lake, manifest["config"]["cap"])
+    unique = check_unique(con, lake)
+    recount = {k: cap.metadata[k] for k in ("sources", "labels")}
+    recount["images"] = unique.metadata["images"]
     return [
         check_schema(store, manifest),
         check_boxes_inside(con, lake),
         check_labels_kept(con, store, lake),
-        check_cap(con, lake, manifest["config"]["cap"]),
-        check_unique(con, lake),
-        check_manifest(con, store, manifest, lake),
+        cap,
+        unique,
+        check_manifest(con, store, manifest, lake, recount),
     ]

@@ -364,6 +364,69 @@ def test_normalise_uri_macro(uri, expected):
     con = duckdb.connect()
     register_macros(con)
     assert normalise(con, uri) == expected
+    assert con.execute("SELECT normalise_uri_general(?)", [uri]).fetchone()[0] == expected
+
+
+def _adversarial_uris(n: int, seed: int = 0) -> list[str]:
+    """Addresses built from the parts the normalisation rule cares about (scheme case, "//",
+    "/./", '#', '?', '&', empty parameters, non-ASCII), and common addresses with one or two
+    such parts spliced in: many on each side of the fast path's test."""
+    rng = np.random.default_rng(seed)
+    pick = lambda options: options[rng.integers(len(options))]  # noqa: E731
+    schemes = ["http", "HTTP", "hTtp", "s3", "a+b", "x.y", "", "é", "file", "1a"]
+    seps = ["://", ":/", ":", ":///", "://./", "//", "", ":////"]
+    hosts = ["", "host", ".", "..", ".h", "h.", "H", "a&b", "é", "h:1", "h?"]
+    segments = ["", ".", "..", ".x", "x.", "img.png", "a&b", "A", "%2F", "é", "./", "x//y"]
+    queries = ["", "?", "?a", "?a&b", "?b&a", "?&", "?a&", "?&a", "?a&b&c", "?a&&b",
+               "?b=2&a=1", "?a=1&a=1", "?a?b", "?é&e", "?E&e", "? &a", "?a=&b", "??",
+               "?w=640&h=480", "?h=480&w=640", "?a#&b"]  # fmt: skip
+    fragments = ["", "", "", "#", "#f", "#f?x"]
+    common = ["synthetic://src-000001/img_000001?w=640&h=480", "s3://bucket/a/b.jpg?b=2&a=1",
+              "http://h/x.png", "file:///data/img.png", "http://h/x?", "http://h/x?z"]  # fmt: skip
+    splice = ["/", "//", ".", "./", "/./", "?", "&", "#", ":", "A", "é", "", "..", "=", "&&"]
+    uris = set()
+    for _ in range(n):
+        segs = "".join("/" + pick(segments) for _ in range(rng.integers(5)))
+        uris.add(pick(schemes) + pick(seps) + pick(hosts) + segs + pick(queries) + pick(fragments))
+        u = pick(common)
+        for _ in range(rng.integers(3)):
+            i = int(rng.integers(len(u) + 1))
+            u = u[:i] + pick(splice) + u[i + int(rng.integers(2)) :]
+        uris.add(u)
+    return sorted(uris)
+
+
+def test_normalise_uri_fast_path_agrees_with_the_rule():
+    """normalise_uri (fast path for common addresses) = normalise_uri_general (the rule)."""
+    con = duckdb.connect()
+    register_macros(con)
+    con.register("uris", pa.table({"u": pa.array([*_adversarial_uris(20_000), None])}))
+    fast_path = (
+        "regexp_full_match(u, '[a-z][a-z0-9+.-]*://([^/#?&.][^/#?&]*)?"
+        "(/([^/#?&.][^/#?&]*|\\.[^/#?&]+))*(\\?([^#?&]*|[^#?&]+&[^#?&]+))?')"
+    )
+    total, fast, differ = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE {fast_path}), "
+        "count(*) FILTER (WHERE normalise_uri(u) IS DISTINCT FROM normalise_uri_general(u)) "
+        "FROM uris"
+    ).fetchone()
+    examples = con.execute(
+        "SELECT u, normalise_uri(u), normalise_uri_general(u) FROM uris "
+        "WHERE normalise_uri(u) IS DISTINCT FROM normalise_uri_general(u) LIMIT 5"
+    ).fetchall()
+    assert differ == 0, examples
+    assert fast > 1_000 and total - fast > 10_000  # both sides of the fast path are exercised
+
+
+def test_md5_permille_is_md5_number_mod_1000():
+    con = duckdb.connect()
+    register_macros(con)
+    differ = con.execute(
+        "SELECT count(*) FILTER (WHERE md5_permille(s) IS DISTINCT FROM md5_number(s) % 1000) "
+        "FROM (SELECT 'synthetic://src/' || i AS s FROM range(200000) t(i) "
+        "UNION ALL SELECT '' UNION ALL SELECT 'é' UNION ALL SELECT NULL)"
+    ).fetchone()[0]
+    assert differ == 0
 
 
 # --- 4. dropped sources ---------------------------------------------------------------------
@@ -502,15 +565,42 @@ def test_check_cap_fails_when_cap_is_exceeded(tmp_path):
     assert {("src_a", "cat", 5), ("src_b", "bird", 3)} <= found
 
 
-def test_manifest_count_tampering_is_caught(tmp_path):
+@pytest.mark.parametrize(
+    "count",
+    ["rows", "instances", "sources", "labels", "images", "train_rows", "holdout_instances"],
+)
+def test_manifest_count_tampering_is_caught(tmp_path, count):
     store = mixed_root(tmp_path)
     built = build(store, BalanceConfig(cap=5, buckets=4))
     manifest = P.read_manifest(store, built.version)
-    manifest["counts"]["rows"] += 1
+    manifest["counts"][count] += 1
     store.write_json(manifest, P.version_dir(built.version), P.MANIFEST)
     outcomes = _outcomes(store, built.version)
     assert not outcomes["manifest_counts_match"].passed
     assert [n for n, o in outcomes.items() if not o.passed] == ["manifest_counts_match"]
+    found = outcomes["manifest_counts_match"].metadata["found"]
+    assert found[count] == built.manifest["counts"][count]
+
+
+def test_manifest_counts_equal_a_recount_of_the_files(tmp_path):
+    """The manifest's facts come from the writer's tallies; they equal a plain DuckDB count
+    over the written files (the definition they replace)."""
+    store = mixed_root(tmp_path)
+    built = build(store, BalanceConfig(cap=5, buckets=4, holdout_permille=500))
+    con = duckdb.connect()
+    register_macros(con)
+    lake = lake_files_sql(store, built.version)
+    recount = con.execute(
+        "SELECT count(DISTINCT source_id), count(DISTINCT label), "
+        "count(DISTINCT hash(normalise_uri(image_uri))), "
+        "count(*) FILTER (WHERE split = 'train'), count(*) FILTER (WHERE split = 'holdout'), "
+        "coalesce(sum(n_boxes) FILTER (WHERE split = 'train'), 0), "
+        f"coalesce(sum(n_boxes) FILTER (WHERE split = 'holdout'), 0) FROM {lake}"
+    ).fetchone()
+    counts = built.manifest["counts"]
+    names = ("sources", "labels", "images", "train_rows", "holdout_rows", "train_instances")
+    assert tuple(counts[k] for k in (*names, "holdout_instances")) == recount
+    assert 0 < counts["holdout_rows"] < counts["rows"]
 
 
 def test_a_bad_extra_samples_file_is_caught(tmp_path):
