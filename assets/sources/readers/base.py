@@ -239,6 +239,19 @@ PREFETCH_THREADS = 16
 PREFETCH_WINDOW = 64
 
 
+def url_scheme(ref: str) -> str:
+    """``urlsplit(ref).scheme`` (lower case), without parsing refs that cannot have one."""
+    return urlsplit(ref).scheme.lower() if ":" in ref else ""
+
+
+def _is_normal(relative: str) -> bool:
+    """Whether a relative posix path is already what ``normpath`` would make of it."""
+    if not relative or relative.endswith("/") or "//" in relative:
+        return False
+    wrapped = f"/{relative}/"
+    return "/./" not in wrapped and "/../" not in wrapped
+
+
 def _scan_local(root: str) -> list[str]:
     """Files under a local folder (symlinks to files included, symlinked folders not walked)."""
     found: list[str] = []
@@ -316,9 +329,15 @@ class Source:
     # -- paths ------------------------------------------------------------------------------
     def url(self, path: str) -> str:
         """The fsspec URL of an absolute path inside this source's filesystem."""
+        if self._local and path.startswith("/") and os.sep == "/":
+            return "file://" + (path.rstrip("/") or "/")  # what fsspec gives, ~10x cheaper
         return self.fs.unstrip_protocol(path)
 
     def relpath(self, path: str) -> str:
+        """``path`` relative to the root (a listed path is cut, not re-normalised)."""
+        suffix = path[len(self.root) + 1 :]
+        if path.startswith(self.root + "/") and _is_normal(suffix):
+            return suffix
         return posixpath.relpath(path, self.root)
 
     def inside(self, ref: str, base: str | None = None) -> str:
@@ -339,7 +358,7 @@ class Source:
     def image_uri(self, ref: str, base: str | None = None) -> str:
         """The URI of an image named in an annotation: remote URLs as they are, local refs
         resolved (safely) inside the source."""
-        scheme = urlsplit(ref).scheme.lower()
+        scheme = url_scheme(ref)
         if scheme in REMOTE_SCHEMES:
             return ref
         if scheme and len(scheme) > 1:

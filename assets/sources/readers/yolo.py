@@ -26,6 +26,7 @@ from assets.sources.readers.base import (
     ReadResult,
     Source,
     decode_text,
+    url_scheme,
 )
 
 IMAGE_LISTS = ("train.txt", "val.txt", "valid.txt", "test.txt")
@@ -143,7 +144,7 @@ def class_index(token: str) -> int | None:
 
 
 def _is_remote(ref: str) -> bool:
-    return urlsplit(ref).scheme.lower() in REMOTE_SCHEMES
+    return url_scheme(ref) in REMOTE_SCHEMES
 
 
 def _entry_stem(entry: str) -> str:
