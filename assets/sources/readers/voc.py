@@ -59,8 +59,11 @@ def _xml_text(data: bytes, where: str) -> str:
 def parse_voc_xml(data: bytes, where: str) -> ET.Element:
     """The ``<annotation>`` root of a VOC file; ParseError for anything else."""
     text = _DECLARATION.sub("", _xml_text(data, where), count=1)
+    # Without a DTD no entity can be declared, so there is nothing to defuse: the C parser
+    # then builds the same tree ~3x faster than defusedxml's pure-Python one.
+    parse = fromstring if "<!DOCTYPE" in text else ET.fromstring
     try:
-        root = fromstring(text)
+        root = parse(text)
     except (ET.ParseError, DefusedXmlException, ValueError, RecursionError) as exc:
         raise ParseError(S.PARSE_INVALID_XML, f"{where}: {type(exc).__name__}: {exc}") from None
     if root.tag != "annotation":
