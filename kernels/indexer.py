@@ -7,7 +7,7 @@ import triton
 import triton.language as tl
 
 from kernels._common import next_pow2, use_triton
-from kernels.reference import indexer_scores_ref, select_topk
+from kernels.reference import indexer_kl_ref, indexer_scores_ref, select_topk
 
 
 @triton.jit
@@ -86,3 +86,21 @@ def indexer_topk(
 ) -> torch.Tensor:
     """``[B, T, min(topk, N)]`` int32 selected entries per query, ``-1`` where none is visible."""
     return select_topk(indexer_scores(q, k, w, m, backend), topk)
+
+
+def indexer_kl(scores: torch.Tensor, q: torch.Tensor, kc: torch.Tensor, m: int = 4) -> torch.Tensor:
+    """The indexer's training loss: KL(main attention over the compressed entries || indexer
+    distribution); see :func:`kernels.reference.indexer_kl_ref`. Torch on every backend (its
+    cost is that of the indexer's own dense ``[T, N]`` scores, times the heads).
+
+    Args:
+        scores: ``[B, T, N]`` from :func:`indexer_scores`; q: ``[B, T, H, D]``;
+        kc: ``[B, N, H, D]`` (both used detached, as the target).
+    """
+    B, T, N = scores.shape
+    if q.shape[:2] != (B, T) or kc.shape[:2] != (B, N) or kc.shape[2:] != q.shape[2:]:
+        raise ValueError(
+            f"expected scores [B,T,N], q [B,T,H,D], kc [B,N,H,D]; got {tuple(scores.shape)}, "
+            f"{tuple(q.shape)}, {tuple(kc.shape)}"
+        )
+    return indexer_kl_ref(scores, q.detach(), kc.detach(), m)

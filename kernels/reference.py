@@ -66,6 +66,40 @@ def select_topk(scores: torch.Tensor, topk: int) -> torch.Tensor:
     return torch.where(torch.isinf(vals), torch.full_like(idx, -1), idx).to(torch.int32)
 
 
+def indexer_kl_ref(
+    scores: torch.Tensor, q: torch.Tensor, kc: torch.Tensor, m: int, scale: float | None = None
+) -> torch.Tensor:
+    """The indexer's training loss (as DeepSeek-V3.2 trains its lightning indexer): the KL
+    divergence from the main attention's distribution over the compressed entries to the
+    indexer's.
+
+    Target ``p[t, n]``: ``softmax_n(q[t, h] . kc[n, h] * scale)`` over the entries visible to
+    ``t``, averaged over the heads (DeepSeek: summed over heads, L1-normalised; the same),
+    detached. Indexer ``log r[t, n] = log_softmax_n(scores[t, n])``. Loss: ``sum_n p (log p -
+    log r)`` averaged over the queries that see at least one entry (0 when none does). Top-k
+    is not differentiable, so this is the indexer's only gradient; the caller detaches the
+    indexer's inputs so the loss trains the indexer alone.
+
+    Args:
+        scores: ``[B, T, N]`` indexer scores (``-inf`` where not visible).
+        q: ``[B, T, H, D]`` attention queries; kc: ``[B, N, H, D]`` compressed keys.
+    """
+    T, N, D = q.shape[1], kc.shape[1], q.shape[-1]
+    scale = D**-0.5 if scale is None else scale
+    vis = visible(T, N, m, q.device)  # [T, N]
+    rows = vis.any(-1)  # queries that see an entry
+    if not bool(rows.any()):
+        return (scores.float().nan_to_num(0.0, 0.0, 0.0) * 0.0).sum()  # keeps the graph
+    with torch.no_grad():
+        a = torch.einsum("bthd,bnhd->bhtn", q.float(), kc.float()) * scale
+        p = torch.softmax(a.masked_fill(~vis, float("-inf")), dim=-1).mean(1)  # [B, T, N]
+        p = p[:, rows]
+    ok = vis[rows][None]
+    logr = torch.log_softmax(scores[:, rows].float(), dim=-1).masked_fill(~ok, 0.0)
+    kl = p * (torch.log(p.clamp_min(1e-30)) - logr)  # p is 0 where not visible
+    return kl.sum(-1).mean()
+
+
 def sparse_attention_ref(
     q: torch.Tensor,
     k: torch.Tensor,

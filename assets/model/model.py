@@ -17,7 +17,8 @@ import torch
 import torch.nn as nn
 
 from kernels.compress import compress
-from kernels.indexer import indexer_topk
+from kernels.indexer import indexer_kl, indexer_scores
+from kernels.reference import select_topk
 from kernels.sparse_attention import sparse_attention
 
 PATCH, MERGE, KV_RATIO = 14, 3, 4
@@ -71,7 +72,8 @@ class ModelConfig:
 
 
 SIZES = {
-    # tiny: the CPU configuration (every compressed entry fits in top-k)
+    # tiny: the CPU configuration (every compressed entry fits in top-k, so what the indexer
+    # learns does not change what is attended there)
     "tiny": dict(image_size=126, d_model=128, n_layers=2, n_heads=4, topk=32, window=32),
     "small": dict(image_size=756, d_model=384, n_layers=6, n_heads=6, topk=16, window=128),
     "base": dict(image_size=756, d_model=768, n_layers=12, n_heads=12, topk=32, window=512),
@@ -93,17 +95,32 @@ class CSAttention(nn.Module):
         self.wi = nn.Parameter(torch.zeros(1, c.indexer_dim))
         self.bi = nn.Parameter(torch.zeros(1, c.m))
 
-    def forward(self, x: torch.Tensor, backend: str = "auto") -> torch.Tensor:
+    def indexer_parameters(self) -> list[nn.Parameter]:
+        return [*self.iq.parameters(), *self.ik.parameters(), *self.iw.parameters(),
+                self.wi, self.bi]  # fmt: skip
+
+    def forward(self, x: torch.Tensor, backend: str = "auto", indexer_loss: bool = False):
+        """``[B, T, d] -> [B, T, d]``; with ``indexer_loss`` also the indexer's KL loss.
+
+        The indexer reads ``x`` detached and top-k has no gradient, so the LM loss never
+        reaches it and it changes the main model only through what it selects; its one
+        gradient is the KL toward the attention's distribution over the compressed entries
+        (DeepSeek-V3.2's recipe, :func:`kernels.indexer.indexer_kl`)."""
         c, (B, T, _) = self.c, x.shape
         q, k, v = self.qkv(x).view(B, T, 3, c.n_heads, self.hd).unbind(2)
         kc = compress(k, self.wk, self.bk, c.m, backend)
         vc = compress(v, self.wv, self.bv, c.m, backend)
-        with torch.no_grad():  # top-k is not differentiable: the indexer only selects
-            ki = compress(self.ik(x)[:, :, None], self.wi, self.bi, c.m, backend)[:, :, 0]
-            qi = self.iq(x).view(B, T, c.indexer_heads, c.indexer_dim)
-            idx = indexer_topk(qi, ki, self.iw(x), c.topk, c.m, backend)
-        o = sparse_attention(q, k, v, kc, vc, idx, c.window, backend=backend)
-        return self.out(o.reshape(B, T, c.d_model))
+        with torch.set_grad_enabled(indexer_loss and torch.is_grad_enabled()):
+            xi = x.detach()
+            ki = compress(self.ik(xi)[:, :, None], self.wi, self.bi, c.m, backend)[:, :, 0]
+            qi = self.iq(xi).view(B, T, c.indexer_heads, c.indexer_dim)
+            scores = indexer_scores(qi, ki, self.iw(xi), c.m, backend)
+        idx = select_topk(scores.detach(), c.topk)
+        o = self.out(sparse_attention(q, k, v, kc, vc, idx, c.window, backend=backend)
+                     .reshape(B, T, c.d_model))  # fmt: skip
+        if not indexer_loss:
+            return o
+        return o, indexer_kl(scores, q, kc, c.m)
 
 
 class Block(nn.Module):
@@ -115,9 +132,12 @@ class Block(nn.Module):
             nn.Linear(c.d_model, 4 * c.d_model), nn.GELU(), nn.Linear(4 * c.d_model, c.d_model)
         )
 
-    def forward(self, x, backend="auto"):
-        x = x + self.attn(self.n1(x), backend)
-        return x + self.mlp(self.n2(x))
+    def forward(self, x, backend="auto", indexer_loss: bool = False):
+        a = self.attn(self.n1(x), backend, indexer_loss)
+        a, kl = a if indexer_loss else (a, None)
+        x = x + a
+        x = x + self.mlp(self.n2(x))
+        return (x, kl) if indexer_loss else x
 
 
 class CompactVLM(nn.Module):
@@ -135,6 +155,10 @@ class CompactVLM(nn.Module):
         self.norm = nn.RMSNorm(c.d_model)
         self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
 
+    def indexer_parameters(self) -> list[nn.Parameter]:
+        """The lightning indexers' parameters (trained by their KL loss alone)."""
+        return [p for b in self.blocks for p in b.attn.indexer_parameters()]
+
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """``[B, 3, S, S] -> [B, (S/42)^2, d_model]``."""
         p = self.patch(images * 2 - 1)  # [B, dp, S/14, S/14]
@@ -142,14 +166,21 @@ class CompactVLM(nn.Module):
         p = p.view(B, dp, g // MERGE, MERGE, g // MERGE, MERGE).permute(0, 2, 4, 3, 5, 1)
         return self.merge(p.reshape(B, (g // MERGE) ** 2, MERGE * MERGE * dp))
 
-    def forward(self, images, tokens, backend: str = "auto"):
+    def forward(self, images, tokens, backend: str = "auto", indexer_loss: bool = False):
+        """Logits; with ``indexer_loss`` also the indexers' KL loss, summed over the layers."""
         if tokens.shape[1] > self.c.max_text:
             raise ValueError(f"{tokens.shape[1]} text tokens > max_text {self.c.max_text}")
         x = torch.cat([self.encode_image(images), self.tok(tokens)], dim=1)
         x = x + self.pos[: x.shape[1]]
+        kl = x.new_zeros(())
         for b in self.blocks:
-            x = b(x, backend)
-        return self.head(self.norm(x[:, self.c.image_tokens :]))
+            if indexer_loss:
+                x, layer_kl = b(x, backend, True)
+                kl = kl + layer_kl
+            else:
+                x = b(x, backend)
+        logits = self.head(self.norm(x[:, self.c.image_tokens :]))
+        return (logits, kl) if indexer_loss else logits
 
     @torch.no_grad()
     def generate(self, images, prompts: list[list[int]], eos: int, pad: int, max_new: int = 64):

@@ -35,6 +35,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     warmup: int = 20
     max_text: int = 160
+    indexer_loss: float = 1.0  # weight of the indexers' KL (their only gradient); 0: untrained
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         if self.size not in SIZES:
@@ -92,6 +93,12 @@ def batch_indices(data: dict[str, Encoded], cfg: TrainConfig, step: int) -> list
     return [(camps[c], int(rng.integers(len(data[camps[c]])))) for c in which]
 
 
+def split_params(model: CompactVLM) -> tuple[list, list]:
+    """(the main model's parameters, the indexers' parameters)."""
+    ids = {id(p) for p in model.indexer_parameters()}
+    return [p for p in model.parameters() if id(p) not in ids], list(model.indexer_parameters())
+
+
 def collate(data: dict[str, Encoded], picks: list[tuple[str, int]], device):
     images = torch.stack([data[c].images[i] for c, i in picks]).to(device).float() / 255
     L = max(data[c].tokens.shape[1] for c, _ in picks)
@@ -101,11 +108,14 @@ def collate(data: dict[str, Encoded], picks: list[tuple[str, int]], device):
     return images, tokens, mask
 
 
-def lm_loss(model: CompactVLM, images, tokens, mask) -> torch.Tensor:
-    """Next-token cross-entropy on the target positions."""
-    logits = model(images, tokens[:, :-1])
+def lm_loss(model: CompactVLM, images, tokens, mask, indexer: bool = False):
+    """Next-token cross-entropy on the target positions; with ``indexer`` also the indexers'
+    KL loss (summed over layers), as ``(lm, kl)``."""
+    out = model(images, tokens[:, :-1], indexer_loss=indexer)
+    logits, kl = out if indexer else (out, None)
     tgt = tokens[:, 1:].masked_fill(~mask[:, 1:], -100)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tgt.reshape(-1))
+    lm = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tgt.reshape(-1))
+    return (lm, kl) if indexer else lm
 
 
 def train(
@@ -128,7 +138,7 @@ def train(
     model = CompactVLM(mcfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
     state = load_checkpoint(storage, run)
-    start, curve, resumed_from = 0, [], None
+    start, curve, kl_curve, resumed_from = 0, [], [], None
     if state is not None:
         if state["train_config"] != json.dumps(asdict(cfg), sort_keys=True):
             raise ValueError(f"run {run!r} exists with another config; use a new run name")
@@ -137,17 +147,25 @@ def train(
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, curve, resumed_from = state["step"], list(state["loss_curve"]), state["step"]
+        kl_curve = list(state.get("indexer_kl_curve", []))
     t0 = time.monotonic()
     model.train()
     for step in range(start, cfg.steps):
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)
-        loss = lm_loss(model, *collate(data, batch_indices(data, cfg, step), device))
+        batch = collate(data, batch_indices(data, cfg, step), device)
+        if cfg.indexer_loss > 0:
+            loss, kl = lm_loss(model, *batch, indexer=True)
+            kl_curve.append(float(kl.detach()))
+            total = loss + cfg.indexer_loss * kl  # disjoint parameters: kl trains the indexers
+        else:
+            total = loss = lm_loss(model, *batch)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        total.backward()
+        for group in split_params(model):  # the indexers' KL never rescales the LM's step
+            torch.nn.utils.clip_grad_norm_(group, 1.0)
         opt.step()
-        curve.append(float(loss))
+        curve.append(float(loss.detach()))
         if on_step is not None:
             on_step(step, float(loss))
         done = step + 1
@@ -160,6 +178,7 @@ def train(
                     "model": model.state_dict(),
                     "optimizer": opt.state_dict(),
                     "loss_curve": curve,
+                    "indexer_kl_curve": kl_curve,
                     "tokenizer": tok.to_json(),
                     "model_config": json.dumps(mcfg.to_dict(), sort_keys=True),
                     "train_config": json.dumps(asdict(cfg), sort_keys=True),
@@ -170,6 +189,7 @@ def train(
         "steps": cfg.steps,
         "resumed_from": resumed_from,
         "loss_curve": curve,
+        "indexer_kl_curve": kl_curve,
         "seconds": round(time.monotonic() - t0, 1),
         "parameters": sum(p.numel() for p in model.parameters()),
         "model_config": mcfg.to_dict(),

@@ -110,3 +110,57 @@ def test_auto_backend_is_the_reference_on_cpu_and_inputs_are_checked():
     with pytest.raises(ValueError, match="window"):
         q = torch.randn(1, 8, 1, 4)
         sparse_attention(q, q, q, q[:, :2], q[:, :2], torch.zeros(1, 8, 1, dtype=torch.int32), 0)
+
+
+def _indexer_kl_loop(scores, q, kc, m):
+    """The indexer KL written per query and head, with plain lists of visible entries."""
+    B, T, H, D = q.shape
+    N = kc.shape[1]
+    total, rows = 0.0, 0
+    for b in range(B):
+        for t in range(T):
+            seen = [n for n in range(N) if (n + 1) * m - 1 <= t]
+            if not seen:
+                continue
+            p = (
+                sum(
+                    torch.softmax(torch.stack([q[b, t, h] @ kc[b, n, h] for n in seen]) / D**0.5, 0)
+                    for h in range(H)
+                )
+                / H
+            )
+            logr = torch.log_softmax(scores[b, t, seen], 0)
+            total = total + (p * (p.log() - logr)).sum()
+            rows += 1
+    return total / rows
+
+
+@pytest.mark.parametrize("B,T,N,H,D,m", [(2, 13, 4, 2, 8, 4), (1, 10, 4, 3, 5, 3)])
+def test_indexer_kl_matches_loop_reference_and_trains_the_indexer_only(B, T, N, H, D, m):
+    from kernels.indexer import indexer_kl
+    from kernels.reference import indexer_kl_ref
+
+    torch.manual_seed(3)
+    qi, ki, wi = leaves((B, T, 2, 6), (B, N, 6), (B, T, 2))
+    q, kc = leaves((B, T, H, D), (B, N, H, D))
+    s = indexer_scores(qi, ki, wi, m, backend="triton")
+    loss = indexer_kl(s, q, kc, m)
+    s_ref = indexer_scores_ref(qi, ki, wi, m)
+    ref = _indexer_kl_loop(s_ref, q.detach(), kc.detach(), m)
+    assert rel(loss, ref) < FP32_TOL and loss.item() >= 0
+    g = torch.autograd.grad(loss, (qi, ki, wi))
+    gr = torch.autograd.grad(ref, (qi, ki, wi))
+    for a, c in zip(g, gr, strict=True):
+        assert rel(a, c) < FP32_TOL
+    # the target is detached: no gradient reaches the attention's queries or keys
+    assert torch.autograd.grad(indexer_kl(s_ref, q, kc, m), (q, kc), allow_unused=True) == (
+        None, None,
+    )  # fmt: skip
+    # the indexer that scores exactly like the attention (one head, its logits) has KL 0
+    a = torch.einsum("bthd,bnhd->btn", q[:, :, :1], kc[:, :, 0:1]).detach() / D**0.5
+    a = a.masked_fill(~visible(T, N, m), float("-inf"))
+    assert indexer_kl_ref(a, q[:, :, :1].detach(), kc[:, :, :1].detach(), m).item() < 1e-6
+    # a sequence shorter than one block sees no entry: the loss is 0 and still backpropagates
+    short = indexer_scores_ref(qi[:, : m - 1], ki, wi[:, : m - 1], m)
+    zero = indexer_kl_ref(short, q[:, : m - 1].detach(), kc.detach(), m)
+    assert zero.item() == 0.0 and zero.requires_grad

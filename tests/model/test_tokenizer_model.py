@@ -59,3 +59,32 @@ def test_model_shapes_and_greedy_generation():
     assert [len(o) <= 4 + (3 - 2) * i for i, o in enumerate(out)] == [True, True]
     with pytest.raises(ValueError, match="multiple of 42"):
         ModelConfig(vocab_size=10, image_size=100)
+
+
+def test_indexer_gets_its_gradient_from_its_kl_alone_and_learns():
+    """The LM loss never reaches the indexer (top-k, detached input); the KL reaches only the
+    indexer; training on the KL brings the indexer's distribution to the attention's."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=50, image_size=126, d_model=64, n_layers=2, n_heads=2,
+                      topk=3, window=4, max_text=40)  # fmt: skip
+    model = CompactVLM(cfg)
+    images, tokens = torch.rand(2, 3, 126, 126), torch.randint(0, 50, (2, 30))
+    indexer = {id(p) for p in model.indexer_parameters()}
+    main = [p for p in model.parameters() if id(p) not in indexer]
+    logits, kl = model(images, tokens, indexer_loss=True)
+    assert torch.equal(logits, model(images, tokens))  # the loss changes nothing it computes
+    logits.logsumexp(-1).mean().backward(retain_graph=True)
+    assert all(p.grad is None for p in model.indexer_parameters())
+    assert all(p.grad is not None for p in main)
+    model.zero_grad(set_to_none=True)
+    kl.backward()
+    assert all(p.grad is None for p in main)
+    assert sum(float(p.grad.abs().sum()) for p in model.indexer_parameters()) > 0
+    opt = torch.optim.Adam(model.indexer_parameters(), lr=3e-3)
+    first = float(kl)
+    for _ in range(60):
+        _, kl = model(images, tokens, indexer_loss=True)
+        opt.zero_grad()
+        kl.backward()
+        opt.step()
+    assert float(kl) < 0.5 * first
