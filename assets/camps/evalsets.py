@@ -48,6 +48,9 @@ EVAL_SETS: dict[str, EvalSet] = {
     "path_tracing": EvalSet(
         "path_tracing", "path_tracing", 2000, 5 << 40, generate_path, "path_tracing_eval"
     ),
+    "counting_coarse": EvalSet(
+        "counting_coarse", "counting", 600, 6 << 40, asset="counting_coarse_eval"
+    ),
 }
 """Eval-set name -> :class:`EvalSet` (sizes are the report's benchmark sizes)."""
 
@@ -108,4 +111,32 @@ def train_partition(job: dict) -> Run:
     return run
 
 
-__all__ = ["EVAL_SETS", "EvalSet", "Run", "build_eval", "run_camp", "train_partition"]
+def build_counting_coarse(store: Storage, con, size: int | None = None,
+                          version: str | None = None, config=None) -> Run:  # fmt: skip
+    """Write ``camps/eval/counting_coarse.parquet``: plain "How many cars are there?"
+    questions (the counting camp's ``coarse`` level, its simplest) on the lake's ``holdout``
+    images only, seeds from ``6 << 40`` on: it shares no image and no seed with the counting
+    camp's training rows (``train`` images, seeds below ``2**40``). ``counting_fine`` holds
+    the other families; this set is what a first training run on ``coarse`` is scored on.
+
+    Args:
+        con: a DuckDB connection (reads the published lake, or ``version``).
+        config: a :class:`~assets.camps.counting.CountingConfig` (the default one if None).
+    """
+    from assets.camps.counting_spatial_runs import counting_run
+
+    es = EVAL_SETS["counting_coarse"]
+    n = es.size if size is None else size
+    seeds = range(es.seed_base, es.seed_base + n)
+    res = counting_run(store, con, seeds, split="eval", eval_set=es.name, families=("coarse",),
+                       seed_base=es.seed_base, version=version, config=config)  # fmt: skip
+    run = Run(res.rows, res.seconds, Counter(r["difficulty"] for r in res.rows),
+              count=len(res.rows))  # fmt: skip
+    run.path = write_rows(store, eval_rel(es.name), res.rows)
+    return run
+
+
+__all__ = [
+    "EVAL_SETS", "EvalSet", "Run", "build_counting_coarse", "build_eval", "run_camp",
+    "train_partition",
+]  # fmt: skip

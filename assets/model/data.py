@@ -15,6 +15,7 @@ from assets.model.tokenizer import Tokenizer
 
 COLUMNS = (
     "sample_id", "camp", "difficulty", "image_png", "image_uri", "prompt", "target", "answer",
+    "meta",
 )  # fmt: skip
 
 

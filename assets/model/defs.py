@@ -1,15 +1,18 @@
 """Dagster wiring for the model: ``training_run`` and ``evaluation`` (logic in the modules)."""
 
 import json
+from collections import Counter
 
 import dagster as dg
 from pydantic import Field
 
+from assets.camps.evalsets import EVAL_SETS, build_counting_coarse
 from assets.model import evaluate as ev
 from assets.model.data import encode_rows, read_rows
 from assets.model.model import kv_accounting
 from assets.model.tokenizer import Tokenizer
 from assets.model.train import TrainConfig, load_checkpoint, model_from_checkpoint, train
+from resources import DuckDBResource
 from resources.compute import ComputeResource
 from resources.storage import StorageResource
 
@@ -51,10 +54,14 @@ def _train_rows(store, c: TrainingRunConfig) -> dict[str, list[dict]]:
     }
 
 
-def _curve_table(curve: list[float], points: int = 25) -> str:
+def _curve_table(curve: list[float], kl: list[float], points: int = 25) -> str:
+    """LM loss (and the indexers' KL, when trained) every few steps, as markdown."""
     every = max(1, len(curve) // points)
-    lines = ["| step | loss |", "|---:|---:|"]
-    lines += [f"| {i + 1} | {curve[i]:.4f} |" for i in range(0, len(curve), every)]
+    if len(kl) != len(curve):
+        kl = []
+    lines = ["| step | loss | indexer KL |", "|---:|---:|---:|"]
+    lines += [f"| {i + 1} | {curve[i]:.4f} | {f'{kl[i]:.4f}' if kl else ''} |"
+              for i in range(0, len(curve), every)]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -92,7 +99,10 @@ def training_run(
             "seconds": out["seconds"],
             "final_loss": float(curve[-1]),
             "first_loss": float(curve[0]),
-            "loss_curve": dg.MetadataValue.md(_curve_table(curve)),
+            "final_indexer_kl": float(out["indexer_kl_curve"][-1])
+            if out["indexer_kl_curve"]
+            else -1.0,
+            "loss_curve": dg.MetadataValue.md(_curve_table(curve, out["indexer_kl_curve"])),
             "image_size": mcfg.image_size,
             "kv_entries_per_image": kv["kv_entries"],
             "pixels_per_kv_entry": kv["pixels_per_entry"],
@@ -104,9 +114,53 @@ def training_run(
     )
 
 
+class CountingCoarseEvalConfig(dg.Config):
+    eval_size: int = EVAL_SETS["counting_coarse"].size
+
+
+@dg.asset(
+    group_name="camps",
+    deps=["lake"],
+    kinds={"parquet", "duckdb"},
+    description="Eval set counting_coarse: plain counts (the counting camp's simplest level, "
+    "what a first training run learns) on the lake's holdout images, seeds from 6 << 40.",
+)
+def counting_coarse_eval(
+    config: CountingCoarseEvalConfig, storage: StorageResource, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    store, con = storage.get(), duckdb.connect()
+    try:
+        run = build_counting_coarse(store, con, config.eval_size)
+    finally:
+        con.close()
+    return dg.MaterializeResult(
+        metadata={
+            "path": run.path,
+            "rows": run.count,
+            "answers": dict(sorted(Counter(r["answer"] for r in run.rows).items())),
+            "images": len({r["image_uri"] for r in run.rows}),
+            "samples_per_second": round(run.samples_per_second, 1),
+        }
+    )
+
+
+def _scorecard_md(card: dict[str, dict]) -> str:
+    lines = ["| eval set | n | accuracy (95% CI) | mean reward (95% CI) | baseline accuracy "
+             "| baseline reward |", "|---|---:|---|---|---:|---:|"]  # fmt: skip
+    for name, c in sorted(card.items()):
+        if "accuracy" not in c:  # several camps in one set: see the scorecard JSON
+            continue
+        lines.append(
+            f"| {name} | {c['n']} | {c['accuracy']:.3f} ± {c['accuracy_ci95']:.3f} | "
+            f"{c['reward']:.3f} ± {c['reward_ci95']:.3f} | {c.get('baseline_accuracy', '')} | "
+            f"{c.get('baseline_reward', '')} |"
+        )
+    return "\n".join(lines)
+
+
 class EvaluationConfig(dg.Config):
     run_name: str = "default"
-    eval_sets: list[str] = Field(default_factory=lambda: ["counting_fine"])
+    eval_sets: list[str] = Field(default_factory=lambda: ["counting_coarse", "counting_fine"])
     difficulties: list[str] = Field(default_factory=list)
     max_rows: int = 200
     max_new_tokens: int = 96
@@ -115,9 +169,15 @@ class EvaluationConfig(dg.Config):
 
 @dg.asset(
     group_name="model",
-    deps=[training_run, dg.AssetKey("counting_eval"), dg.AssetKey("spatial_eval")],
+    deps=[
+        training_run,
+        counting_coarse_eval,
+        dg.AssetKey("counting_eval"),
+        dg.AssetKey("spatial_eval"),
+    ],
     op_tags=GPU_TAGS,
-    description="Greedy answers on the held-out eval sets, scored; compares with the last one.",
+    description="Greedy answers on the held-out eval sets, scored by the camps' scorer; "
+    "compares with the last evaluation.",
 )
 def evaluation(
     context: dg.AssetExecutionContext,
@@ -138,19 +198,10 @@ def evaluation(
             raise dg.Failure(f"eval set {name!r} has no rows under camps/eval/")
         data = encode_rows(rows, tok, model.c.image_size, model.c.max_text)
         preds = ev.predict(model, tok, data, config.batch, config.max_new_tokens, device)
-        camp = rows[0]["camp"]
-        train_answers = [r["answer"] for r in read_rows(store, f"camps/{camp}/train/*.parquet")]
-        base = ev.baseline_predictions(train_answers, rows)
         path = f"model/evals/{config.run_name}/{name}-step{state['step']:07d}.jsonl"
         with store.atomic_path(path) as tmp, store.fs.open(tmp, "w") as f:
             f.write(ev.to_jsonl(preds))
-        card[name] = {
-            "n": len(rows),
-            "exact_match": round(ev.exact_match(preds, rows), 4),
-            "baseline_exact_match": round(ev.exact_match(base, rows), 4),
-            "answered": round(sum(ev.answer_of(p["prediction"]) is not None for p in preds)
-                              / len(rows), 4),
-        }  # fmt: skip
+        card[name] = ev.scorecard(preds, rows)
         context.log.info(f"{name}: {card[name]}")
     last = "model/evals/last_scorecard.json"
     previous = None
@@ -170,10 +221,11 @@ def evaluation(
             "run_name": config.run_name,
             "step": state["step"],
             "scorecard": card,
+            "scorecard_table": dg.MetadataValue.md(_scorecard_md(card)),
             "comparison": dg.MetadataValue.md("\n".join(lines)),
             "previous_found": previous is not None,
         }
     )
 
 
-model_assets = [training_run, evaluation]
+model_assets = [counting_coarse_eval, training_run, evaluation]

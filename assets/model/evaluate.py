@@ -1,24 +1,17 @@
-"""Generation on held-out eval sets, predictions JSONL, the trivial baseline, scorecards."""
+"""Generation on held-out eval sets, predictions JSONL, and scorecards from the camps' scorer
+(:mod:`assets.camps.scorer`, the same code as ``vprim score``), with the trivial baseline."""
 
 from __future__ import annotations
 
 import json
-import re
-from collections import Counter
 
+import pyarrow as pa
 import torch
 
+from assets.camps import scorer
 from assets.model.data import Encoded
 from assets.model.model import CompactVLM
 from assets.model.tokenizer import Tokenizer
-
-_ANSWER = re.compile(r"Answer:\s*(.*?)\s*$", re.DOTALL)
-
-
-def answer_of(text: str) -> str | None:
-    """The final ``Answer: X`` of a generated text (None when there is none)."""
-    m = _ANSWER.search(text or "")
-    return m.group(1).strip() if m else None
 
 
 @torch.no_grad()
@@ -37,17 +30,42 @@ def predict(
     return out
 
 
-def baseline_predictions(train_answers: list[str], rows: list[dict]) -> list[dict]:
-    """The trivial baseline: always the most frequent training answer, in the answer format."""
-    mode = Counter(str(a) for a in train_answers).most_common(1)[0][0]
-    return [{"sample_id": r["sample_id"], "prediction": f"\nAnswer: {mode}"} for r in rows]
+def score_table(rows: list[dict]) -> pa.Table:
+    """The columns of ``rows`` the camps' scorer reads (``sample_id``, ``camp``, ``meta`` ...)."""
+    return pa.Table.from_pylist(
+        [{c: r.get(c) for c in scorer.COLUMNS} for r in rows],
+        pa.schema([(c, pa.string()) for c in scorer.COLUMNS]),
+    )
 
 
-def exact_match(predictions: list[dict], rows: list[dict]) -> float:
-    """Share of rows whose predicted final answer equals the row's ``answer``."""
-    gold = {r["sample_id"]: str(r["answer"]).strip() for r in rows}
-    hits = sum(answer_of(p["prediction"]) == gold.get(p["sample_id"]) for p in predictions)
-    return hits / max(len(rows), 1)
+def baseline_predictions(rows: list[dict]) -> list[dict]:
+    """The camps' trivial baseline (``scorer.reference_predictions(.., "baseline")``): per
+    camp, always the eval rows' most frequent answer, with no primitives."""
+    return list(scorer.reference_predictions(score_table(rows), "baseline"))
+
+
+def scorecard(predictions: list[dict], rows: list[dict], baseline: bool = True) -> dict:
+    """Score ``predictions`` on ``rows`` with the camps' scorer (``assets/camps/scorer.py``,
+    the code behind ``vprim score``).
+
+    Returns, for an eval set of one camp, that camp's summary (``n``, ``missing``,
+    ``accuracy`` (for counting: exact match of the count) and ``reward`` with their 95% CI
+    half-widths, mean ``components``), plus ``baseline_accuracy`` / ``baseline_reward``
+    (the trivial baseline scored the same way) and ``unknown_ids``. With several camps in
+    one set, the summaries are under ``camps``.
+    """
+    table = score_table(rows)
+    result = scorer.score(table, {p["sample_id"]: p["prediction"] for p in predictions})
+    camps = result["camps"]
+    card: dict = dict(camps[0]) if len(camps) == 1 else {"camps": camps, "n": len(rows)}
+    card["unknown_ids"] = result["unknown_ids"]
+    if baseline:
+        base = scorer.score(table, {p["sample_id"]: p["prediction"]
+                                    for p in baseline_predictions(rows)})["camps"]  # fmt: skip
+        if len(base) == 1:
+            card["baseline_accuracy"] = base[0]["accuracy"]
+            card["baseline_reward"] = base[0]["reward"]
+    return card
 
 
 def to_jsonl(predictions: list[dict]) -> str:

@@ -47,7 +47,14 @@ def squares_rows(n_rows: int, seed: int, split: str = "train", size: int = 126, 
                 "prompt": "How many squares are there?",
                 "target": f"<|ref|>square<|/ref|><|box|>[{b999}]<|/box|>\nAnswer: {n}",
                 "answer": str(n),
-                "meta": json.dumps({"n": n}),
+                "meta": json.dumps(
+                    {
+                        "gt": n,
+                        "label": "square",
+                        "phrase": "square",
+                        "boxes_999": [_box999(b, size) for b in boxes],
+                    }
+                ),
             }
         )
     return rows

@@ -1,45 +1,65 @@
-"""training_run and evaluation materialise through Dagster in the tiny configuration."""
+"""counting_coarse_eval, training_run and evaluation materialise through Dagster in the tiny
+configuration, on counting-camp rows over a tiny lake; evaluation's scorecard is the camps'
+scorer's and the second evaluation compares with the first."""
 
 from __future__ import annotations
 
 import dagster as dg
-import pyarrow as pa
+import duckdb
 
-from assets.model.defs import evaluation, training_run
-from assets.storage import Storage
-from resources import ComputeResource, StorageResource
-from tests.model.synthetic import squares_rows
+from assets.camps.counting_spatial_runs import counting_run
+from assets.camps.schema import write_rows
+from assets.model.defs import counting_coarse_eval, evaluation, training_run
+from resources import ComputeResource, DuckDBResource, StorageResource
+from tests.model.camp_lake import coarse_lake
 
 
 def test_training_and_evaluation_materialise(tmp_path):
-    store = Storage(str(tmp_path))
-    store.write_parquet(
-        pa.Table.from_pylist(squares_rows(24, 0)), "camps/counting/train/part-00000.parquet"
-    )
-    store.write_parquet(
-        pa.Table.from_pylist(squares_rows(6, 1, split="eval")), "camps/eval/counting_fine.parquet"
-    )
-    resources = {"storage": StorageResource(root=str(tmp_path)), "compute": ComputeResource()}
-    train_cfg = {"steps": 3, "batch": 4, "checkpoint_every": 2, "run_name": "t"}
-    eval_cfg = {"run_name": "t", "max_new_tokens": 8}
-    run_config = {
-        "ops": {"training_run": {"config": train_cfg}, "evaluation": {"config": eval_cfg}}
+    store = coarse_lake(tmp_path, 60, holdout_permille=200, labels_per_image=2)
+    con = duckdb.connect()
+    rows = counting_run(store, con, range(24), split="train", families=("coarse",)).rows
+    con.close()
+    write_rows(store, "camps/counting/train/part-00000.parquet", rows)
+    resources = {
+        "storage": StorageResource(root=str(tmp_path)),
+        "duckdb": DuckDBResource(root=str(tmp_path)),
+        "compute": ComputeResource(),
     }
+    train_cfg = {"steps": 3, "batch": 4, "checkpoint_every": 2, "run_name": "t"}
+    eval_cfg = {"run_name": "t", "max_new_tokens": 8, "eval_sets": ["counting_coarse"]}
+    run_config = {
+        "ops": {
+            "counting_coarse_eval": {"config": {"eval_size": 6}},
+            "training_run": {"config": train_cfg},
+            "evaluation": {"config": eval_cfg},
+        }
+    }
+    assets = [counting_coarse_eval, training_run, evaluation]
     for attempt in range(2):  # the second evaluation compares with the first
-        res = dg.materialize([training_run, evaluation], resources=resources, run_config=run_config)
+        res = dg.materialize(assets, resources=resources, run_config=run_config)
         assert res.success
         mats = {
             m.asset_key.to_user_string(): m.metadata
             for m in res.get_asset_materialization_events()
             for m in [m.materialization]
         }
+        assert mats["counting_coarse_eval"]["rows"].value == 6
         train_md, eval_md = mats["training_run"], mats["evaluation"]
         assert train_md["kv_entries_per_image"].value == 3  # 126 px: 3x3 tokens -> ceil(9/4)
         assert train_md["kv_accounting_756"].value["kv_entries"] == 81
         assert train_md["steps"].value == 3
+        assert train_md["final_indexer_kl"].value >= 0
         # the second run finds the finished checkpoint and trains nothing more
         assert train_md["resumed_from_step"].value == (-1 if attempt == 0 else 3)
-        card = eval_md["scorecard"].value["counting_fine"]
-        assert card["n"] == 6 and 0 <= card["exact_match"] <= 1
+        card = eval_md["scorecard"].value["counting_coarse"]
+        assert card["camp"] == "counting" and card["n"] == 6 and card["missing"] == 0
+        assert 0 <= card["accuracy"] <= 1 and 0 <= card["baseline_accuracy"] <= 1
+        assert {"accuracy_ci95", "reward", "reward_ci95", "components"} <= set(card)
+        assert "counting_coarse" in eval_md["scorecard_table"].value
         assert eval_md["previous_found"].value is (attempt == 1)
-    assert store.glob("model/evals/t/counting_fine-step*.jsonl")
+        if attempt == 1:
+            assert "| counting_coarse | accuracy |" in eval_md["comparison"].value
+    assert store.glob("model/evals/t/counting_coarse-step*.jsonl")
+    eval_rows = store.read_parquet("camps/eval/counting_coarse.parquet").to_pylist()
+    assert {r["split"] for r in eval_rows} == {"eval"}
+    assert not {r["image_uri"] for r in eval_rows} & {r["image_uri"] for r in rows}

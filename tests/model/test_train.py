@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from assets.model.data import encode_rows
-from assets.model.evaluate import baseline_predictions, exact_match, predict
+from assets.model.evaluate import baseline_predictions, predict, scorecard
 from assets.model.tokenizer import Tokenizer
 from assets.model.train import TrainConfig, load_checkpoint, model_from_checkpoint, train
 from assets.storage import Storage
@@ -51,8 +51,14 @@ def test_resume_after_crash_matches_uninterrupted(tmp_path, setup):
     model, tok2 = model_from_checkpoint(a)
     preds = predict(model, tok2, data["counting"], batch=8, max_new=8)
     assert [p["sample_id"] for p in preds] == [r["sample_id"] for r in rows]
-    assert 0.0 <= exact_match(preds, rows) <= 1.0
-    base = baseline_predictions([r["answer"] for r in rows], rows)
-    assert exact_match(base, rows) == max(
-        sum(r["answer"] == a for r in rows) for a in {r["answer"] for r in rows}
-    ) / len(rows)
+    card = scorecard(preds, rows)
+    assert card["camp"] == "counting" and card["n"] == len(rows) and card["missing"] == 0
+    assert 0.0 <= card["accuracy"] <= 1.0 and "exact" in card["components"]
+    # the baseline (the camps' scorer's: the most frequent answer) scores its answer's share
+    top = max(sum(r["answer"] == a for r in rows) for a in {r["answer"] for r in rows})
+    assert card["baseline_accuracy"] == round(top / len(rows), 4)
+    base = scorecard(baseline_predictions(rows), rows, baseline=False)
+    assert base["accuracy"] == card["baseline_accuracy"]
+    oracle = scorecard([{"sample_id": r["sample_id"], "prediction": r["target"]} for r in rows],
+                       rows, baseline=False)  # fmt: skip
+    assert (oracle["accuracy"], oracle["reward"]) == (1.0, 1.0)
