@@ -8,7 +8,6 @@ import time
 from collections import Counter
 
 import dagster as dg
-import polars as pl
 import pyarrow as pa
 
 from assets.quality import curate
@@ -253,69 +252,49 @@ def _rows(con, sql: str) -> list[dict]:
 
 
 def _quality_vs_planted(store, con) -> list[dict]:
-    """Precision/recall of each label, box and source reason against ``planted``."""
+    """Precision/recall of each label, box and source reason against ``planted``.
+
+    All in DuckDB, under its memory limit: at full scale ``planted`` and the ledger each
+    hold about 11M scored rows, which Polars joined at a multi-GB peak.
+    """
     info = store.read_json(cat.CATALOG_INFO_PATH) if store.exists(cat.CATALOG_INFO_PATH) else {}
     if not info.get("planted_path"):
         return []
-    planted = _scored_planted(info["planted_path"])
-    # Only what scoring reads: box rows are matched by instance_id alone, and the box rows of
-    # dropped sources are never scored (sources are, from source_selection). At full scale
-    # this is 11M of the ledger's 14M rows, without their source_id strings; con.sql(...)
-    # streams Arrow without the extra copy a DB-API cursor makes.
-    box = pl.from_arrow(
-        con.sql(
-            "SELECT instance_id, NULL::VARCHAR AS source_id, reason FROM rejects "
-            "WHERE stage IN ('label', 'geometry') AND instance_id IS NOT NULL"
-        ).to_arrow_table()
-    )
-    source_rows = pl.from_arrow(
-        con.sql(
-            "SELECT NULL::UBIGINT AS instance_id, source_id, reason FROM source_selection "
-            "WHERE decision = 'drop'"
-        ).to_arrow_table()
-    )
-    reasons = pl.concat([box, source_rows.with_columns(pl.col("instance_id").cast(pl.UInt64))])
-    rows = G.score(reasons.to_arrow(), _reached_step_two(planted, box, source_rows).to_arrow())
-    rows += _score_labels(box, planted, source_rows)
-    return sorted(rows, key=lambda r: (r["level"], r["reason"]))
-
-
-def _scored_planted(path: str) -> pl.DataFrame:
-    """The planted rows this stage scores, with only the columns scoring joins on.
-
-    At full scale ``planted`` holds 12M rows, most of them parse-stage or balancing codes, and
-    its ``image_id`` strings alone are larger than everything scoring needs: reading them all
-    made this asset the pipeline's memory peak.
-    """
     codes = {c for _, level_codes, _ in G.SCORED_LEVELS for c in level_codes}
     codes |= {*S.LABEL_REASONS, "source_label_quality"}
-    return (
-        pl.scan_parquet(path)
-        .select("source_id", "instance_id", "defect")
-        .filter(pl.col("defect").is_in(sorted(codes)))
-        .collect()
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE scored_planted AS "
+        "SELECT instance_id::UBIGINT AS instance_id, source_id, defect FROM read_parquet($path) "
+        "WHERE list_contains($codes, defect)",
+        {"path": info["planted_path"], "codes": sorted(codes)},
     )
-
-
-def _reached_step_two(planted: pl.DataFrame, box: pl.DataFrame, sources: pl.DataFrame):
-    """Planted defects that step II could see: not behind a rejected label or a source that
-    step I dropped (a geometric defect there is never judged, by design)."""
-    label_ids = box.filter(pl.col("reason").str.starts_with("label_")).select("instance_id")
-    step_one = sources.filter(pl.col("reason") == "source_label_quality").select("source_id")
-    return planted.join(step_one, on="source_id", how="anti").filter(
-        pl.col("instance_id").is_null()
-        | ~pl.col("instance_id").is_in(label_ids["instance_id"].implode())
-    )
-
-
-def _score_labels(box: pl.DataFrame, planted: pl.DataFrame, sources: pl.DataFrame) -> list:
-    """Label reasons by instance id, and source_label_quality by source id."""
-    reasons = pl.concat([box, sources.with_columns(pl.col("instance_id").cast(pl.UInt64))])
-    levels = (
+    for sql in _PLANTED_SQL:
+        con.execute(sql)
+    label_levels = (
         ("label", S.LABEL_REASONS, "instance_id"),
         ("source", ("source_label_quality",), "source_id"),
     )
-    return G.score(reasons.to_arrow(), planted.to_arrow(), levels)
+    rows = G.score_in_duckdb(con, "flagged", "reached_step_two")
+    rows += G.score_in_duckdb(con, "flagged", "scored_planted", label_levels)
+    return sorted(rows, key=lambda r: (r["level"], r["reason"]))
+
+
+_PLANTED_SQL = (
+    # What this stage flagged: box rows of the label and geometry stages by instance_id (the
+    # box rows of dropped sources are not scored: sources are, from source_selection).
+    "CREATE OR REPLACE TEMP TABLE flagged AS "
+    "SELECT instance_id, NULL::VARCHAR AS source_id, reason FROM rejects "
+    "WHERE stage IN ('label', 'geometry') AND instance_id IS NOT NULL "
+    "UNION ALL SELECT NULL::UBIGINT, source_id, reason FROM source_selection "
+    "WHERE decision = 'drop'",
+    # Planted defects that step II could see: not behind a rejected label or a source that
+    # step I dropped (a geometric defect there is never judged, by design).
+    "CREATE OR REPLACE TEMP TABLE reached_step_two AS SELECT * FROM scored_planted p "
+    "WHERE p.source_id NOT IN (SELECT source_id FROM flagged "
+    "    WHERE reason = 'source_label_quality' AND instance_id IS NULL AND source_id IS NOT NULL) "
+    "AND (p.instance_id IS NULL OR p.instance_id NOT IN (SELECT instance_id FROM flagged "
+    "    WHERE starts_with(reason, 'label_') AND instance_id IS NOT NULL))",
+)
 
 
 quality_assets = [label_vocabulary, label_embeddings, label_map, clean_instances, curation_funnel]

@@ -699,38 +699,68 @@ def score(reasons: pa.Table, planted: pa.Table, levels=SCORED_LEVELS) -> list[di
         with their code), ``precision`` = matched / flagged and ``recall`` = found / planted
         (None when the denominator is 0).
     """
-    r = pl.from_arrow(reasons)
-    if "instance_id" not in r.columns:
-        r = r.with_columns(pl.lit(None, dtype=pl.UInt64).alias("instance_id"))
-    if "source_id" not in r.columns:
-        r = r.with_columns(pl.lit(None, dtype=pl.String).alias("source_id"))
-    r = r.filter(pl.col("reason").is_not_null()).select(
-        pl.col("instance_id").cast(pl.UInt64), pl.col("source_id").cast(pl.String), "reason"
-    )
-    p = pl.from_arrow(planted).select(
-        pl.col("instance_id").cast(pl.UInt64), pl.col("source_id").cast(pl.String), "defect"
-    )
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("score_reasons", _scoring_columns(reasons, "reason"))
+    con.register("score_planted", _scoring_columns(planted, "defect"))
+    return score_in_duckdb(con, "score_reasons", "score_planted", levels)
+
+
+def _scoring_columns(table: pa.Table, code: str) -> pa.Table:
+    """``instance_id`` (uint64), ``source_id`` (string) and the code column; absent = null."""
+    n = table.num_rows
+    columns = {}
+    for name, kind in (("instance_id", pa.uint64()), ("source_id", pa.string())):
+        present = name in table.column_names
+        columns[name] = table[name].cast(kind) if present else pa.nulls(n, kind)
+    columns[code] = table[code].cast(pa.string())
+    return pa.table(columns)
+
+
+def score_in_duckdb(con, reasons: str, planted: str, levels=SCORED_LEVELS) -> list[dict]:
+    """:func:`score` over two DuckDB relations (tables, views or parenthesised queries):
+    ``reasons`` (instance_id, source_id, reason) and ``planted`` (instance_id, source_id,
+    defect). The joins run in DuckDB, under its memory limit: at full scale both sides hold
+    about 11M rows, which Polars joined at a peak of several GB."""
     rows = []
     for level, codes, key in levels:
+        codes_sql = ", ".join(f"'{c}'" for c in codes)
+        only_sources = "AND instance_id IS NULL" if level == "source" else ""
+        counts = con.sql(
+            f"""
+            WITH r AS (SELECT {key} AS k, reason AS code FROM {reasons}
+                       WHERE reason IN ({codes_sql}) AND {key} IS NOT NULL {only_sources}),
+                 p AS (SELECT {key} AS k, defect AS code FROM {planted}
+                       WHERE defect IN ({codes_sql}) AND {key} IS NOT NULL),
+                 flag AS (SELECT code, count(*) AS flagged,
+                                 count(*) FILTER (WHERE (k, code) IN (SELECT (k, code) FROM p))
+                                     AS matched
+                          FROM r GROUP BY code),
+                 plant AS (SELECT code, count(*) AS planted,
+                                  count(*) FILTER (WHERE (k, code) IN (SELECT (k, code) FROM r))
+                                      AS found
+                           FROM p GROUP BY code)
+            SELECT coalesce(flag.code, plant.code), coalesce(planted, 0), coalesce(flagged, 0),
+                   coalesce(matched, 0), coalesce(found, 0)
+            FROM flag FULL JOIN plant ON flag.code = plant.code
+            """
+        ).fetchall()
+        by_code = {row[0]: row[1:] for row in counts}
         for code in codes:
-            pc_ = p.filter((pl.col("defect") == code) & pl.col(key).is_not_null())
-            rc = r.filter((pl.col("reason") == code) & pl.col(key).is_not_null())
-            if level == "source":
-                rc = rc.filter(pl.col("instance_id").is_null())
-            if pc_.is_empty() and rc.is_empty():
+            if code not in by_code:
                 continue
-            matched = rc.join(pc_.select(key).unique(), on=key, how="semi").height
-            found = pc_.join(rc.select(key).unique(), on=key, how="semi").height
+            n_planted, n_flagged, matched, found = (int(v) for v in by_code[code])
             rows.append(
                 {
                     "reason": code,
                     "level": level,
-                    "planted": pc_.height,
-                    "flagged": rc.height,
+                    "planted": n_planted,
+                    "flagged": n_flagged,
                     "matched": matched,
                     "found": found,
-                    "precision": round(matched / rc.height, 4) if rc.height else None,
-                    "recall": round(found / pc_.height, 4) if pc_.height else None,
+                    "precision": round(matched / n_flagged, 4) if n_flagged else None,
+                    "recall": round(found / n_planted, 4) if n_planted else None,
                 }
             )
     return rows
@@ -745,6 +775,7 @@ __all__ = [
     "check_boxes",
     "flag_names",
     "score",
+    "score_in_duckdb",
     "source_decisions",
     "stable_string_hash",
 ]
