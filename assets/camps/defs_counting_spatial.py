@@ -15,6 +15,7 @@ import dagster as dg
 
 from assets.camps import counting_spatial_runs as R
 from assets.camps.counting import CountingConfig
+from assets.camps.evalsets import EVAL_SETS, build_counting_coarse
 from assets.camps.preview_grid import grid_png, markdown_image, pick_preview
 from assets.camps.spatial import SpatialConfig
 from assets.parallel import map_shards
@@ -213,6 +214,42 @@ def spatial_eval(config: SpatialCampConfig, storage: StorageResource) -> dg.Mate
     return dg.MaterializeResult(metadata=_metadata(store, summaries, "spatial"))
 
 
-counting_spatial_assets = [counting_camp, counting_eval, spatial_camp, spatial_eval]
+class CountingCoarseEvalConfig(dg.Config):
+    eval_size: int = EVAL_SETS["counting_coarse"].size
+
+
+@dg.asset(
+    group_name="camps",
+    deps=["lake"],
+    kinds={"parquet", "duckdb"},
+    description="Eval set counting_coarse: plain counts (the counting camp's simplest level, "
+    "what a first training run learns) on the lake's holdout images, seeds from 6 << 40.",
+)
+def counting_coarse_eval(
+    config: CountingCoarseEvalConfig, storage: StorageResource, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    store, con = storage.get(), duckdb.connect()
+    try:
+        run = build_counting_coarse(store, con, config.eval_size)
+    finally:
+        con.close()
+    return dg.MaterializeResult(
+        metadata={
+            "path": run.path,
+            "rows": run.count,
+            "answers": dict(sorted(Counter(r["answer"] for r in run.rows).items())),
+            "images": len({r["image_uri"] for r in run.rows}),
+            "samples_per_second": round(run.samples_per_second, 1),
+        }
+    )
+
+
+counting_spatial_assets = [
+    counting_camp,
+    counting_eval,
+    counting_coarse_eval,
+    spatial_camp,
+    spatial_eval,
+]
 
 __all__ = ["counting_spatial_assets", "seed_partitions", "train_partitions"]

@@ -1,18 +1,15 @@
 """Dagster wiring for the model: ``training_run`` and ``evaluation`` (logic in the modules)."""
 
 import json
-from collections import Counter
 
 import dagster as dg
 from pydantic import Field
 
-from assets.camps.evalsets import EVAL_SETS, build_counting_coarse
 from assets.model import evaluate as ev
 from assets.model.data import encode_rows, read_rows
 from assets.model.model import kv_accounting
 from assets.model.tokenizer import Tokenizer
 from assets.model.train import TrainConfig, load_checkpoint, model_from_checkpoint, train
-from resources import DuckDBResource
 from resources.compute import ComputeResource
 from resources.storage import StorageResource
 
@@ -114,36 +111,6 @@ def training_run(
     )
 
 
-class CountingCoarseEvalConfig(dg.Config):
-    eval_size: int = EVAL_SETS["counting_coarse"].size
-
-
-@dg.asset(
-    group_name="camps",
-    deps=["lake"],
-    kinds={"parquet", "duckdb"},
-    description="Eval set counting_coarse: plain counts (the counting camp's simplest level, "
-    "what a first training run learns) on the lake's holdout images, seeds from 6 << 40.",
-)
-def counting_coarse_eval(
-    config: CountingCoarseEvalConfig, storage: StorageResource, duckdb: DuckDBResource
-) -> dg.MaterializeResult:
-    store, con = storage.get(), duckdb.connect()
-    try:
-        run = build_counting_coarse(store, con, config.eval_size)
-    finally:
-        con.close()
-    return dg.MaterializeResult(
-        metadata={
-            "path": run.path,
-            "rows": run.count,
-            "answers": dict(sorted(Counter(r["answer"] for r in run.rows).items())),
-            "images": len({r["image_uri"] for r in run.rows}),
-            "samples_per_second": round(run.samples_per_second, 1),
-        }
-    )
-
-
 def _scorecard_md(card: dict[str, dict]) -> str:
     lines = ["| eval set | n | accuracy (95% CI) | mean reward (95% CI) | baseline accuracy "
              "| baseline reward |", "|---|---:|---|---|---:|---:|"]  # fmt: skip
@@ -171,7 +138,7 @@ class EvaluationConfig(dg.Config):
     group_name="model",
     deps=[
         training_run,
-        counting_coarse_eval,
+        dg.AssetKey("counting_coarse_eval"),
         dg.AssetKey("counting_eval"),
         dg.AssetKey("spatial_eval"),
     ],
@@ -228,4 +195,4 @@ def evaluation(
     )
 
 
-model_assets = [counting_coarse_eval, training_run, evaluation]
+model_assets = [training_run, evaluation]

@@ -61,6 +61,7 @@ def materialised(tmp_path_factory):
     config = {
         "counting_camp": {"config": {"train_size": 24}},
         "counting_eval": {"config": {"eval_size": 12}},
+        "counting_coarse_eval": {"config": {"eval_size": 6}},
         "spatial_camp": {"config": {"train_size": 16}},
         "spatial_eval": {"config": {"eval_tf_size": 6, "eval_open_size": 6}},
     }

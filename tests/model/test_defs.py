@@ -8,8 +8,9 @@ import dagster as dg
 import duckdb
 
 from assets.camps.counting_spatial_runs import counting_run
+from assets.camps.defs_counting_spatial import counting_coarse_eval
 from assets.camps.schema import write_rows
-from assets.model.defs import counting_coarse_eval, evaluation, training_run
+from assets.model.defs import evaluation, training_run
 from resources import ComputeResource, DuckDBResource, StorageResource
 from tests.model.camp_lake import coarse_lake
 
