@@ -13,7 +13,13 @@ from dagster_project.jobs import ingest_shards, rebuild_dataset
 from dagster_project.profiles import current
 from dagster_project.schedules import nightly_recuration
 from dagster_project.sensors import catalog_change_sensor
-from resources import ComputeResource, DuckDBResource, LabelEmbedderResource, StorageResource
+from resources import (
+    DUCKDB_HEAVY_TAG,
+    ComputeResource,
+    DuckDBResource,
+    LabelEmbedderResource,
+    StorageResource,
+)
 
 _profile = current()
 
@@ -26,6 +32,14 @@ defs = dg.Definitions(
         *model_assets,
     ],
     jobs=[rebuild_dataset, ingest_shards],
+    # steps in parallel as before, but never two that may each fill DuckDB's memory limit
+    executor=dg.multiprocess_executor.configured(
+        {
+            "tag_concurrency_limits": [
+                {"key": DUCKDB_HEAVY_TAG[0], "value": DUCKDB_HEAVY_TAG[1], "limit": 1}
+            ]
+        }
+    ),
     schedules=[nightly_recuration],
     sensors=[catalog_change_sensor],
     resources={

@@ -7,6 +7,11 @@ import duckdb
 
 from assets.sql import register_views
 
+#: op tags of the steps whose DuckDB work may fill the whole ``memory_limit``. The executor runs
+#: one of them at a time (``definitions.py``): two at once would double the pipeline's peak.
+DUCKDB_HEAVY_TAG = ("vprim/memory", "duckdb")
+DUCKDB_HEAVY = {DUCKDB_HEAVY_TAG[0]: DUCKDB_HEAVY_TAG[1]}
+
 
 class DuckDBResource(dg.ConfigurableResource):
     """An in-process DuckDB connection over the storage root.

@@ -15,7 +15,7 @@ from assets.lake.balance import BalanceConfig
 from assets.lake.build import build_version
 from assets.reporting import md_table, query_table, table_preview
 from dagster_project.profiles import current
-from resources import DuckDBResource, StorageResource
+from resources import DUCKDB_HEAVY, DuckDBResource, StorageResource
 
 _profile = current()
 
@@ -48,6 +48,7 @@ class PublishConfig(dg.Config):
     group_name="lake",
     kinds={"duckdb", "parquet"},
     pool="lake",  # one lake build at a time: a build clears other builds' unfinished versions
+    op_tags=DUCKDB_HEAVY,
     deps=["clean_instances", "source_selection", "label_map"],
     check_specs=[
         dg.AssetCheckSpec(name, asset="lake_samples", blocking=True, description=desc)

@@ -20,7 +20,7 @@ from assets.sources import schema as S
 from assets.sql import load
 from dagster_project.partitions import shard_partitions
 from dagster_project.profiles import current
-from resources import DuckDBResource, LabelEmbedderResource, StorageResource
+from resources import DUCKDB_HEAVY, DuckDBResource, LabelEmbedderResource, StorageResource
 
 VOCABULARY_PATH = "quality/label_vocabulary.parquet"
 EMBEDDING_CACHE_PATH = "quality/label_embeddings.parquet"
@@ -54,6 +54,7 @@ class QualityConfig(dg.Config):
 @dg.asset(
     group_name="quality",
     kinds={"duckdb", "parquet"},
+    op_tags=DUCKDB_HEAVY,
     deps=["raw_instances"],
     description="Every distinct raw label with its counts (boxes, images, sources), via DuckDB.",
 )
@@ -220,6 +221,7 @@ def clean_instances(
 @dg.asset(
     group_name="quality",
     kinds={"duckdb"},
+    op_tags=DUCKDB_HEAVY,
     deps=["clean_instances", "quality_rejects", "source_selection"],
     description="The funnel (sources and boxes at raw, after step I, after step II), rejects "
     "by reason, and precision/recall of every reason against the planted ground truth.",
