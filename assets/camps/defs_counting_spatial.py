@@ -230,18 +230,10 @@ def counting_coarse_eval(
 ) -> dg.MaterializeResult:
     store, con = storage.get(), duckdb.connect()
     try:
-        run = build_counting_coarse(store, con, config.eval_size)
+        summary = build_counting_coarse(store, con, config.eval_size)
     finally:
         con.close()
-    return dg.MaterializeResult(
-        metadata={
-            "path": run.path,
-            "rows": run.count,
-            "answers": dict(sorted(Counter(r["answer"] for r in run.rows).items())),
-            "images": len({r["image_uri"] for r in run.rows}),
-            "samples_per_second": round(run.samples_per_second, 1),
-        }
-    )
+    return dg.MaterializeResult(metadata=_metadata(store, [summary], "counting"))
 
 
 counting_spatial_assets = [

@@ -112,7 +112,7 @@ def train_partition(job: dict) -> Run:
 
 
 def build_counting_coarse(store: Storage, con, size: int | None = None,
-                          version: str | None = None, config=None) -> Run:  # fmt: skip
+                          version: str | None = None, config=None):  # fmt: skip
     """Write ``camps/eval/counting_coarse.parquet``: plain "How many cars are there?"
     questions (the counting camp's ``coarse`` level, its simplest) on the lake's ``holdout``
     images only, seeds from ``6 << 40`` on: it shares no image and no seed with the counting
@@ -122,18 +122,19 @@ def build_counting_coarse(store: Storage, con, size: int | None = None,
     Args:
         con: a DuckDB connection (reads the published lake, or ``version``).
         config: a :class:`~assets.camps.counting.CountingConfig` (the default one if None).
+
+    Returns:
+        the written set's :class:`~assets.camps.counting_spatial_runs.Summary`, like every
+        other counting and spatial eval set.
     """
-    from assets.camps.counting_spatial_runs import counting_run
+    from assets.camps.counting_spatial_runs import counting_run, write
 
     es = EVAL_SETS["counting_coarse"]
     n = es.size if size is None else size
     seeds = range(es.seed_base, es.seed_base + n)
     res = counting_run(store, con, seeds, split="eval", eval_set=es.name, families=("coarse",),
                        seed_base=es.seed_base, version=version, config=config)  # fmt: skip
-    run = Run(res.rows, res.seconds, Counter(r["difficulty"] for r in res.rows),
-              count=len(res.rows))  # fmt: skip
-    run.path = write_rows(store, eval_rel(es.name), res.rows)
-    return run
+    return write(store, eval_rel(es.name), res)
 
 
 __all__ = [

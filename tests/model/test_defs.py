@@ -44,7 +44,7 @@ def test_training_and_evaluation_materialise(tmp_path):
             for m in res.get_asset_materialization_events()
             for m in [m.materialization]
         }
-        assert mats["counting_coarse_eval"]["rows"].value == 6
+        assert mats["counting_coarse_eval"]["dagster/row_count"].value == 6
         train_md, eval_md = mats["training_run"], mats["evaluation"]
         assert train_md["kv_entries_per_image"].value == 3  # 126 px: 3x3 tokens -> ceil(9/4)
         assert train_md["kv_accounting_756"].value["kv_entries"] == 81
