@@ -27,6 +27,7 @@ from assets.sources.readers import READERS, detect_format
 from assets.sources.readers.base import (
     PREFETCH_WINDOW,
     BoxColumns,
+    BulkReader,
     ParseError,
     ReadResult,
     Source,
@@ -101,7 +102,7 @@ def _with_ids(source_id: str, fmt: str, boxes: pa.Table) -> pa.Table:
     """Reader columns -> raw_instances columns (adds instance_id, source_id, format)."""
     n = boxes.num_rows
     ids = S.instance_ids(
-        source_id, boxes["image_id"].to_pylist(), boxes["box_index"].to_numpy(zero_copy_only=False)
+        source_id, boxes["image_id"], boxes["box_index"].to_numpy(zero_copy_only=False)
     )
     columns = {
         "instance_id": pa.array(ids, pa.uint64()),
@@ -137,29 +138,9 @@ def read_source(source_id: str, uri: str, fmt: str) -> SourceOutcome:
     except ParseError as exc:
         ledger.file(uri, exc)
         files, stats["files_rejected"] = [], 1
-    tables: list[pa.Table] = []
-    merged = BoxColumns()  # small files' columns, merged into one table per source
-    windows = [files[i : i + PREFETCH_WINDOW] for i in range(0, len(files), PREFETCH_WINDOW)]
-    for k, window in enumerate(windows):
-        # the next window is read while this one is parsed (the first is read on its own)
-        for ahead in windows[k : k + 2]:
-            source.prefetch(ahead)
-        for path in window:
-            stats["files"] += 1
-            result = _read_file(reader, source, context, path, ledger, stats)
-            if result is None or not result.num_boxes:
-                continue
-            if result.columns is not None:
-                merged.extend(result.columns)
-                continue
-            if len(merged):  # keep file order
-                tables.append(merged.table())
-                merged = BoxColumns()
-            tables.append(result.boxes)
-    if len(merged):
-        tables.append(merged.table())
-    if tables:  # ids and constant columns once per source, not once per file
-        out.boxes.append(_with_ids(source_id, resolved_fmt, pa.concat_tables(tables)))
+    table = _read_files(reader, source, context, files, ledger, stats) if files else None
+    if table is not None:  # ids and constant columns once per source, not once per file
+        out.boxes.append(_with_ids(source_id, resolved_fmt, table))
     out.rejects = ledger.rows
     out.stats = {
         "source_id": source_id,
@@ -169,6 +150,95 @@ def read_source(source_id: str, uri: str, fmt: str) -> SourceOutcome:
         "seconds": time.perf_counter() - started,
     }
     return out
+
+
+def _read_files(
+    reader, source: Source, context, files: list[str], ledger, stats: Counter, bulk: bool = True
+):
+    """The boxes of a source's files in file order: through the reader's bulk path where it
+    takes the file, else :func:`_read_file`. None when there are none."""
+    rows = _SourceRows(reader.bulk(source, context) if bulk else None)
+    windows = [files[i : i + PREFETCH_WINDOW] for i in range(0, len(files), PREFETCH_WINDOW)]
+    for k, window in enumerate(windows):
+        # the next window is read while this one is parsed (the first is read on its own)
+        for ahead in windows[k : k + 2]:
+            source.prefetch(ahead)
+        for path in window:
+            stats["files"] += 1
+            taken = rows.take(path)
+            if taken >= 0:  # one image, every box kept
+                stats["images"] += 1
+                stats["boxes_seen"] += taken
+                stats["boxes_kept"] += taken
+                continue
+            result = _read_file(reader, source, context, path, ledger, stats)
+            if result is not None and result.num_boxes:
+                rows.add_result(result)
+    try:
+        return rows.table()
+    except Exception:  # a bug in the bulk path: the source again, file by file
+        ledger.rows.clear()
+        for key in stats:
+            stats[key] = 0
+        return _read_files(reader, source, context, files, ledger, stats, bulk=False)
+
+
+class _SourceRows:
+    """A source's boxes in file order.
+
+    Files the bulk path takes become one table at the end; the other files' columns are
+    merged before they become tables (one Arrow table per small file costs more than
+    parsing it). ``parts`` keeps the order: an int is that many rows of the bulk table.
+    """
+
+    def __init__(self, bulk: BulkReader | None) -> None:
+        self.bulk = bulk
+        self.broken = False  # the bulk path raised: its state can no longer be trusted
+        self.bulk_files: list[tuple[str, int]] = []
+        self.parts: list[pa.Table | int] = []
+        self.merged = BoxColumns()
+
+    def take(self, path: str) -> int:
+        """Boxes the bulk path took from ``path``, or -1 when the file is read on its own."""
+        if self.bulk is None or self.broken:
+            return -1
+        try:
+            taken = self.bulk.add(path)
+        except Exception:
+            self.broken = True
+            return -1
+        if taken >= 0:
+            self._flush()
+            self.bulk_files.append((path, taken))
+            self.parts.append(taken)
+        return taken
+
+    def add_result(self, result: ReadResult) -> None:
+        if result.columns is not None:
+            self.merged.extend(result.columns)
+        else:
+            self._flush()
+            self.parts.append(result.boxes)
+
+    def _flush(self) -> None:
+        if len(self.merged):
+            self.parts.append(self.merged.table())
+            self.merged = BoxColumns()
+
+    def table(self) -> pa.Table | None:
+        if self.broken:
+            raise RuntimeError("the bulk path failed on a file")
+        self._flush()
+        bulk = self.bulk.table() if self.bulk is not None and self.bulk_files else None
+        tables, start = [], 0
+        for part in self.parts:
+            if isinstance(part, int):
+                tables.append(bulk.slice(start, part))  # type: ignore[union-attr]
+                start += part
+            else:
+                tables.append(part)
+        tables = [t for t in tables if t.num_rows]
+        return pa.concat_tables(tables).combine_chunks() if tables else None
 
 
 def _read_file(reader, source: Source, context, path: str, ledger, stats: Counter):

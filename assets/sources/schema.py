@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Bumped when a column is added or changes meaning; written into Parquet metadata.
 RAW_SCHEMA_VERSION = "1.0"
@@ -164,8 +165,14 @@ def _splitmix64(values: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-def image_keys(source_id: str, image_ids: Sequence[str]) -> np.ndarray:
+def image_keys(source_id: str, image_ids: Sequence[str] | pa.ChunkedArray | pa.Array) -> np.ndarray:
     """uint64 key of each (source_id, image_id); hashed once per distinct image."""
+    if isinstance(image_ids, pa.ChunkedArray):
+        image_ids = image_ids.combine_chunks()
+    if isinstance(image_ids, pa.Array):  # an Arrow column: hash its distinct values only
+        encoded = pc.dictionary_encode(image_ids)
+        keys = image_keys(source_id, encoded.dictionary.to_pylist())
+        return keys[encoded.indices.to_numpy(zero_copy_only=False)]
     cache: dict[str, int] = {}
     out = np.empty(len(image_ids), dtype=np.uint64)
     for i, image_id in enumerate(image_ids):
@@ -176,7 +183,9 @@ def image_keys(source_id: str, image_ids: Sequence[str]) -> np.ndarray:
     return out
 
 
-def instance_ids(source_id: str, image_ids: Sequence[str], box_index: np.ndarray) -> np.ndarray:
+def instance_ids(
+    source_id: str, image_ids: Sequence[str] | pa.ChunkedArray | pa.Array, box_index: np.ndarray
+) -> np.ndarray:
     """Stable uint64 ``instance_id`` for boxes of one source.
 
     Args:

@@ -11,18 +11,23 @@ import json
 import posixpath
 
 import numpy as np
+import pyarrow as pa
 
 from assets.sources import schema as S
 from assets.sources.readers.base import (
     IMAGE_EXTENSIONS,
     BoxColumns,
     BoxReject,
+    BulkReader,
     FormatReader,
     ParseError,
     ReadResult,
     Source,
+    attribute_maps,
     image_dimension,
     json_number,
+    one_ring_polygons,
+    reader_table,
 )
 
 NOT_BOXES = frozenset({"point", "line", "linestrip"})
@@ -203,3 +208,157 @@ class LabelmeReader(FormatReader):
             return box
         xyxy, polygon = box
         return label, xyxy, polygon
+
+    def bulk(self, source: Source, context: object) -> _LabelmeBulk:
+        return _LabelmeBulk(self, source)
+
+
+_SHAPE_CODES = {"rectangle": 0, "circle": 1, "polygon": 2}
+
+
+class _LabelmeBulk(BulkReader):
+    """LabelMe files in bulk: JSON is decoded and checked per file, corners and rings are
+    computed with NumPy once per source. Declined: a file with a bad shape, points that are
+    not plain numbers, no usable size or image path, a BOM."""
+
+    def __init__(self, reader: LabelmeReader, source: Source) -> None:
+        self.reader, self.source = reader, source
+        self.files: list[tuple[str, str, int, int, int]] = []  # id, uri, w, h, boxes
+        self.labels: list[str] = []
+        self.kinds: list[int] = []  # _SHAPE_CODES
+        self.points_per_box: list[int] = []
+        self.coords: list[float] = []
+        self.pairs: list[int] = []
+        self.keys: list[str] = []
+        self.values: list[str] = []
+
+    def add(self, path: str) -> int:
+        doc = self._doc(path)
+        if doc is None:
+            return -1
+        width, height = (
+            image_dimension(doc.get("imageWidth")),
+            image_dimension(doc.get("imageHeight")),
+        )
+        if width is None or height is None:
+            return -1
+        labels, kinds, counts, coords, attributes = [], [], [], [], []
+        for shape in doc["shapes"]:
+            if not isinstance(shape, dict):
+                return -1
+            shape_type = shape.get("shape_type")
+            shape_type = "polygon" if shape_type is None else shape_type
+            if isinstance(shape_type, str) and shape_type in NOT_BOXES:
+                continue
+            kind = _SHAPE_CODES.get(shape_type) if isinstance(shape_type, str) else None
+            label = shape.get("label")
+            if isinstance(label, int) and not isinstance(label, bool):
+                label = str(label)
+            points = _plain_points(shape.get("points"))
+            if kind is None or not isinstance(label, str) or points is None:
+                return -1
+            if kind != 2 and len(points) != 4:
+                return -1  # a rectangle or circle is two points
+            labels.append(label)
+            kinds.append(kind)
+            counts.append(len(points) // 2)
+            coords.extend(points)
+            attributes.append(_attributes(shape))
+        image_id = posixpath.splitext(self.source.relpath(path))[0]
+        try:
+            image_uri = self.reader._image_uri(self.source, doc, path)
+        except ParseError:
+            return -1
+        self.files.append((image_id, image_uri, width, height, len(labels)))
+        self.labels.extend(labels)
+        self.kinds.extend(kinds)
+        self.points_per_box.extend(counts)
+        self.coords.extend(coords)
+        for pairs in attributes:
+            self.pairs.append(len(pairs))
+            self.keys.extend(pairs.keys())
+            self.values.extend(pairs.values())
+        return len(labels)
+
+    def _doc(self, path: str) -> dict | None:
+        try:
+            data = self.source.read_bytes(path)
+            if data[:1] in (b"\xef", b"\xff", b"\xfe", b"\x00"):
+                return None
+            doc = json.loads(data.decode("utf-8"))
+        except (ParseError, UnicodeDecodeError, ValueError, RecursionError):
+            return None
+        if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
+            return None
+        return doc
+
+    def table(self) -> pa.Table:
+        per_file = np.array([f[4] for f in self.files], dtype=np.int64)
+        file_of_box = pa.array(np.repeat(np.arange(len(per_file)), per_file))
+        first_box = np.repeat(np.cumsum(per_file) - per_file, per_file)
+        corners, rings, is_polygon = _corners(
+            np.array(self.coords, dtype=np.float64),
+            np.array(self.points_per_box, dtype=np.int64),
+            np.array(self.kinds, dtype=np.int8),
+        )
+        return reader_table(
+            {
+                "image_id": pa.array([f[0] for f in self.files], pa.string()).take(file_of_box),
+                "image_uri": pa.array([f[1] for f in self.files], pa.string()).take(file_of_box),
+                "image_width": np.repeat(np.array([f[2] for f in self.files], np.int64), per_file),
+                "image_height": np.repeat(np.array([f[3] for f in self.files], np.int64), per_file),
+                "box_index": np.arange(len(self.kinds)) - first_box,
+                "raw_label": pa.array(self.labels, pa.string()),
+                "x0": corners[0],
+                "y0": corners[1],
+                "x1": corners[2],
+                "y1": corners[3],
+                "attributes": attribute_maps(self.pairs, self.keys, self.values),
+                "polygon": one_ring_polygons(
+                    rings, 2 * np.array(self.points_per_box, dtype=np.int64), is_polygon
+                ),
+            }
+        )
+
+
+def _plain_points(value: object) -> list[float] | None:
+    """``[[x, y], ...]`` of plain JSON numbers, flat; None for anything :func:`_points` would
+    reject or read another way (numeric strings, huge integers, booleans)."""
+    if not isinstance(value, list) or not value:
+        return None
+    flat: list[float] = []
+    for point in value:
+        if type(point) is not list or len(point) != 2:
+            return None
+        x, y = point
+        if type(x) not in (int, float) or type(y) not in (int, float):
+            return None
+        try:
+            flat.append(float(x))
+            flat.append(float(y))
+        except OverflowError:
+            return None
+    return flat
+
+
+def _corners(coords: np.ndarray, counts: np.ndarray, kinds: np.ndarray):
+    """``x0, y0, x1, y1`` of every shape as :func:`_shape_box` computes them, the coordinates,
+    and which shapes are polygons (whose ring is kept)."""
+    xs, ys = coords[0::2], coords[1::2]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    if len(counts):
+        corners = [
+            np.minimum.reduceat(xs, starts),
+            np.minimum.reduceat(ys, starts),
+            np.maximum.reduceat(xs, starts),
+            np.maximum.reduceat(ys, starts),
+        ]
+    else:
+        corners = [np.zeros(0) for _ in range(4)]
+    circle = np.flatnonzero(kinds == 1)
+    if len(circle):
+        cx, cy = xs[starts[circle]], ys[starts[circle]]
+        r = np.hypot(xs[starts[circle] + 1] - cx, ys[starts[circle] + 1] - cy)
+        for i, value in enumerate((cx - r, cy - r, cx + r, cy + r)):
+            corners[i][circle] = value
+    return corners, coords, kinds == 2

@@ -10,6 +10,8 @@ import posixpath
 import re
 import xml.etree.ElementTree as ET
 
+import numpy as np
+import pyarrow as pa
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
@@ -17,12 +19,15 @@ from assets.sources import schema as S
 from assets.sources.readers.base import (
     BoxColumns,
     BoxReject,
+    BulkReader,
     FormatReader,
     ParseError,
     ReadResult,
     Source,
+    attribute_maps,
     decode_text,
     image_dimension,
+    reader_table,
 )
 
 _DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
@@ -73,13 +78,23 @@ def parse_voc_xml(data: bytes, where: str) -> ET.Element:
     return root
 
 
-def _object_attributes(obj: ET.Element) -> dict[str, str]:
+def _first_children(element: ET.Element) -> dict[str, ET.Element]:
+    """The first child of each tag: what ``element.find(tag)`` gives, for every tag at once."""
+    children: dict[str, ET.Element] = {}
+    for child in element:
+        children.setdefault(child.tag, child)
+    return children
+
+
+def _object_attributes(obj: ET.Element, children: dict[str, ET.Element] | None = None):
+    """The attributes of an ``<object>`` (``children``: its :func:`_first_children`)."""
+    children = _first_children(obj) if children is None else children
     attributes: dict[str, str] = {}
     for key in _PLAIN_ATTRIBUTES:
-        value = _text(obj.find(key))
+        value = _text(children.get(key))
         if value is not None:
             attributes[key] = value
-    holder = obj.find("attributes")
+    holder = children.get("attributes")
     if holder is not None:
         for attribute in holder.findall("attribute"):
             name = _text(attribute.find("name"))
@@ -88,14 +103,15 @@ def _object_attributes(obj: ET.Element) -> dict[str, str]:
     return attributes
 
 
-def _box(obj: ET.Element) -> tuple[float, float, float, float] | str:
+def _box(obj: ET.Element, children: dict[str, ET.Element] | None = None):
     """VOC 1-based inclusive pixels -> 0-based ``x0, y0, x1, y1``; a string says what is wrong."""
-    bndbox = obj.find("bndbox")
+    bndbox = (_first_children(obj) if children is None else children).get("bndbox")
     if bndbox is None:
         return "no <bndbox>"
+    corners = _first_children(bndbox)
     values = []
     for tag in _COORDS:
-        text = _text(bndbox.find(tag))
+        text = _text(corners.get(tag))
         if text is None:
             return f"<bndbox> has no <{tag}>"
         try:
@@ -173,3 +189,92 @@ class VocReader(FormatReader):
                     attributes=_object_attributes(obj),
                 )
         return ReadResult(boxes=columns, rejects=rejects, images=1)
+
+    def bulk(self, source: Source, context: object) -> _VocBulk:
+        return _VocBulk(source)
+
+
+class _VocBulk(BulkReader):
+    """VOC files in bulk: each file is parsed as :meth:`VocReader.read_file` does, but its
+    boxes go to flat lists that become Arrow arrays once per source. Declined: a file with a
+    bad box, no usable size or image path, a DOCTYPE, a BOM or another encoding."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.image_base = posixpath.join(source.root, "JPEGImages")
+        self.files: list[tuple[str, str, int, int, int]] = []  # id, uri, w, h, boxes
+        self.labels: list[str] = []
+        self.corners: list[tuple[float, float, float, float]] = []
+        self.pairs: list[int] = []
+        self.keys: list[str] = []
+        self.values: list[str] = []
+
+    def add(self, path: str) -> int:
+        root = self._root(path)
+        if root is None:
+            return -1
+        image_id = posixpath.splitext(posixpath.basename(path))[0]
+        top = _first_children(root)
+        filename = _text(top.get("filename")) or f"{image_id}.jpg"
+        try:
+            image_uri = self.source.image_uri(filename, base=self.image_base)
+        except ParseError:
+            return -1
+        size = top.get("size")
+        size_of = _first_children(size) if size is not None else {}
+        width = image_dimension(_text(size_of.get("width")))
+        height = image_dimension(_text(size_of.get("height")))
+        if width is None or height is None:
+            return -1  # read_file reads the image header (or rejects every box)
+        labels, corners, attributes = [], [], []
+        for obj in root.iterfind("object"):
+            children = _first_children(obj)
+            label, box = _text(children.get("name")), _box(obj, children)
+            if label is None or isinstance(box, str):
+                return -1
+            labels.append(label)
+            corners.append(box)
+            attributes.append(_object_attributes(obj, children))
+        self.files.append((image_id, image_uri, width, height, len(labels)))
+        self.labels.extend(labels)
+        self.corners.extend(corners)
+        for pairs in attributes:
+            self.pairs.append(len(pairs))
+            self.keys.extend(pairs.keys())
+            self.values.extend(pairs.values())
+        return len(labels)
+
+    def _root(self, path: str) -> ET.Element | None:
+        try:
+            data = self.source.read_bytes(path)
+            text = data.decode("utf-8") if data[:1] not in (b"\xef", b"\xff", b"\xfe") else ""
+        except (ParseError, UnicodeDecodeError):
+            return None
+        if not text.strip() or "<!DOCTYPE" in text:
+            return None
+        try:
+            root = ET.fromstring(_DECLARATION.sub("", text, count=1))
+        except (ET.ParseError, ValueError, RecursionError):
+            return None
+        return root if root.tag == "annotation" else None
+
+    def table(self) -> pa.Table:
+        per_file = np.array([f[4] for f in self.files], dtype=np.int64)
+        file_of_box = pa.array(np.repeat(np.arange(len(per_file)), per_file))
+        first_box = np.repeat(np.cumsum(per_file) - per_file, per_file)
+        corners = np.array(self.corners, dtype=np.float64).reshape(-1, 4)
+        return reader_table(
+            {
+                "image_id": pa.array([f[0] for f in self.files], pa.string()).take(file_of_box),
+                "image_uri": pa.array([f[1] for f in self.files], pa.string()).take(file_of_box),
+                "image_width": np.repeat(np.array([f[2] for f in self.files], np.int64), per_file),
+                "image_height": np.repeat(np.array([f[3] for f in self.files], np.int64), per_file),
+                "box_index": np.arange(len(corners)) - first_box,
+                "raw_label": pa.array(self.labels, pa.string()),
+                "x0": corners[:, 0],
+                "y0": corners[:, 1],
+                "x1": corners[:, 2],
+                "y1": corners[:, 3],
+                "attributes": attribute_maps(self.pairs, self.keys, self.values),
+            }
+        )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import numpy as np
+import pyarrow as pa
 import yaml
 
 from assets.sources import schema as S
@@ -21,11 +22,15 @@ from assets.sources.readers.base import (
     REMOTE_SCHEMES,
     BoxColumns,
     BoxReject,
+    BulkReader,
     FormatReader,
     ParseError,
     ReadResult,
     Source,
     decode_text,
+    empty_maps,
+    one_ring_polygons,
+    reader_table,
     url_scheme,
 )
 
@@ -366,3 +371,138 @@ class YoloReader(FormatReader):
                 polygon=polygon,
             )
         return ReadResult(boxes=columns, rejects=rejects, images=1)
+
+    # -- label files in bulk ----------------------------------------------------------------
+    def bulk(self, source: Source, context: object) -> _YoloBulk:
+        assert isinstance(context, YoloContext)
+        return _YoloBulk(self, source, context)
+
+
+#: first bytes of the byte-order marks ``decode_text`` looks for
+_BOM_STARTS = (b"\xef", b"\xff", b"\xfe", b"\x00")
+
+
+class _YoloBulk(BulkReader):
+    """Label files in bulk: lines are checked in Python, coordinates are converted with NumPy
+    for the whole source. A file with anything :meth:`YoloReader.read_file` would reject (or
+    that it reads another way: empty, a BOM, a class index like ``3.0``) is declined."""
+
+    def __init__(self, reader: YoloReader, source: Source, context: YoloContext) -> None:
+        self.reader, self.source, self.context = reader, source, context
+        self.image_ids: list[str] = []
+        self.image_uris: list[str] = []
+        self.sizes: list[tuple[int, int]] = []
+        self.lines_per_file: list[int] = []
+        self.labels: list[str] = []
+        self.values_per_line: list[int] = []
+        self.values: list[float] = []
+
+    def add(self, path: str) -> int:
+        source, context = self.source, self.context
+        lines = self._lines(source, path)
+        if lines is None:
+            return -1
+        labels, counts, values = [], [], []
+        for line in lines:
+            tokens = line.split()
+            if not tokens:
+                continue
+            n = len(tokens)
+            if (n != 5 and (n < 7 or n % 2 == 0)) or not tokens[0].isdecimal():
+                return -1
+            label = context.names.get(int(tokens[0]))
+            if label is None:
+                return -1
+            try:
+                values.extend(map(float, tokens[1:]))
+            except ValueError:
+                return -1
+            labels.append(label)
+            counts.append(n - 1)
+        if not labels:
+            return -1  # only blank lines: read_file decides
+        image_id = posixpath.splitext(source.relpath(path))[0]
+        try:
+            uri = self.reader._image_uri(source, context, image_id)
+        except ParseError:
+            return -1
+        size = source.image_size(uri) if uri is not None else None
+        if size is None:
+            return -1
+        self.image_ids.append(image_id)
+        self.image_uris.append(uri)
+        self.sizes.append(size)
+        self.lines_per_file.append(len(labels))
+        self.labels.extend(labels)
+        self.values_per_line.extend(counts)
+        self.values.extend(values)
+        return len(labels)
+
+    @staticmethod
+    def _lines(source: Source, path: str) -> list[str] | None:
+        try:
+            data = source.read_bytes(path)
+        except ParseError:
+            return None
+        if data[:1] in _BOM_STARTS:
+            return None
+        try:
+            return data.decode("utf-8").splitlines()
+        except UnicodeDecodeError:
+            return None
+
+    def table(self) -> pa.Table:
+        """The boxes, computed as :meth:`YoloReader.read_file` does, one array op per step."""
+        per_file = np.asarray(self.lines_per_file, dtype=np.int64)
+        file_of_line = np.repeat(np.arange(len(per_file)), per_file)
+        sizes = np.asarray(self.sizes, dtype=np.int64).reshape(-1, 2)[file_of_line]
+        width, height = sizes[:, 0].astype(np.float64), sizes[:, 1].astype(np.float64)
+        count = np.asarray(self.values_per_line, dtype=np.int64)
+        start = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
+        values = np.asarray(self.values, dtype=np.float64)
+        # normalised -> pixels: x (even positions) by the width, y by the height
+        scale = np.empty_like(values)
+        scale[0::2] = np.repeat(width, count // 2)
+        scale[1::2] = np.repeat(height, count // 2)
+        pixels = values * scale
+        is_polygon = count != 4
+        with np.errstate(all="ignore"):  # inf/NaN coordinates stay as read_file leaves them
+            x0, y0, x1, y1 = self._boxes(values, start, width, height)
+        if is_polygon.any():
+            xs, ys = pixels[0::2], pixels[1::2]
+            points = start // 2
+            poly = is_polygon
+            x0[poly] = np.minimum.reduceat(xs, points)[poly]
+            y0[poly] = np.minimum.reduceat(ys, points)[poly]
+            x1[poly] = np.maximum.reduceat(xs, points)[poly]
+            y1[poly] = np.maximum.reduceat(ys, points)[poly]
+        first_line = np.repeat(np.cumsum(per_file) - per_file, per_file)
+        return reader_table(
+            {
+                "image_id": pa.array(self.image_ids).take(pa.array(file_of_line)),
+                "image_uri": pa.array(self.image_uris).take(pa.array(file_of_line)),
+                "image_width": sizes[:, 0],
+                "image_height": sizes[:, 1],
+                "box_index": np.arange(len(count)) - first_line,
+                "raw_label": self.labels,
+                "x0": x0,
+                "y0": y0,
+                "x1": x1,
+                "y1": y1,
+                "attributes": empty_maps(len(count)),
+                "polygon": one_ring_polygons(pixels, count, is_polygon),
+            }
+        )
+
+    @staticmethod
+    def _boxes(values, start, width, height):
+        """``cx cy w h`` lines -> pixel corners, in read_file's order of operations."""
+        idx = np.minimum(start, max(len(values) - 4, 0))
+        cx, cy = values[idx], values[idx + 1]
+        w, h = values[idx + 2], values[idx + 3]
+        return (
+            (cx - w / 2) * width,
+            (cy - h / 2) * height,
+            (cx + w / 2) * width,
+            (cy + h / 2) * height,
+        )

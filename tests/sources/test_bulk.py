@@ -1,0 +1,231 @@
+"""The bulk paths of the one-file-per-image readers (YOLO, VOC, LabelMe) against ``read_file``.
+
+A bulk path may only take a file it reads exactly as ``read_file`` does; everything else is
+declined and read the per-file way. So every test here reads a source twice, with and without
+the bulk path, and asserts the same rows, the same ledger and the same counts; the quirky
+sources also assert that the bulk path declined what it must not read itself.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from assets.sources import ingest
+from assets.sources import synthetic as G
+from assets.sources.readers import READERS
+from assets.sources.readers.base import BulkReader, Source, url_scheme
+
+BULK_FORMATS = ("yolo", "voc", "labelme")
+
+
+def read_both(monkeypatch, source_id: str, uri: str, fmt: str):
+    """``read_source`` with the bulk paths, then without; returns both outcomes."""
+    with_bulk = ingest.read_source(source_id, uri, fmt)
+    with monkeypatch.context() as m:
+        for name in BULK_FORMATS:
+            m.setattr(READERS[name], "bulk", lambda source, context: None)
+        per_file = ingest.read_source(source_id, uri, fmt)
+    return with_bulk, per_file
+
+
+def assert_same(a: ingest.SourceOutcome, b: ingest.SourceOutcome) -> None:
+    # repr: NaN coordinates are data here and must compare equal
+    assert repr([t.to_pylist() for t in a.boxes]) == repr([t.to_pylist() for t in b.boxes])
+    assert all(t.schema.equals(b.boxes[0].schema) for t in a.boxes)
+    assert a.rejects == b.rejects
+    drop = {"seconds"}
+    assert {k: v for k, v in a.stats.items() if k not in drop} == {
+        k: v for k, v in b.stats.items() if k not in drop
+    }
+
+
+def taken(fmt: str, uri: str) -> list[int]:
+    """What the bulk path makes of each annotation file of a source (-1: declined)."""
+    source = Source("src", uri)
+    reader = READERS[fmt]
+    context = reader.prepare(source)
+    bulk = reader.bulk(source, context)
+    assert isinstance(bulk, BulkReader)
+    return [bulk.add(path) for path in reader.files(source, context)]
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory) -> G.Corpus:
+    return G.generate_corpus(str(tmp_path_factory.mktemp("bulk") / "corpus"), "tiny", seed=0)
+
+
+def test_every_tiny_source_reads_the_same_with_and_without_bulk(tiny_corpus, monkeypatch):
+    catalog = pq.read_table(tiny_corpus.catalog_path).to_pylist()
+    seen = 0
+    for row in catalog:
+        a, b = read_both(monkeypatch, row["source_id"], row["uri"], row["format"])
+        assert_same(a, b)
+        seen += a.stats["format"] in BULK_FORMATS
+    assert seen >= 10  # the tiny corpus has sources of every bulk format, defects included
+
+
+def _yolo_source(root: Path) -> Path:
+    lines = {
+        "a.txt": "0 0.5 0.5 0.2 0.2\n1 0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3\n",  # box + polygon
+        "b.txt": "1 nan 0.5 0.2 0.2\n\n0 0.5 0.5 inf 0.1\n",  # non-finite, blank line
+        "c.txt": "3.0 0.5 0.5 0.2 0.2\n",  # a float class index: declined, read per file
+        "d.txt": "7 0.5 0.5 0.2 0.2\n",  # unknown class: declined, rejected per file
+        "e.txt": "0 0.5 x 0.2 0.2\n",  # not a number
+        "f.txt": "",  # an image without objects
+        "g.txt": b"\xef\xbb\xbf0 0.5 0.5 0.2 0.2\n",  # BOM
+        "h.txt": "0 0.5 0.5 0.2\n",  # too few values
+        "i.txt": "0 0.5 0.5 0.2 0.2\n",  # no image listed: no size
+    }
+    root.mkdir(parents=True)
+    (root / "obj.names").write_text("cat\ndog\n")
+    listed = [f"synthetic://src/{name[0]}?w=640&h=480" for name in lines if name != "i.txt"]
+    (root / "train.txt").write_text("\n".join(listed) + "\n")
+    labels = root / "obj_train_data"
+    labels.mkdir()
+    for name, text in lines.items():
+        (labels / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+    return root
+
+
+def _voc_source(root: Path) -> Path:
+    def doc(objects: str, size: str = "<size><width>640</width><height>480</height></size>"):
+        head = '<?xml version="1.0"?>\n<annotation><filename>synthetic://src/x?w=64&amp;h=48'
+        return f"{head}</filename>{size}{objects}</annotation>"
+
+    good = (
+        "<object><name>cat</name><pose>Left</pose><truncated>1</truncated>"
+        "<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>"
+        "<attributes><attribute><name>colour</name><value>red</value></attribute></attributes>"
+        "</object>"
+    )
+    files = {
+        "a.xml": doc(good + good.replace("cat", "dog")),
+        "b.xml": doc(good, size=""),  # no size: the image header (the synthetic URI)
+        "c.xml": doc(good.replace("<xmin>1</xmin>", "<xmin>one</xmin>")),
+        "d.xml": doc(good.replace("<name>cat</name>", "")),
+        "e.xml": doc(""),  # no objects
+        "f.xml": "<annotation><object>",  # not XML
+        "g.xml": "<!DOCTYPE annotation>\n<annotation><filename>y.jpg</filename></annotation>",
+        "h.xml": doc(good.replace("<name>cat</name>", "<name>cat</name><name>x</name>")),
+    }
+    (root / "Annotations").mkdir(parents=True)
+    for name, text in files.items():
+        (root / "Annotations" / name).write_text(text)
+    return root
+
+
+def _labelme_source(root: Path) -> Path:
+    def doc(shapes: list, **extra) -> str:
+        body = {
+            "shapes": shapes,
+            "imagePath": "synthetic://src/x?w=640&h=480",
+            "imageWidth": 640,
+            "imageHeight": 480,
+        }
+        return json.dumps({**body, **extra})
+
+    rect = {"label": "cat", "points": [[30, 40], [10, 20]], "shape_type": "rectangle"}
+    files = {
+        "a.json": doc(
+            [
+                rect,
+                {"label": 5, "points": [[1, 2], [3, 4], [2, 9]], "shape_type": "polygon"},
+                {"label": "dot", "points": [[1, 2]], "shape_type": "point"},  # not a box
+                {"label": "sun", "points": [[50, 50], [53, 54]], "shape_type": "circle"},
+                {"label": "blob", "points": [[1, 2], [5, 6]], "group_id": 3, "flags": {"a": True}},
+            ]
+        ),
+        "b.json": doc([{**rect, "points": [["10", 20], [30, 40]]}]),  # numeric string
+        "c.json": doc([{**rect, "shape_type": "mask"}]),  # unsupported type
+        "d.json": doc([rect], imageWidth=None),  # no size: the image header
+        "e.json": doc([{**rect, "points": [[1, 2]]}]),  # a one-point rectangle
+        "f.json": doc([]),  # an image without boxes
+        "g.json": json.dumps({"classes": ["cat"]}),  # not an annotation
+        "h.json": doc([{**rect, "label": True}]),
+        "i.json": "{not json",
+    }
+    root.mkdir(parents=True)
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return root
+
+
+QUIRKY = {"yolo": _yolo_source, "voc": _voc_source, "labelme": _labelme_source}
+
+
+@pytest.mark.parametrize("fmt", BULK_FORMATS)
+def test_quirky_files_read_the_same_and_only_plain_ones_go_bulk(fmt, tmp_path, monkeypatch):
+    uri = str(QUIRKY[fmt](tmp_path / fmt))
+    a, b = read_both(monkeypatch, "src", uri, fmt)
+    assert_same(a, b)
+    assert a.rejects, "the quirky source has files the per-file path rejects"
+    counts = taken(fmt, uri)
+    expected = {
+        "yolo": [2, 2, -1, -1, -1, -1, -1, -1, -1],
+        "voc": [2, -1, -1, -1, 0, -1, -1, 1],
+        "labelme": [4, -1, -1, -1, -1, 0, -1, -1, -1],
+    }[fmt]
+    assert counts == expected
+
+
+def test_a_failing_bulk_path_falls_back_to_the_per_file_path(tmp_path, monkeypatch):
+    uri = str(_yolo_source(tmp_path / "yolo"))
+
+    class Broken(BulkReader):
+        def __init__(self, inner: BulkReader):
+            self.inner = inner
+
+        def add(self, path: str) -> int:
+            return self.inner.add(path)
+
+        def table(self):
+            raise ZeroDivisionError("a bug in a bulk path")
+
+    reader = READERS["yolo"]
+    real = type(reader).bulk
+    with monkeypatch.context() as m:
+        m.setattr(reader, "bulk", lambda source, context: Broken(real(reader, source, context)))
+        broken = ingest.read_source("src", uri, "yolo")
+    _, per_file = read_both(monkeypatch, "src", uri, "yolo")
+    assert_same(broken, per_file)
+
+
+# --- the cheap URL rules the bulk paths lean on ----------------------------------------------
+_URLISH = st.text(alphabet=st.sampled_from(list("ab:/?#&=hw0129[] \t\nSyntheic.+-%")), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ref=st.one_of(_URLISH, st.text(max_size=30)))
+def test_url_scheme_is_what_urlsplit_says(ref):
+    try:
+        expected = urlsplit(ref).scheme.lower()
+    except ValueError:
+        return
+    assert url_scheme(ref) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    path=st.text(alphabet=st.sampled_from(list("ab/._-[]:@ %?#é")), max_size=20),
+    width=st.integers(0, 10**9),
+    height=st.integers(0, 10**9),
+)
+def test_synthetic_image_size_fast_path_matches_the_general_rule(path, width, height):
+    uri = f"synthetic://src/{path}?w={width}&h={height}"
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return
+    q = parse_qs(parts.query)
+    try:
+        expected = (int(q["w"][0]), int(q["h"][0]))
+    except (KeyError, ValueError, IndexError):
+        expected = None
+    assert Source.image_size(None, uri) == expected  # type: ignore[arg-type]
