@@ -508,6 +508,51 @@ def _fast_between_misfits(sink, items: list, where: str) -> None:
     sink.slow(items[pos:], where)
 
 
+_NONFINITE_TOKENS = (b"NaN", b"Infinity")
+
+
+def _fast_around_nonfinite(sink, items: list, data: bytes, bounds, where: str) -> bool:
+    """Feed a batch that msgspec cannot decode because of NaN/Infinity tokens (``json``
+    could): the elements that hold such a token go slow, one by one, and the runs between
+    them go fast. False (nothing fed) when more than ``MAX_MISFITS`` elements hold one.
+
+    ``bounds`` are the start and end (exclusive) of each element in ``data``. A token inside a
+    string only sends its element the slow way, which reads it right all the same.
+    """
+    starts, ends = bounds
+    hits: list[int] = []
+    for token in _NONFINITE_TOKENS:
+        at = data.find(token)
+        while at != -1 and len(hits) <= MAX_MISFITS:
+            hits.append(at)
+            at = data.find(token, at + 1)
+    if not hits or len(hits) > MAX_MISFITS:
+        return False
+    bad = sorted(set(np.searchsorted(ends, hits, side="right").tolist()))
+    if bad[-1] >= len(items):
+        return False
+    pos = 0
+    for i in [*bad, len(items)]:
+        if i > pos:
+            run = b"".join((b"[", data[starts[pos] : ends[i - 1]], b"]"))
+            _decode_run(sink, run, items[pos:i], where)
+        if i < len(items):
+            sink.slow(items[i : i + 1], where)
+        pos = i + 1
+    return True
+
+
+def _decode_run(sink, run: bytes, items: list, where: str) -> None:
+    """A run of elements (``run``: their JSON array, ``items``: the same decoded) fast, with
+    the misfits msgspec names going slow; slow as a whole if msgspec cannot decode it."""
+    try:
+        sink.fast(msgspec.json.decode(run, type=sink.fast_type))
+    except (msgspec.ValidationError, _SlowPath):
+        _fast_between_misfits(sink, items, where)
+    except msgspec.DecodeError:
+        sink.slow(items, where)
+
+
 def _feed_fast(sink, items: list, where: str) -> None:
     """``items`` (decoded) through the fast path; the slow path when a value does not fit
     the fast columns. Raises msgspec.ValidationError, naming the first misfit."""
@@ -775,11 +820,12 @@ class _CocoStream:
             if gap != (b"," if value.decoded else b""):
                 raise self.invalid(f"unexpected {gap[:40]!r} in {value.key!r} before byte {first}")
             data = b"".join((b"[", self.piece(first, last + 1), b"]"))
-            self._decode(value, data, first)
+            bounds = (starts[lo:hi] - first + 1, ends[lo:hi] - first + 2)  # elements in data
+            self._decode(value, data, first, bounds)
             value.decoded += hi - lo
             value.last_end = last
 
-    def _decode(self, value: _Value, data: bytes, first: int) -> None:
+    def _decode(self, value: _Value, data: bytes, first: int, bounds) -> None:
         sink = value.sink
         where = f"{self.where}: "
         try:
@@ -805,7 +851,7 @@ class _CocoStream:
                 raise self.invalid(f"{message} in {value.key!r}{at}") from None
         if error is None:
             _fast_between_misfits(sink, items, where)
-        else:
+        elif not _fast_around_nonfinite(sink, items, data, bounds, where):
             sink.slow(items, where)
 
     def finish(self) -> dict:
