@@ -401,6 +401,43 @@ def test_nan_and_infinity_tokens(tmp_path: Path) -> None:
     assert rows[2]["x1"] == 4.0
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_nonfinite_tokens_split_the_batch_and_read_as_slow_alone(
+    tmp_path: Path, monkeypatch, seed: int
+) -> None:
+    """A batch with a few NaN/Infinity tokens goes slow only around them: same rows, ledger
+    and order as the whole batch read the slow way (also with misfits and adjacent tokens)."""
+    rng = random.Random(seed)
+    anns = []
+    for i in range(400):
+        ann = _ann(rng.choice([1, 7]), rng.choice([1, 3]), bbox=(i, 1.0, 2.0, 3.0))
+        roll = rng.random()
+        if roll < 0.03:
+            ann["bbox"] = [math.nan, 1.0, 2.0, math.inf]
+        elif roll < 0.05:
+            ann["segmentation"] = [[0, 0, math.nan, 1, -math.inf, 2]]
+        elif roll < 0.06:
+            ann["bbox"] = [1, 2, "x", 4]  # a misfit msgspec names, inside a fast run
+        elif roll < 0.07:
+            ann["category_id"] = 99
+        anns.append(ann)
+    anns[10]["bbox"] = anns[11]["bbox"] = [math.nan, 0, 0, 0]  # adjacent
+    anns[-1]["bbox"] = [math.inf, 0, 0, 0]  # the last element
+    path = _write(tmp_path, _doc(anns, attributes={"NaN": 1}))
+    split = _read(path, batch_size=128)
+    with monkeypatch.context() as m:
+        m.setattr(coco_module, "_fast_around_nonfinite", lambda *args: False)
+        slow = _read(path, batch_size=128)
+    assert repr(split.boxes.to_pylist()) == repr(slow.boxes.to_pylist())
+    assert split.rejects == slow.rejects and len(split.rejects) > 0
+    assert split.boxes.num_rows + len(split.rejects) == 400
+
+
+def test_runs_of_consecutive_indices() -> None:
+    assert coco_module._runs([]) == []
+    assert coco_module._runs([0, 1, 2, 5, 7, 8]) == [(0, 3), (5, 6), (7, 9)]
+
+
 @pytest.mark.parametrize("cut", [1, 10, 0.3, 0.5, 0.8, -2, -1])
 def test_truncated_file(tmp_path: Path, cut: float) -> None:
     full = json.dumps(_doc([_ann(1, 1), _ann(7, 3, segmentation=[[1, 2, 3, 4, 5, 6]])]))

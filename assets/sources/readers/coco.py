@@ -513,33 +513,48 @@ _NONFINITE_TOKENS = (b"NaN", b"Infinity")
 
 def _fast_around_nonfinite(sink, items: list, data: bytes, bounds, where: str) -> bool:
     """Feed a batch that msgspec cannot decode because of NaN/Infinity tokens (``json``
-    could): the elements that hold such a token go slow, one by one, and the runs between
-    them go fast. False (nothing fed) when more than ``MAX_MISFITS`` elements hold one.
+    could): the elements that hold such a token go slow (adjacent ones together), and the
+    runs between them go fast. False (nothing fed) when there are so many tokens that the
+    batch is cheaper slow as a whole.
 
     ``bounds`` are the start and end (exclusive) of each element in ``data``. A token inside a
     string only sends its element the slow way, which reads it right all the same.
     """
     starts, ends = bounds
+    limit = max(MAX_MISFITS, len(items) // 16)  # each split costs two calls of fixed cost
     hits: list[int] = []
     for token in _NONFINITE_TOKENS:
         at = data.find(token)
-        while at != -1 and len(hits) <= MAX_MISFITS:
+        while at != -1 and len(hits) <= limit:
             hits.append(at)
             at = data.find(token, at + 1)
-    if not hits or len(hits) > MAX_MISFITS:
+    if not hits or len(hits) > limit:
         return False
     bad = sorted(set(np.searchsorted(ends, hits, side="right").tolist()))
     if bad[-1] >= len(items):
         return False
     pos = 0
-    for i in [*bad, len(items)]:
-        if i > pos:
-            run = b"".join((b"[", data[starts[pos] : ends[i - 1]], b"]"))
-            _decode_run(sink, run, items[pos:i], where)
-        if i < len(items):
-            sink.slow(items[i : i + 1], where)
-        pos = i + 1
+    for lo, hi in _runs(bad):
+        if lo > pos:
+            run = b"".join((b"[", data[starts[pos] : ends[lo - 1]], b"]"))
+            _decode_run(sink, run, items[pos:lo], where)
+        sink.slow(items[lo:hi], where)
+        pos = hi
+    if pos < len(items):
+        run = b"".join((b"[", data[starts[pos] : ends[-1]], b"]"))
+        _decode_run(sink, run, items[pos:], where)
     return True
+
+
+def _runs(indices: list[int]) -> list[tuple[int, int]]:
+    """Sorted distinct indices as ``(first, last + 1)`` runs of consecutive ones."""
+    runs: list[tuple[int, int]] = []
+    for i in indices:
+        if runs and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    return runs
 
 
 def _decode_run(sink, run: bytes, items: list, where: str) -> None:
