@@ -206,11 +206,6 @@ def reader_table(columns: dict[str, object]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=S.READER_SCHEMA)
 
 
-def empty_maps(n: int) -> pa.MapArray:
-    """``n`` empty attribute maps (what :class:`BoxColumns` writes for a box without any)."""
-    return attribute_maps(np.zeros(n, dtype=np.int64), [], [])
-
-
 def attribute_maps(pairs_per_box: list[int], keys: list[str], values: list[str]) -> pa.MapArray:
     """One attribute map per box from flat ``keys``/``values`` (``pairs_per_box`` each)."""
     offsets = np.concatenate([[0], np.cumsum(pairs_per_box, dtype=np.int64)]).astype(np.int32)
@@ -545,3 +540,63 @@ class BulkReader:
 
     def table(self) -> pa.Table:
         raise NotImplementedError
+
+
+def plain_utf8(data: bytes) -> str | None:
+    """The text of a file a bulk path may read itself: UTF-8 without a byte-order mark; None
+    otherwise (``read_file`` then decodes or rejects it)."""
+    if data[:1] in (b"\xef", b"\xff", b"\xfe", b"\x00"):
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+class PerImageBulk(BulkReader):
+    """What the one-file-per-image bulk paths share: each file taken is one image, with its
+    boxes' labels and attributes; :meth:`image_columns` gives their reader columns at once."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.images: list[tuple[str, str, int, int]] = []  # image_id, uri, width, height
+        self.boxes_per_image: list[int] = []
+        self.labels: list[str] = []
+        self.pairs: list[int] = []  # attribute pairs per box
+        self.keys: list[str] = []
+        self.values: list[str] = []
+
+    def take_image(
+        self,
+        image: tuple[str, str, int, int],
+        labels: list[str],
+        attributes: list[dict[str, str]] | None = None,
+    ) -> int:
+        """Record one image and its boxes (no attributes: empty maps); its number of boxes."""
+        self.images.append(image)
+        self.boxes_per_image.append(len(labels))
+        self.labels.extend(labels)
+        for pairs in attributes if attributes is not None else ({} for _ in labels):
+            self.pairs.append(len(pairs))
+            self.keys.extend(pairs.keys())
+            self.values.extend(pairs.values())
+        return len(labels)
+
+    def image_columns(self) -> dict[str, object]:
+        """image_id, image_uri, size, box_index, raw_label and attributes of every box."""
+        per_image = np.array(self.boxes_per_image, dtype=np.int64)
+        image_of_box = np.repeat(np.arange(len(per_image)), per_image)
+        first_box = np.repeat(np.cumsum(per_image) - per_image, per_image)
+        ids, uris, widths, heights = (
+            (list(c) for c in zip(*self.images)) if self.images else [[]] * 4
+        )
+        take = pa.array(image_of_box, pa.int64())
+        return {
+            "image_id": pa.array(list(ids), pa.string()).take(take),
+            "image_uri": pa.array(list(uris), pa.string()).take(take),
+            "image_width": np.array(widths, dtype=np.int64)[image_of_box],
+            "image_height": np.array(heights, dtype=np.int64)[image_of_box],
+            "box_index": np.arange(len(image_of_box)) - first_box,
+            "raw_label": pa.array(self.labels, pa.string()),
+            "attributes": attribute_maps(self.pairs, self.keys, self.values),
+        }

@@ -18,15 +18,15 @@ from assets.sources.readers.base import (
     IMAGE_EXTENSIONS,
     BoxColumns,
     BoxReject,
-    BulkReader,
     FormatReader,
     ParseError,
+    PerImageBulk,
     ReadResult,
     Source,
-    attribute_maps,
     image_dimension,
     json_number,
     one_ring_polygons,
+    plain_utf8,
     reader_table,
 )
 
@@ -216,21 +216,17 @@ class LabelmeReader(FormatReader):
 _SHAPE_CODES = {"rectangle": 0, "circle": 1, "polygon": 2}
 
 
-class _LabelmeBulk(BulkReader):
+class _LabelmeBulk(PerImageBulk):
     """LabelMe files in bulk: JSON is decoded and checked per file, corners and rings are
     computed with NumPy once per source. Declined: a file with a bad shape, points that are
     not plain numbers, no usable size or image path, a BOM."""
 
     def __init__(self, reader: LabelmeReader, source: Source) -> None:
-        self.reader, self.source = reader, source
-        self.files: list[tuple[str, str, int, int, int]] = []  # id, uri, w, h, boxes
-        self.labels: list[str] = []
+        super().__init__(source)
+        self.reader = reader
         self.kinds: list[int] = []  # _SHAPE_CODES
         self.points_per_box: list[int] = []
         self.coords: list[float] = []
-        self.pairs: list[int] = []
-        self.keys: list[str] = []
-        self.values: list[str] = []
 
     def add(self, path: str) -> int:
         doc = self._doc(path)
@@ -269,33 +265,22 @@ class _LabelmeBulk(BulkReader):
             image_uri = self.reader._image_uri(self.source, doc, path)
         except ParseError:
             return -1
-        self.files.append((image_id, image_uri, width, height, len(labels)))
-        self.labels.extend(labels)
         self.kinds.extend(kinds)
         self.points_per_box.extend(counts)
         self.coords.extend(coords)
-        for pairs in attributes:
-            self.pairs.append(len(pairs))
-            self.keys.extend(pairs.keys())
-            self.values.extend(pairs.values())
-        return len(labels)
+        return self.take_image((image_id, image_uri, width, height), labels, attributes)
 
     def _doc(self, path: str) -> dict | None:
         try:
-            data = self.source.read_bytes(path)
-            if data[:1] in (b"\xef", b"\xff", b"\xfe", b"\x00"):
-                return None
-            doc = json.loads(data.decode("utf-8"))
-        except (ParseError, UnicodeDecodeError, ValueError, RecursionError):
+            text = plain_utf8(self.source.read_bytes(path))
+            doc = json.loads(text) if text is not None else None
+        except (ParseError, ValueError, RecursionError):
             return None
         if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
             return None
         return doc
 
     def table(self) -> pa.Table:
-        per_file = np.array([f[4] for f in self.files], dtype=np.int64)
-        file_of_box = pa.array(np.repeat(np.arange(len(per_file)), per_file))
-        first_box = np.repeat(np.cumsum(per_file) - per_file, per_file)
         corners, rings, is_polygon = _corners(
             np.array(self.coords, dtype=np.float64),
             np.array(self.points_per_box, dtype=np.int64),
@@ -303,17 +288,11 @@ class _LabelmeBulk(BulkReader):
         )
         return reader_table(
             {
-                "image_id": pa.array([f[0] for f in self.files], pa.string()).take(file_of_box),
-                "image_uri": pa.array([f[1] for f in self.files], pa.string()).take(file_of_box),
-                "image_width": np.repeat(np.array([f[2] for f in self.files], np.int64), per_file),
-                "image_height": np.repeat(np.array([f[3] for f in self.files], np.int64), per_file),
-                "box_index": np.arange(len(self.kinds)) - first_box,
-                "raw_label": pa.array(self.labels, pa.string()),
+                **self.image_columns(),
                 "x0": corners[0],
                 "y0": corners[1],
                 "x1": corners[2],
                 "y1": corners[3],
-                "attributes": attribute_maps(self.pairs, self.keys, self.values),
                 "polygon": one_ring_polygons(
                     rings, 2 * np.array(self.points_per_box, dtype=np.int64), is_polygon
                 ),

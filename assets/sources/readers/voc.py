@@ -19,14 +19,14 @@ from assets.sources import schema as S
 from assets.sources.readers.base import (
     BoxColumns,
     BoxReject,
-    BulkReader,
     FormatReader,
     ParseError,
+    PerImageBulk,
     ReadResult,
     Source,
-    attribute_maps,
     decode_text,
     image_dimension,
+    plain_utf8,
     reader_table,
 )
 
@@ -194,20 +194,15 @@ class VocReader(FormatReader):
         return _VocBulk(source)
 
 
-class _VocBulk(BulkReader):
+class _VocBulk(PerImageBulk):
     """VOC files in bulk: each file is parsed as :meth:`VocReader.read_file` does, but its
     boxes go to flat lists that become Arrow arrays once per source. Declined: a file with a
     bad box, no usable size or image path, a DOCTYPE, a BOM or another encoding."""
 
     def __init__(self, source: Source) -> None:
-        self.source = source
+        super().__init__(source)
         self.image_base = posixpath.join(source.root, "JPEGImages")
-        self.files: list[tuple[str, str, int, int, int]] = []  # id, uri, w, h, boxes
-        self.labels: list[str] = []
         self.corners: list[tuple[float, float, float, float]] = []
-        self.pairs: list[int] = []
-        self.keys: list[str] = []
-        self.values: list[str] = []
 
     def add(self, path: str) -> int:
         root = self._root(path)
@@ -235,22 +230,15 @@ class _VocBulk(BulkReader):
             labels.append(label)
             corners.append(box)
             attributes.append(_object_attributes(obj, children))
-        self.files.append((image_id, image_uri, width, height, len(labels)))
-        self.labels.extend(labels)
         self.corners.extend(corners)
-        for pairs in attributes:
-            self.pairs.append(len(pairs))
-            self.keys.extend(pairs.keys())
-            self.values.extend(pairs.values())
-        return len(labels)
+        return self.take_image((image_id, image_uri, width, height), labels, attributes)
 
     def _root(self, path: str) -> ET.Element | None:
         try:
-            data = self.source.read_bytes(path)
-            text = data.decode("utf-8") if data[:1] not in (b"\xef", b"\xff", b"\xfe") else ""
-        except (ParseError, UnicodeDecodeError):
+            text = plain_utf8(self.source.read_bytes(path))
+        except ParseError:
             return None
-        if not text.strip() or "<!DOCTYPE" in text:
+        if text is None or not text.strip() or "<!DOCTYPE" in text:
             return None
         try:
             root = ET.fromstring(_DECLARATION.sub("", text, count=1))
@@ -259,22 +247,13 @@ class _VocBulk(BulkReader):
         return root if root.tag == "annotation" else None
 
     def table(self) -> pa.Table:
-        per_file = np.array([f[4] for f in self.files], dtype=np.int64)
-        file_of_box = pa.array(np.repeat(np.arange(len(per_file)), per_file))
-        first_box = np.repeat(np.cumsum(per_file) - per_file, per_file)
         corners = np.array(self.corners, dtype=np.float64).reshape(-1, 4)
         return reader_table(
             {
-                "image_id": pa.array([f[0] for f in self.files], pa.string()).take(file_of_box),
-                "image_uri": pa.array([f[1] for f in self.files], pa.string()).take(file_of_box),
-                "image_width": np.repeat(np.array([f[2] for f in self.files], np.int64), per_file),
-                "image_height": np.repeat(np.array([f[3] for f in self.files], np.int64), per_file),
-                "box_index": np.arange(len(corners)) - first_box,
-                "raw_label": pa.array(self.labels, pa.string()),
+                **self.image_columns(),
                 "x0": corners[:, 0],
                 "y0": corners[:, 1],
                 "x1": corners[:, 2],
                 "y1": corners[:, 3],
-                "attributes": attribute_maps(self.pairs, self.keys, self.values),
             }
         )

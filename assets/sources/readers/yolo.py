@@ -22,14 +22,14 @@ from assets.sources.readers.base import (
     REMOTE_SCHEMES,
     BoxColumns,
     BoxReject,
-    BulkReader,
     FormatReader,
     ParseError,
+    PerImageBulk,
     ReadResult,
     Source,
     decode_text,
-    empty_maps,
     one_ring_polygons,
+    plain_utf8,
     reader_table,
     url_scheme,
 )
@@ -378,24 +378,16 @@ class YoloReader(FormatReader):
         return _YoloBulk(self, source, context)
 
 
-#: first bytes of the byte-order marks ``decode_text`` looks for
-_BOM_STARTS = (b"\xef", b"\xff", b"\xfe", b"\x00")
-
-
-class _YoloBulk(BulkReader):
+class _YoloBulk(PerImageBulk):
     """Label files in bulk: lines are checked in Python, coordinates are converted with NumPy
     for the whole source. A file with anything :meth:`YoloReader.read_file` would reject (or
     that it reads another way: empty, a BOM, a class index like ``3.0``) is declined."""
 
     def __init__(self, reader: YoloReader, source: Source, context: YoloContext) -> None:
-        self.reader, self.source, self.context = reader, source, context
-        self.image_ids: list[str] = []
-        self.image_uris: list[str] = []
-        self.sizes: list[tuple[int, int]] = []
-        self.lines_per_file: list[int] = []
-        self.labels: list[str] = []
-        self.values_per_line: list[int] = []
-        self.values: list[float] = []
+        super().__init__(source)
+        self.reader, self.context = reader, context
+        self.coords_per_line: list[int] = []
+        self.coords: list[float] = []  # normalised, lines end to end
 
     def add(self, path: str) -> int:
         source, context = self.source, self.context
@@ -429,37 +421,26 @@ class _YoloBulk(BulkReader):
         size = source.image_size(uri) if uri is not None else None
         if size is None:
             return -1
-        self.image_ids.append(image_id)
-        self.image_uris.append(uri)
-        self.sizes.append(size)
-        self.lines_per_file.append(len(labels))
-        self.labels.extend(labels)
-        self.values_per_line.extend(counts)
-        self.values.extend(values)
-        return len(labels)
+        self.coords_per_line.extend(counts)
+        self.coords.extend(values)
+        return self.take_image((image_id, uri, *size), labels)
 
     @staticmethod
     def _lines(source: Source, path: str) -> list[str] | None:
         try:
-            data = source.read_bytes(path)
+            text = plain_utf8(source.read_bytes(path))
         except ParseError:
             return None
-        if data[:1] in _BOM_STARTS:
-            return None
-        try:
-            return data.decode("utf-8").splitlines()
-        except UnicodeDecodeError:
-            return None
+        return text.splitlines() if text is not None else None
 
     def table(self) -> pa.Table:
         """The boxes, computed as :meth:`YoloReader.read_file` does, one array op per step."""
-        per_file = np.asarray(self.lines_per_file, dtype=np.int64)
-        file_of_line = np.repeat(np.arange(len(per_file)), per_file)
-        sizes = np.asarray(self.sizes, dtype=np.int64).reshape(-1, 2)[file_of_line]
-        width, height = sizes[:, 0].astype(np.float64), sizes[:, 1].astype(np.float64)
-        count = np.asarray(self.values_per_line, dtype=np.int64)
+        columns = self.image_columns()
+        width = columns["image_width"].astype(np.float64)  # type: ignore[union-attr]
+        height = columns["image_height"].astype(np.float64)  # type: ignore[union-attr]
+        count = np.asarray(self.coords_per_line, dtype=np.int64)
         start = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
-        values = np.asarray(self.values, dtype=np.float64)
+        values = np.asarray(self.coords, dtype=np.float64)
         # normalised -> pixels: x (even positions) by the width, y by the height
         scale = np.empty_like(values)
         scale[0::2] = np.repeat(width, count // 2)
@@ -476,20 +457,13 @@ class _YoloBulk(BulkReader):
             y0[poly] = np.minimum.reduceat(ys, points)[poly]
             x1[poly] = np.maximum.reduceat(xs, points)[poly]
             y1[poly] = np.maximum.reduceat(ys, points)[poly]
-        first_line = np.repeat(np.cumsum(per_file) - per_file, per_file)
         return reader_table(
             {
-                "image_id": pa.array(self.image_ids).take(pa.array(file_of_line)),
-                "image_uri": pa.array(self.image_uris).take(pa.array(file_of_line)),
-                "image_width": sizes[:, 0],
-                "image_height": sizes[:, 1],
-                "box_index": np.arange(len(count)) - first_line,
-                "raw_label": self.labels,
+                **columns,
                 "x0": x0,
                 "y0": y0,
                 "x1": x1,
                 "y1": y1,
-                "attributes": empty_maps(len(count)),
                 "polygon": one_ring_polygons(pixels, count, is_polygon),
             }
         )
