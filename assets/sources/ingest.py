@@ -157,7 +157,7 @@ def _read_files(
 ):
     """The boxes of a source's files in file order: through the reader's bulk path where it
     takes the file, else :func:`_read_file`. None when there are none."""
-    rows = _SourceRows(reader.bulk(source, context) if bulk else None)
+    rows = _SourceRows(_bulk_reader(reader, source, context) if bulk else None)
     windows = [files[i : i + PREFETCH_WINDOW] for i in range(0, len(files), PREFETCH_WINDOW)]
     for k, window in enumerate(windows):
         # the next window is read while this one is parsed (the first is read on its own)
@@ -183,6 +183,15 @@ def _read_files(
         return _read_files(reader, source, context, files, ledger, stats, bulk=False)
 
 
+def _bulk_reader(reader, source: Source, context) -> BulkReader | None:
+    """The reader's bulk path for this source; None (every file read on its own) when it has
+    none, or when making one fails (a bug, which must not stop the shard)."""
+    try:
+        return reader.bulk(source, context)
+    except Exception:
+        return None
+
+
 class _SourceRows:
     """A source's boxes in file order.
 
@@ -194,7 +203,7 @@ class _SourceRows:
     def __init__(self, bulk: BulkReader | None) -> None:
         self.bulk = bulk
         self.broken = False  # the bulk path raised: its state can no longer be trusted
-        self.bulk_files: list[tuple[str, int]] = []
+        self.bulk_taken = False
         self.parts: list[pa.Table | int] = []
         self.merged = BoxColumns()
 
@@ -209,7 +218,7 @@ class _SourceRows:
             return -1
         if taken >= 0:
             self._flush()
-            self.bulk_files.append((path, taken))
+            self.bulk_taken = True
             self.parts.append(taken)
         return taken
 
@@ -229,7 +238,7 @@ class _SourceRows:
         if self.broken:
             raise RuntimeError("the bulk path failed on a file")
         self._flush()
-        bulk = self.bulk.table() if self.bulk is not None and self.bulk_files else None
+        bulk = self.bulk.table() if self.bulk is not None and self.bulk_taken else None
         tables, start = [], 0
         for part in self.parts:
             if isinstance(part, int):
