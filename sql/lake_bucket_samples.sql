@@ -4,7 +4,9 @@
 -- `duplicate`: the same (image, label) is already kept from another source (same normalised
 -- URI); the sample kept is the first source in a seeded hash order. The two rankings run on
 -- the narrow columns only: carrying the box lists through both window sorts cost more than
--- the rankings themselves.
+-- the rankings themselves. The normalised URI itself is not kept: only what the later steps
+-- need of it (its md5 for the image count, its md5 permille for the split), so the join that
+-- builds the rows carries a small number instead of a string.
 CREATE OR REPLACE TEMP TABLE bucket_groups AS
 SELECT source_id, image_id, label,
        any_value(image_uri) AS image_uri,
@@ -25,9 +27,11 @@ WITH ranked AS (
            ) > {cap} AS capped
     FROM bucket_groups
 )
-SELECT *,
+SELECT group_row, source_id, image_id, label, n_boxes, capped,
        NOT capped AND row_number() OVER (
            PARTITION BY image_key, label, capped
            ORDER BY hash({seed}, source_id), source_id, image_id
-       ) > 1 AS duplicate
+       ) > 1 AS duplicate,
+       md5_number(image_key) AS image,  -- the image's identity (lake_bucket_images)
+       md5_permille(image_key)::SMALLINT AS permille  -- the split (lake_bucket_rows)
 FROM ranked;

@@ -149,8 +149,9 @@ def balance_bucket(
 ) -> BucketResult:
     """Balance one bucket and write its lake rows to ``out_path`` (under the storage root).
 
-    ``images_path``: a local Parquet file that receives the distinct image keys (DuckDB
-    ``hash`` of the normalised URI) of the rows written, for the manifest's image count.
+    ``images_path``: a local Parquet file that receives the distinct image keys (the md5 of
+    the normalised URI, in two 64-bit halves) of the rows written, for the manifest's image
+    count.
     Returns the bucket's facts (``bucket`` is left at -1 for the caller to set).
     """
     con.execute(
@@ -266,5 +267,6 @@ def _count_images(con: duckdb.DuckDBPyConnection, images_dir: str) -> int:
     """Distinct images over the buckets' image keys (an image has a row in every bucket that
     holds one of its labels)."""
     glob_sql = os.path.join(images_dir, "*.parquet").replace("'", "''")
-    sql = f"SELECT count(DISTINCT image) FROM read_parquet('{glob_sql}')"
+    keys = f"SELECT DISTINCT image_hi, image_lo FROM read_parquet('{glob_sql}')"
+    sql = f"SELECT count(*) FROM ({keys})"
     return int(con.execute(sql).fetchone()[0])
