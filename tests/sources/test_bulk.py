@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
@@ -20,7 +21,14 @@ from hypothesis import strategies as st
 from assets.sources import ingest
 from assets.sources import synthetic as G
 from assets.sources.readers import READERS
-from assets.sources.readers.base import BulkReader, Source, url_scheme
+from assets.sources.readers.base import (
+    REMOTE_SCHEMES,
+    BulkReader,
+    Source,
+    remote_refs,
+    url_path,
+    url_scheme,
+)
 
 BULK_FORMATS = ("yolo", "voc", "labelme")
 
@@ -209,6 +217,46 @@ def test_url_scheme_is_what_urlsplit_says(ref):
     except ValueError:
         return
     assert url_scheme(ref) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(ref=st.one_of(_URLISH, st.text(max_size=30)), prefix=st.sampled_from(["", "synthetic://"]))
+def test_url_path_is_what_urlsplit_says(ref, prefix):
+    try:
+        expected = urlsplit(prefix + ref).path
+    except ValueError:
+        return
+    assert url_path(prefix + ref) == expected
+
+
+@pytest.mark.parametrize(
+    "ref", ["synthetic://[::1]/a/b?x", "s3://b/k#f?g", "http://h", "gs://b?/x", "a://h/p]q"]
+)
+def test_url_path_on_bracketed_and_bare_netlocs(ref):
+    assert url_path(ref) == urlsplit(ref).path
+
+
+_REMOTE_PREFIXES = st.sampled_from(
+    ["synthetic://", "HTTPS://", "s3:", "gs://b/", "ab:", " http://", ""]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(refs=st.lists(st.builds(lambda a, b: a + b, _REMOTE_PREFIXES, _URLISH), max_size=8))
+def test_remote_refs_only_claims_what_url_scheme_calls_remote(refs):
+    """The vectorised test COCO uses: True only where url_scheme agrees, and for every plain
+    remote URL (a scheme at the start, no tab or newline)."""
+    found = remote_refs(pa.array([*refs, None], pa.string()))
+    assert not found[-1]
+    for ref, claimed in zip(refs, found[:-1]):
+        try:
+            remote = url_scheme(ref) in REMOTE_SCHEMES
+        except ValueError:  # urlsplit's own rejects ("synthetic://\n]"): the general way
+            assert not claimed, ref
+            continue
+        assert not claimed or remote, ref
+        plain = ref[:1].isalpha() and not set(ref) & set("\t\r\n")
+        assert claimed == (remote and plain), ref
 
 
 @settings(max_examples=150, deadline=None)

@@ -283,6 +283,34 @@ def url_scheme(ref: str) -> str:
     return urlsplit(ref).scheme.lower()  # leading blanks, tabs or newlines: the general rule
 
 
+#: the path of a plain ``scheme://netloc/path?query#fragment`` (no brackets in the netloc:
+#: ``urlsplit`` checks those, and such refs take the general way)
+_URL_PATH = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#\[\]]*(?![\[\]])([^?#]*)")
+
+
+def url_path(ref: str) -> str:
+    """``urlsplit(ref).path``, without ``urlsplit``'s cost for plain URLs."""
+    match = _URL_PATH.match(ref)
+    if match is not None and _URL_DELETED.isdisjoint(ref):
+        return match.group(1)
+    return urlsplit(ref).path
+
+
+#: a reference that :func:`url_scheme` certainly calls remote: a remote scheme at the very
+#: start and none of the characters ``urlsplit`` deletes (with those it takes the general way)
+_REMOTE_REF = "(?i)^(?:" + "|".join(sorted(REMOTE_SCHEMES)) + "):[^\t\r\n]*$"
+
+
+def remote_refs(refs: pa.Array) -> np.ndarray:
+    """Per reference, True where ``url_scheme(ref) in REMOTE_SCHEMES`` for certain (one regex
+    over the whole column instead of a Python call per image). False means "look closer": a
+    ref with leading blanks or a deleted character may still be remote; nulls are False."""
+    import pyarrow.compute as pc
+
+    found = pc.fill_null(pc.match_substring_regex(refs, _REMOTE_REF), False)
+    return found.to_numpy(zero_copy_only=False)
+
+
 def _is_normal(relative: str) -> bool:
     """Whether a relative posix path is already what ``normpath`` would make of it."""
     if not relative or relative.endswith("/") or "//" in relative:

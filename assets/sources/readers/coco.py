@@ -64,6 +64,7 @@ from assets.sources.readers.base import (
     ReadResult,
     Source,
     decode_text,
+    remote_refs,
     url_scheme,
 )
 
@@ -511,17 +512,21 @@ def _fast_between_misfits(sink, items: list, where: str) -> None:
 _NONFINITE_TOKENS = (b"NaN", b"Infinity")
 
 
-def _fast_around_nonfinite(sink, items: list, data: bytes, bounds, where: str) -> bool:
-    """Feed a batch that msgspec cannot decode because of NaN/Infinity tokens (``json``
-    could): the elements that hold such a token go slow (adjacent ones together), and the
-    runs between them go fast. False (nothing fed) when there are so many tokens that the
-    batch is cheaper slow as a whole.
+def _around_nonfinite(data: bytes, bounds, fast_type) -> list[tuple] | None:
+    """Decode a batch that msgspec cannot decode because of NaN/Infinity tokens (``json``
+    could) piece by piece, straight from its bytes: the elements that hold such a token with
+    ``json`` (adjacent ones together), the runs between them with msgspec. Nothing is fed yet:
+    returns the pieces in order, ``("fast", structs, run)``, ``("misfit", items)`` (a run the
+    fast Structs do not fit) or ``("slow", items)``; None when the batch is not that case (no
+    token, so many that the batch is cheaper slow as a whole, or a piece that does not decode:
+    the caller then decodes the whole batch with ``json``).
 
     ``bounds`` are the start and end (exclusive) of each element in ``data``. A token inside a
     string only sends its element the slow way, which reads it right all the same.
     """
     starts, ends = bounds
-    limit = max(MAX_MISFITS, len(items) // 16)  # each split costs two calls of fixed cost
+    n = len(starts)
+    limit = max(MAX_MISFITS, n // 16)  # each split costs two calls of fixed cost
     hits: list[int] = []
     for token in _NONFINITE_TOKENS:
         at = data.find(token)
@@ -529,21 +534,44 @@ def _fast_around_nonfinite(sink, items: list, data: bytes, bounds, where: str) -
             hits.append(at)
             at = data.find(token, at + 1)
     if not hits or len(hits) > limit:
-        return False
+        return None
     bad = sorted(set(np.searchsorted(ends, hits, side="right").tolist()))
-    if bad[-1] >= len(items):
-        return False
+    if bad[-1] >= n:
+        return None
+
+    def elements(lo: int, hi: int) -> bytes:
+        return b"".join((b"[", data[starts[lo] : ends[hi - 1]], b"]"))
+
+    pieces: list[tuple] = []
     pos = 0
-    for lo, hi in _runs(bad):
-        if lo > pos:
-            run = b"".join((b"[", data[starts[pos] : ends[lo - 1]], b"]"))
-            _decode_run(sink, run, items[pos:lo], where)
-        sink.slow(items[lo:hi], where)
-        pos = hi
-    if pos < len(items):
-        run = b"".join((b"[", data[starts[pos] : ends[-1]], b"]"))
-        _decode_run(sink, run, items[pos:], where)
-    return True
+    try:
+        for lo, hi in [*_runs(bad), (n, n)]:
+            if lo > pos:
+                run = elements(pos, lo)
+                try:
+                    pieces.append(("fast", msgspec.json.decode(run, type=fast_type), run))
+                except msgspec.ValidationError:
+                    pieces.append(("misfit", msgspec.json.decode(run)))
+            if hi > lo:
+                pieces.append(("slow", json.loads(elements(lo, hi))))
+            pos = hi
+    except (msgspec.DecodeError, ValueError):
+        return None
+    return pieces
+
+
+def _feed_pieces(sink, pieces: list[tuple], where: str) -> None:
+    """Feed what :func:`_around_nonfinite` decoded, in order."""
+    for kind, value, *run in pieces:
+        if kind == "slow":
+            sink.slow(value, where)
+        elif kind == "misfit":
+            _fast_between_misfits(sink, value, where)
+        else:
+            try:
+                sink.fast(value)
+            except _SlowPath:
+                _fast_between_misfits(sink, msgspec.json.decode(run[0]), where)
 
 
 def _runs(indices: list[int]) -> list[tuple[int, int]]:
@@ -555,17 +583,6 @@ def _runs(indices: list[int]) -> list[tuple[int, int]]:
         else:
             runs.append((i, i + 1))
     return runs
-
-
-def _decode_run(sink, run: bytes, items: list, where: str) -> None:
-    """A run of elements (``run``: their JSON array, ``items``: the same decoded) fast, with
-    the misfits msgspec names going slow; slow as a whole if msgspec cannot decode it."""
-    try:
-        sink.fast(msgspec.json.decode(run, type=sink.fast_type))
-    except (msgspec.ValidationError, _SlowPath):
-        _fast_between_misfits(sink, items, where)
-    except msgspec.DecodeError:
-        sink.slow(items, where)
 
 
 def _feed_fast(sink, items: list, where: str) -> None:
@@ -850,6 +867,10 @@ class _CocoStream:
             error = None  # well-formed JSON that the fast Structs do not fit
         except msgspec.DecodeError as exc:
             error = exc  # NaN/Infinity tokens, or really malformed
+            pieces = _around_nonfinite(data, bounds, sink.fast_type)
+            if pieces is not None:
+                _feed_pieces(sink, pieces, where)
+                return
         items = None
         if error is None:
             try:
@@ -866,7 +887,7 @@ class _CocoStream:
                 raise self.invalid(f"{message} in {value.key!r}{at}") from None
         if error is None:
             _fast_between_misfits(sink, items, where)
-        elif not _fast_around_nonfinite(sink, items, data, bounds, where):
+        else:
             sink.slow(items, where)
 
     def finish(self) -> dict:
@@ -1003,8 +1024,9 @@ class CocoReader(FormatReader):
 _OK, _UNKNOWN_IMAGE, _IMAGE_PROBLEM, _UNKNOWN_CATEGORY, _MALFORMED = range(5)
 
 
-def _image_base(source: Source, path: str, names: pa.Array) -> str:
-    """The folder a file's relative ``file_name``s hang from (FORMATS.md "coco")."""
+def _image_base(source: Source, path: str, names: pa.Array, remote: np.ndarray) -> str:
+    """The folder a file's relative ``file_name``s hang from (FORMATS.md "coco").
+    ``remote``: :func:`remote_refs` of ``names`` (those are never probed)."""
     stem = posixpath.basename(path).rsplit(".", 1)[0]
     subset = stem[len("instances_") :] if stem.startswith("instances_") else stem
     images_dir = posixpath.join(source.root, "images")
@@ -1013,7 +1035,7 @@ def _image_base(source: Source, path: str, names: pa.Array) -> str:
     probe = next(
         (
             n
-            for n in (names[i].as_py() for i in range(len(names)))
+            for n in (names[i].as_py() for i in np.flatnonzero(~remote).tolist())
             if n and url_scheme(n) not in REMOTE_SCHEMES
         ),
         None,
@@ -1030,13 +1052,16 @@ def _image_base(source: Source, path: str, names: pa.Array) -> str:
 
 
 def _image_uris(
-    source: Source, base: str, names: pa.Array
+    source: Source, base: str, names: pa.Array, remote: np.ndarray
 ) -> tuple[pa.Array, dict[int, tuple[str, str]]]:
-    """URI of each named image, and (reason, detail) of those that have none."""
+    """URI of each named image, and (reason, detail) of those that have none. ``remote``
+    (:func:`remote_refs` of ``names``): URLs kept as they are, without a call per image."""
     problems: dict[int, tuple[str, str]] = {}
-    unsafe = pc.fill_null(pc.match_substring_regex(names, _UNSAFE_NAME), True)
+    odd = pc.fill_null(pc.match_substring_regex(names, _UNSAFE_NAME), True)
+    odd = odd.to_numpy(zero_copy_only=False)
+    unsafe = odd & ~remote
     uris: pa.Array | None = None
-    safe_at = np.flatnonzero(~unsafe.to_numpy(zero_copy_only=False))
+    safe_at = np.flatnonzero(~odd & ~remote)
     if safe_at.size:
         sample = names[int(safe_at[0])].as_py()
         full = source.image_uri(sample, base)
@@ -1044,10 +1069,10 @@ def _image_uris(
         if full.endswith(sample) and prefix.endswith("/"):
             uris = pc.binary_join_element_wise(prefix, names, "")
         else:  # a filesystem whose URLs are not prefix + name: resolve each one
-            unsafe = pa.array(np.ones(len(names), dtype=bool))
+            unsafe = ~remote
     if uris is None:
         uris = pa.nulls(len(names), pa.string())
-    unsafe_at = np.flatnonzero(unsafe.to_numpy(zero_copy_only=False))
+    unsafe_at = np.flatnonzero(unsafe)
     if unsafe_at.size:
         fixed = uris.to_pylist()
         for i in unsafe_at.tolist():
@@ -1060,6 +1085,8 @@ def _image_uris(
             except ParseError as exc:
                 problems[i] = (exc.reason, exc.detail)
         uris = pa.array(fixed, pa.string())
+    if remote.any():
+        uris = pc.if_else(pa.array(remote), names, uris)
     return uris, problems
 
 
@@ -1107,8 +1134,9 @@ def _assemble(
     widths = np.concatenate(images.widths) if images.widths else np.zeros(0, np.int64)
     heights = np.concatenate(images.heights) if images.heights else np.zeros(0, np.int64)
     used_names = names.take(pa.array(used))
-    base = _image_base(source, path, used_names)
-    uris, problems = _image_uris(source, base, used_names)
+    remote = remote_refs(used_names)
+    base = _image_base(source, path, used_names, remote)
+    uris, problems = _image_uris(source, base, used_names, remote)
     no_size = np.flatnonzero((widths[used] < 0) | (heights[used] < 0))
     for i in no_size.tolist():
         if i in problems:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import posixpath
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +30,7 @@ from assets.sources.readers.base import (
     one_ring_polygons,
     plain_utf8,
     reader_table,
+    url_path,
     url_scheme,
 )
 
@@ -153,7 +153,7 @@ def _is_remote(ref: str) -> bool:
 
 
 def _entry_stem(entry: str) -> str:
-    path = urlsplit(entry).path if _is_remote(entry) else entry.replace("\\", "/")
+    path = url_path(entry) if _is_remote(entry) else entry.replace("\\", "/")
     return posixpath.splitext(posixpath.basename(path))[0]
 
 
@@ -285,8 +285,10 @@ class YoloReader(FormatReader):
         mirrored = _mirror(image_id)
         entries = context.listed.get(posixpath.basename(image_id))
         if entries:
-            wanted = {image_id, mirrored}
-            entry = next((e for e in entries if _entry_key(e) in wanted), entries[0])
+            entry = entries[0]
+            if len(entries) > 1:  # one of the same name: the one at the label's path, if any
+                wanted = {image_id, mirrored}
+                entry = next((e for e in entries if _entry_key(e) in wanted), entry)
             if _is_remote(entry):
                 return entry
             return source.url(self._resolve_listed(source, entry))
