@@ -795,6 +795,8 @@ def test_odvg_box_rejects_and_nonfinite(tmp_path):
         {"bbox": [0, 0, 1, 1]},  # 5: neither category nor label: malformed
         "not an object",  # 6: malformed
         {"bbox": ["nan", "inf", 1, 1], "category": "strings"},  # 7: "nan"/"inf" are floats
+        {"bbox": [True, 0, 1, 1], "category": "x"},  # 8: a boolean is no number: malformed
+        {"bbox": [10**400, 0, 1, 1], "category": "huge"},  # 9: beyond float range: +inf
     ]
     line = json.dumps(
         {"filename": "a.jpg", "width": 4, "height": 4, "detection": {"instances": instances}}
@@ -809,9 +811,11 @@ def test_odvg_box_rejects_and_nonfinite(tmp_path):
         4: S.PARSE_UNKNOWN_CATEGORY,
         5: S.PARSE_MALFORMED_BOX,
         6: S.PARSE_MALFORMED_BOX,
+        8: S.PARSE_MALFORMED_BOX,
     }
     rows = {r["raw_label"]: r for r in out.rows}
-    assert set(rows) == {"ok", "strings", "tokens"}
+    assert set(rows) == {"ok", "strings", "tokens", "huge"}
+    assert rows["huge"]["x0"] == float("inf") and rows["huge"]["box_index"] == 9
     assert rows["strings"]["x0"] != rows["strings"]["x0"] and rows["strings"]["y0"] == float("inf")
     assert rows["tokens"]["x1"] == float("-inf")
 

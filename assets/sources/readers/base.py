@@ -46,7 +46,7 @@ def json_number(value: object) -> float | None:
         try:
             return float(value)
         except OverflowError:
-            return math.copysign(math.inf, value)
+            return math.inf if value > 0 else -math.inf  # copysign would convert it too
     if isinstance(value, float):
         return value
     if isinstance(value, str):
@@ -184,6 +184,37 @@ class BoxColumns:
         c["is_crowd"].append(bool(is_crowd))
         c["attributes"].append(list((attributes or {}).items()))
         c["polygon"].append(polygon)
+
+    def add_image(
+        self,
+        image_id: str,
+        image_uri: str,
+        width: int,
+        height: int,
+        box_indexes: list[int],
+        labels: list[str],
+        boxes: list[tuple[float, float, float, float]],
+    ) -> None:
+        """Boxes of one image with no crowd flag, attributes or polygon: what :meth:`add`
+        makes of them one by one, in one extend per column."""
+        k = len(labels)
+        if not k:
+            return
+        c = self.cols
+        c["image_id"].extend([image_id] * k)
+        c["image_uri"].extend([image_uri] * k)
+        c["image_width"].extend([width] * k)
+        c["image_height"].extend([height] * k)
+        c["box_index"].extend(box_indexes)
+        c["raw_label"].extend(labels)
+        x0, y0, x1, y1 = zip(*boxes)
+        c["x0"].extend(x0)
+        c["y0"].extend(y0)
+        c["x1"].extend(x1)
+        c["y1"].extend(y1)
+        c["is_crowd"].extend([False] * k)
+        c["attributes"].extend([[]] * k)  # read, never changed: one empty list serves all
+        c["polygon"].extend([None] * k)
 
     def table(self) -> pa.Table:
         return pa.Table.from_pydict(self.cols, schema=S.READER_SCHEMA)

@@ -12,6 +12,7 @@ import json
 import math
 import posixpath
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from assets.sources import schema as S
 from assets.sources.readers.base import (
@@ -41,7 +42,24 @@ def _label_key(value: object) -> str | None:
     return str(int(number))
 
 
+#: JSON numbers as ``json.loads`` makes them (``bool`` is a type of its own, never in here)
+_PLAIN_NUMBERS = (int, float)
+
+
 def _bbox(value: object) -> tuple[float, float, float, float] | str:
+    """``[x0, y0, x1, y1]`` as floats (numbers or numeric strings), or what is wrong with it."""
+    if type(value) is list and len(value) == 4:  # the common case, without json_number calls
+        x0, y0, x1, y1 = value
+        if (
+            type(x0) in _PLAIN_NUMBERS
+            and type(y0) in _PLAIN_NUMBERS
+            and type(x1) in _PLAIN_NUMBERS
+            and type(y1) in _PLAIN_NUMBERS
+        ):
+            try:
+                return float(x0), float(y0), float(x1), float(y1)
+            except OverflowError:
+                pass  # a huge integer: json_number makes it +-inf
     if not isinstance(value, list):
         return "no bbox list" if value is None else "bbox is not a list"
     if len(value) != 4:
@@ -51,6 +69,13 @@ def _bbox(value: object) -> tuple[float, float, float, float] | str:
         return "bbox has a value that is not a number"
     x0, y0, x1, y1 = numbers
     return x0, y0, x1, y1  # type: ignore[return-value]
+
+
+class _Rejected(NamedTuple):
+    """Why an entry cannot become a row (a parse-stage box reject)."""
+
+    reason: str
+    detail: str
 
 
 class _Record:
@@ -218,53 +243,45 @@ class OdvgReader(FormatReader):
 
         start = state.next_index.get(filename, 0)
         state.next_index[filename] = start + len(items)
+        indexes: list[int] = []
+        labels: list[str] = []
+        boxes: list[tuple[float, float, float, float]] = []
         for offset, (item, name_key) in enumerate(items):
             box_index = start + offset
-            rejected = self._reject_reason(item, name_key, label_map)
-            if isinstance(rejected, tuple):
-                reason, detail = rejected
-                state.rejects.append(
-                    BoxReject(filename, box_index, reason, f"{where} line {lineno}: {detail}")
-                )
-                continue
-            if image_error is not None:
+            read = self._read_box(item, name_key, label_map)
+            if isinstance(read, _Rejected):
+                detail = f"{where} line {lineno}: {read.detail}"
+                state.rejects.append(BoxReject(filename, box_index, read.reason, detail))
+            elif image_error is not None:
                 state.rejects.append(BoxReject.of(filename, box_index, image_error))
-                continue
-            assert isinstance(item, dict)
-            box = _bbox(item.get("bbox"))
-            assert not isinstance(box, str)
-            state.columns.add(
-                image_id=filename,
-                image_uri=image_uri,
-                width=width,
-                height=height,
-                box_index=box_index,
-                label=rejected,
-                xyxy=box,
-            )
+            else:
+                indexes.append(box_index)
+                labels.append(read[0])
+                boxes.append(read[1])
+        state.columns.add_image(filename, image_uri, width, height, indexes, labels, boxes)
 
     @staticmethod
-    def _reject_reason(
+    def _read_box(
         item: object, name_key: str, label_map: dict[str, str]
-    ) -> str | tuple[str, str]:
-        """The label of a box, or (reason, detail) when it cannot become a row."""
+    ) -> tuple[str, tuple[float, float, float, float]] | _Rejected:
+        """The label and box of an entry, or why it cannot become a row."""
         if not isinstance(item, dict):
-            return S.PARSE_MALFORMED_BOX, "box entry is not a JSON object"
+            return _Rejected(S.PARSE_MALFORMED_BOX, "box entry is not a JSON object")
         box = _bbox(item.get("bbox"))
         if isinstance(box, str):
-            return S.PARSE_MALFORMED_BOX, box
+            return _Rejected(S.PARSE_MALFORMED_BOX, box)
         name = item.get(name_key)
         if isinstance(name, str) and name:
-            return name
+            return name, box
         label = item.get("label")
         if label is not None:
             key = _label_key(label)
             if key is not None and key in label_map:
-                return label_map[key]
-            return (
+                return label_map[key], box
+            return _Rejected(
                 S.PARSE_UNKNOWN_CATEGORY,
                 f"label {str(label)[:40]!r} has no {name_key} and is not in {LABEL_MAP}",
             )
         if isinstance(name, str):
-            return name  # an empty name: the label stage judges it
-        return S.PARSE_MALFORMED_BOX, f"box has neither '{name_key}' nor 'label'"
+            return name, box  # an empty name: the label stage judges it
+        return _Rejected(S.PARSE_MALFORMED_BOX, f"box has neither '{name_key}' nor 'label'")
