@@ -277,3 +277,80 @@ def test_synthetic_image_size_fast_path_matches_the_general_rule(path, width, he
     except (KeyError, ValueError, IndexError):
         expected = None
     assert Source.image_size(None, uri) == expected  # type: ignore[arg-type]
+
+
+# --- VOC's plain layout, read without a tree ---------------------------------------------------
+_VOC_DOC = (
+    "{ws}<annotation>{ws}<folder>VOC</folder>\n\t<filename>{filename}</filename>{ws}"
+    "<source><database>d</database></source>\n<size>{ws}<width>{width}</width>"
+    "<height>{height}</height><depth>3</depth></size>{ws}<segmented>0</segmented>\n"
+    "{objects}</annotation>{ws}"
+)
+_VOC_OBJECT = (
+    "<object>{ws}<name>{name}</name>{ws}{pose}<truncated>0</truncated>{ws}"
+    "<difficult>{difficult}</difficult>{ws}<bndbox><xmin>{x}</xmin>{ws}<ymin>2</ymin>"
+    "<xmax>30.5</xmax><ymax> 40 </ymax></bndbox>{ws}{attributes}</object>{ws}"
+)
+# plain texts, tricky ones, and any code point (markup, entities, controls, CR, ...)
+_ANY_TEXT = st.one_of(
+    st.sampled_from(["dog", " a b ", "", "0", "\u00fc\u2003", "x]]>y", "\x85n\xa0", "t\tu\nv"]),
+    st.text(max_size=8),
+)
+_WS = st.sampled_from(["", "\n\t", " \r\n ", "\u3000", "x"])
+
+
+@st.composite
+def _voc_objects(draw) -> str:
+    attributes = draw(
+        st.sampled_from(
+            [
+                "",
+                "<attributes><attribute><name>colour</name><value>red</value></attribute>"
+                "</attributes>",
+                "<attributes>\n<attribute><name> pose </name><value>v</value></attribute>"
+                "<attribute><name></name><value>w</value></attribute></attributes>",
+            ]
+        )
+    )
+    return _VOC_OBJECT.format(
+        ws=draw(_WS),
+        name=draw(_ANY_TEXT),
+        pose=draw(st.sampled_from(["", "<pose>Left</pose>", "<pose> a&amp;b </pose>"])),
+        difficult=draw(_ANY_TEXT),
+        x=draw(st.sampled_from(["1", " 7.25\n", "-3", "12", "1e3", "x", ""])),
+        attributes=attributes,
+    )
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    ws=_WS,
+    filename=st.one_of(_ANY_TEXT, st.sampled_from(["synthetic://s/a?w=4&amp;h=3", " a.jpg "])),
+    width=st.sampled_from(["640", " 480 ", "", "0"]),
+    height=st.sampled_from(["480", "x"]),
+    objects=st.lists(_voc_objects(), max_size=3),
+)
+def test_voc_plain_layout_reads_as_the_tree_does(ws, filename, width, height, objects):
+    """The regex reader gives what the tree walk gives, or leaves the file to it."""
+    from assets.sources.readers import voc
+
+    text = _VOC_DOC.format(
+        ws=ws, filename=filename, width=width, height=height, objects="".join(objects)
+    )
+    plain = voc._plain_voc(text)
+    if plain is not None:
+        assert plain == voc._VocBulk._from_tree(text)
+
+
+def test_voc_plain_layout_takes_the_generator_files():
+    from assets.sources.readers import voc
+
+    text = _VOC_DOC.format(
+        ws="\n", filename="synthetic://s/a?w=4&amp;h=3", width="4", height="3",
+        objects=_VOC_OBJECT.format(ws="\n\t", name="dog", pose="", difficult="0", x="1",
+                                   attributes=""),
+    )  # fmt: skip
+    assert voc._plain_voc(text) == (
+        "synthetic://s/a?w=4&h=3", "4", "3", ["dog"], [(0.0, 1.0, 30.5, 40.0)],
+        [{"truncated": "0", "difficult": "0"}],
+    )  # fmt: skip

@@ -122,6 +122,71 @@ def _box(obj: ET.Element, children: dict[str, ET.Element] | None = None):
     return xmin - 1.0, ymin - 1.0, xmax, ymax
 
 
+# --- the plain layout, without a tree ----------------------------------------------------------
+# Most VOC files are written by the same few tools in one layout. _plain_voc reads exactly that
+# layout with regular expressions and gives what the tree walk in _VocBulk gives; any other
+# file (comments, XML attributes, entities other than &amp; in the filename, other tags or
+# another order, CDATA, ...) is left to the tree. Text is what an XML parser keeps verbatim: no
+# markup, no '&', no carriage return (a parser turns CR LF into LF) and no character XML
+# forbids, so the captured text is the element's text.
+_S = r"[ \t\r\n]*"  # white space between elements (never a text the tree reads)
+_T = r"[^<&\x00-\x08\x0b\x0c\x0e-\x1f\r\ud800-\udfff\ufffe\uffff]*"
+_FILE_T = r"(?:[^<&\x00-\x08\x0b\x0c\x0e-\x1f\r\ud800-\udfff\ufffe\uffff]|&amp;)*"
+_N = r"[ \t\n]*(-?[0-9]{1,15}(?:\.[0-9]{1,15})?)[ \t\n]*"
+_PLAIN_HEAD = re.compile(
+    rf"{_S}<annotation>{_S}(?:<folder>{_T}</folder>{_S})?<filename>({_FILE_T})</filename>{_S}"
+    rf"(?:<path>{_T}</path>{_S})?"
+    rf"(?:<source>{_S}(?:<database>{_T}</database>{_S})?(?:<annotation>{_T}</annotation>{_S})?"
+    rf"(?:<image>{_T}</image>{_S})?</source>{_S})?"
+    rf"<size>{_S}<width>({_T})</width>{_S}<height>({_T})</height>{_S}"
+    rf"(?:<depth>{_T}</depth>{_S})?</size>{_S}(?:<segmented>{_T}</segmented>{_S})?"
+)
+_PLAIN_OBJECT = re.compile(
+    rf"<object>{_S}<name>({_T})</name>{_S}(?:<pose>({_T})</pose>{_S})?"
+    rf"(?:<truncated>({_T})</truncated>{_S})?(?:<difficult>({_T})</difficult>{_S})?"
+    rf"(?:<occluded>({_T})</occluded>{_S})?"
+    rf"<bndbox>{_S}<xmin>{_N}</xmin>{_S}<ymin>{_N}</ymin>{_S}<xmax>{_N}</xmax>{_S}"
+    rf"<ymax>{_N}</ymax>{_S}</bndbox>{_S}"
+    rf"(?:<attributes>{_S}((?:<attribute>{_S}<name>{_T}</name>{_S}<value>{_T}</value>{_S}"
+    rf"</attribute>{_S})*)</attributes>{_S})?</object>{_S}"
+)
+_PLAIN_ATTRIBUTE = re.compile(rf"<attribute>{_S}<name>({_T})</name>{_S}<value>({_T})</value>")
+_PLAIN_END = re.compile(rf"</annotation>{_S}")
+
+
+def _plain_voc(text: str) -> tuple[str, str, str, list, list, list] | None:
+    """``(filename, width, height, labels, corners, attributes)`` of a file in the plain layout
+    (texts stripped, as :func:`_text` gives them), None for any other file."""
+    head = _PLAIN_HEAD.match(text)
+    if head is None or "]]>" in text:
+        return None
+    labels: list[str] = []
+    corners: list[tuple[float, float, float, float]] = []
+    attributes: list[dict[str, str]] = []
+    pos = head.end()
+    while (obj := _PLAIN_OBJECT.match(text, pos)) is not None:
+        name, *plain, xmin, ymin, xmax, ymax, extra = obj.groups()
+        labels.append(name.strip())
+        corners.append((float(xmin) - 1.0, float(ymin) - 1.0, float(xmax), float(ymax)))
+        found = {k: v.strip() for k, v in zip(_PLAIN_ATTRIBUTES, plain) if v is not None}
+        for key, value in _PLAIN_ATTRIBUTE.findall(extra or ""):
+            if key.strip():
+                found[key.strip()] = value.strip()
+        attributes.append(found)
+        pos = obj.end()
+    if _PLAIN_END.fullmatch(text, pos) is None:
+        return None
+    filename, width, height = head.groups()
+    return (
+        filename.replace("&amp;", "&").strip(),
+        width.strip(),
+        height.strip(),
+        labels,
+        corners,
+        attributes,
+    )
+
+
 class VocReader(FormatReader):
     name = "voc"
 
@@ -205,46 +270,60 @@ class _VocBulk(PerImageBulk):
         self.corners: list[tuple[float, float, float, float]] = []
 
     def add(self, path: str) -> int:
-        root = self._root(path)
-        if root is None:
+        text = self._text(path)
+        if text is None:
             return -1
+        read = _plain_voc(text)
+        if read is None:
+            read = self._from_tree(text)
+            if read is None:
+                return -1
+        filename, width_text, height_text, labels, corners, attributes = read
         image_id = posixpath.splitext(posixpath.basename(path))[0]
-        top = _first_children(root)
-        filename = _text(top.get("filename")) or f"{image_id}.jpg"
         try:
-            image_uri = self.source.image_uri(filename, base=self.image_base)
+            image_uri = self.source.image_uri(filename or f"{image_id}.jpg", base=self.image_base)
         except ParseError:
             return -1
-        size = top.get("size")
-        size_of = _first_children(size) if size is not None else {}
-        width = image_dimension(_text(size_of.get("width")))
-        height = image_dimension(_text(size_of.get("height")))
+        width, height = image_dimension(width_text), image_dimension(height_text)
         if width is None or height is None:
             return -1  # read_file reads the image header (or rejects every box)
-        labels, corners, attributes = [], [], []
-        for obj in root.iterfind("object"):
-            children = _first_children(obj)
-            label, box = _text(children.get("name")), _box(obj, children)
-            if label is None or isinstance(box, str):
-                return -1
-            labels.append(label)
-            corners.append(box)
-            attributes.append(_object_attributes(obj, children))
         self.corners.extend(corners)
         return self.take_image((image_id, image_uri, width, height), labels, attributes)
 
-    def _root(self, path: str) -> ET.Element | None:
+    def _text(self, path: str) -> str | None:
+        """The file's XML without its declaration; None for what the bulk path declines."""
         try:
             text = plain_utf8(self.source.read_bytes(path))
         except ParseError:
             return None
         if text is None or not text.strip() or "<!DOCTYPE" in text:
             return None
+        return _DECLARATION.sub("", text, count=1)
+
+    @staticmethod
+    def _from_tree(text: str) -> tuple[str, str | None, str | None, list, list, list] | None:
+        """What :func:`_plain_voc` gives, for any layout: the tree walk; None to decline."""
         try:
-            root = ET.fromstring(_DECLARATION.sub("", text, count=1))
+            root = ET.fromstring(text)
         except (ET.ParseError, ValueError, RecursionError):
             return None
-        return root if root.tag == "annotation" else None
+        if root.tag != "annotation":
+            return None
+        top = _first_children(root)
+        size = top.get("size")
+        size_of = _first_children(size) if size is not None else {}
+        labels, corners, attributes = [], [], []
+        for obj in root.iterfind("object"):
+            children = _first_children(obj)
+            label, box = _text(children.get("name")), _box(obj, children)
+            if label is None or isinstance(box, str):
+                return None
+            labels.append(label)
+            corners.append(box)
+            attributes.append(_object_attributes(obj, children))
+        filename = _text(top.get("filename")) or ""
+        width, height = _text(size_of.get("width")), _text(size_of.get("height"))
+        return filename, width, height, labels, corners, attributes
 
     def table(self) -> pa.Table:
         corners = np.array(self.corners, dtype=np.float64).reshape(-1, 4)
