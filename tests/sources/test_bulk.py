@@ -354,3 +354,45 @@ def test_voc_plain_layout_takes_the_generator_files():
         "synthetic://s/a?w=4&h=3", "4", "3", ["dog"], [(0.0, 1.0, 30.5, 40.0)],
         [{"truncated": "0", "difficult": "0"}],
     )  # fmt: skip
+
+
+def _points_one_by_one(value):
+    """LabelMe's plain-points rule written as a loop per point (the reference)."""
+    if not isinstance(value, list) or not value:
+        return None
+    flat = []
+    for point in value:
+        if type(point) is not list or len(point) != 2:
+            return None
+        for v in point:
+            if type(v) not in (int, float):
+                return None
+            try:
+                flat.append(float(v))
+            except OverflowError:
+                return None
+    return flat
+
+
+_JSONISH = st.one_of(
+    st.integers(min_value=-(10**400), max_value=10**400),
+    st.floats(),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.one_of(
+        st.lists(st.lists(_JSONISH, min_size=1, max_size=3), max_size=4),
+        st.lists(st.tuples(st.floats(), st.integers()).map(list), max_size=4),
+        _JSONISH,
+    )
+)
+def test_labelme_plain_points_is_the_rule_per_point(value):
+    from assets.sources.readers.labelme import _plain_points
+
+    got, expected = _plain_points(value), _points_one_by_one(value)
+    assert repr(got) == repr(expected)

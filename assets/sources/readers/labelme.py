@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+from itertools import chain
 
 import numpy as np
 import pyarrow as pa
@@ -300,24 +301,26 @@ class _LabelmeBulk(PerImageBulk):
         )
 
 
+_LIST_TYPE = frozenset({list})
+_PAIR = frozenset({2})
+_NUMBER_TYPES = frozenset({int, float})  # bool is a type of its own: never a number here
+
+
 def _plain_points(value: object) -> list[float] | None:
     """``[[x, y], ...]`` of plain JSON numbers, flat; None for anything :func:`_points` would
-    reject or read another way (numeric strings, huge integers, booleans)."""
+    reject or read another way (numeric strings, huge integers, booleans). The type checks run
+    over whole lists (``map``), not a Python loop per point."""
     if not isinstance(value, list) or not value:
         return None
-    flat: list[float] = []
-    for point in value:
-        if type(point) is not list or len(point) != 2:
-            return None
-        x, y = point
-        if type(x) not in (int, float) or type(y) not in (int, float):
-            return None
-        try:
-            flat.append(float(x))
-            flat.append(float(y))
-        except OverflowError:
-            return None
-    return flat
+    if set(map(type, value)) != _LIST_TYPE or set(map(len, value)) != _PAIR:
+        return None
+    flat = list(chain.from_iterable(value))
+    if not _NUMBER_TYPES.issuperset(map(type, flat)):
+        return None
+    try:
+        return list(map(float, flat))
+    except OverflowError:
+        return None
 
 
 def _corners(coords: np.ndarray, counts: np.ndarray, kinds: np.ndarray):
