@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import fsspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from assets.sources import schema as S
 
@@ -35,6 +36,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", "
 
 
 MAX_INT32 = 2**31 - 1
+#: the types of JSON numbers as ``json.loads`` makes them (``bool`` is a type of its own, so
+#: ``type(v) in PLAIN_NUMBER_TYPES`` never takes a boolean)
+PLAIN_NUMBER_TYPES = frozenset({int, float})
 
 
 def json_number(value: object) -> float | None:
@@ -336,8 +340,6 @@ def remote_refs(refs: pa.Array) -> np.ndarray:
     """Per reference, True where ``url_scheme(ref) in REMOTE_SCHEMES`` for certain (one regex
     over the whole column instead of a Python call per image). False means "look closer": a
     ref with leading blanks or a deleted character may still be remote; nulls are False."""
-    import pyarrow.compute as pc
-
     found = pc.fill_null(pc.match_substring_regex(refs, _REMOTE_REF), False)
     return found.to_numpy(zero_copy_only=False)
 

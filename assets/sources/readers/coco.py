@@ -1058,10 +1058,10 @@ def _image_uris(
     (:func:`remote_refs` of ``names``): URLs kept as they are, without a call per image."""
     problems: dict[int, tuple[str, str]] = {}
     odd = pc.fill_null(pc.match_substring_regex(names, _UNSAFE_NAME), True)
-    odd = odd.to_numpy(zero_copy_only=False)
-    unsafe = odd & ~remote
+    odd, local = odd.to_numpy(zero_copy_only=False), ~remote
+    unsafe = odd & local
     uris: pa.Array | None = None
-    safe_at = np.flatnonzero(~odd & ~remote)
+    safe_at = np.flatnonzero(~odd & local)
     if safe_at.size:
         sample = names[int(safe_at[0])].as_py()
         full = source.image_uri(sample, base)
@@ -1069,7 +1069,7 @@ def _image_uris(
         if full.endswith(sample) and prefix.endswith("/"):
             uris = pc.binary_join_element_wise(prefix, names, "")
         else:  # a filesystem whose URLs are not prefix + name: resolve each one
-            unsafe = ~remote
+            unsafe = local
     if uris is None:
         uris = pa.nulls(len(names), pa.string())
     unsafe_at = np.flatnonzero(unsafe)

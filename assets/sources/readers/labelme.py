@@ -17,6 +17,7 @@ import pyarrow as pa
 from assets.sources import schema as S
 from assets.sources.readers.base import (
     IMAGE_EXTENSIONS,
+    PLAIN_NUMBER_TYPES,
     BoxColumns,
     BoxReject,
     FormatReader,
@@ -303,7 +304,6 @@ class _LabelmeBulk(PerImageBulk):
 
 _LIST_TYPE = frozenset({list})
 _PAIR = frozenset({2})
-_NUMBER_TYPES = frozenset({int, float})  # bool is a type of its own: never a number here
 
 
 def _plain_points(value: object) -> list[float] | None:
@@ -315,7 +315,7 @@ def _plain_points(value: object) -> list[float] | None:
     if set(map(type, value)) != _LIST_TYPE or set(map(len, value)) != _PAIR:
         return None
     flat = list(chain.from_iterable(value))
-    if not _NUMBER_TYPES.issuperset(map(type, flat)):
+    if not PLAIN_NUMBER_TYPES.issuperset(map(type, flat)):
         return None
     try:
         return list(map(float, flat))

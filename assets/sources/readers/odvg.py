@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from assets.sources import schema as S
 from assets.sources.readers.base import (
+    PLAIN_NUMBER_TYPES,
     BoxColumns,
     BoxReject,
     FormatReader,
@@ -42,19 +43,15 @@ def _label_key(value: object) -> str | None:
     return str(int(number))
 
 
-#: JSON numbers as ``json.loads`` makes them (``bool`` is a type of its own, never in here)
-_PLAIN_NUMBERS = (int, float)
-
-
 def _bbox(value: object) -> tuple[float, float, float, float] | str:
     """``[x0, y0, x1, y1]`` as floats (numbers or numeric strings), or what is wrong with it."""
     if type(value) is list and len(value) == 4:  # the common case, without json_number calls
         x0, y0, x1, y1 = value
         if (
-            type(x0) in _PLAIN_NUMBERS
-            and type(y0) in _PLAIN_NUMBERS
-            and type(x1) in _PLAIN_NUMBERS
-            and type(y1) in _PLAIN_NUMBERS
+            type(x0) in PLAIN_NUMBER_TYPES
+            and type(y0) in PLAIN_NUMBER_TYPES
+            and type(x1) in PLAIN_NUMBER_TYPES
+            and type(y1) in PLAIN_NUMBER_TYPES
         ):
             try:
                 return float(x0), float(y0), float(x1), float(y1)

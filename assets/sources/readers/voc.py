@@ -130,8 +130,9 @@ def _box(obj: ET.Element, children: dict[str, ET.Element] | None = None):
 # markup, no '&', no carriage return (a parser turns CR LF into LF) and no character XML
 # forbids, so the captured text is the element's text.
 _S = r"[ \t\r\n]*"  # white space between elements (never a text the tree reads)
-_T = r"[^<&\x00-\x08\x0b\x0c\x0e-\x1f\r\ud800-\udfff\ufffe\uffff]*"
-_FILE_T = r"(?:[^<&\x00-\x08\x0b\x0c\x0e-\x1f\r\ud800-\udfff\ufffe\uffff]|&amp;)*"
+_CHAR = r"[^<&\x00-\x08\x0b\x0c\x0e-\x1f\r\ud800-\udfff\ufffe\uffff]"  # one character of text
+_T = rf"{_CHAR}*"
+_FILE_T = rf"(?:{_CHAR}|&amp;)*"  # a filename may hold "?w=4&amp;h=3"
 _N = r"[ \t\n]*(-?[0-9]{1,15}(?:\.[0-9]{1,15})?)[ \t\n]*"
 _PLAIN_HEAD = re.compile(
     rf"{_S}<annotation>{_S}(?:<folder>{_T}</folder>{_S})?<filename>({_FILE_T})</filename>{_S}"
@@ -150,7 +151,7 @@ _PLAIN_OBJECT = re.compile(
     rf"(?:<attributes>{_S}((?:<attribute>{_S}<name>{_T}</name>{_S}<value>{_T}</value>{_S}"
     rf"</attribute>{_S})*)</attributes>{_S})?</object>{_S}"
 )
-_PLAIN_ATTRIBUTE = re.compile(rf"<attribute>{_S}<name>({_T})</name>{_S}<value>({_T})</value>")
+_ATTRIBUTE_PAIR = re.compile(rf"<attribute>{_S}<name>({_T})</name>{_S}<value>({_T})</value>")
 _PLAIN_END = re.compile(rf"</annotation>{_S}")
 
 
@@ -169,7 +170,7 @@ def _plain_voc(text: str) -> tuple[str, str, str, list, list, list] | None:
         labels.append(name.strip())
         corners.append((float(xmin) - 1.0, float(ymin) - 1.0, float(xmax), float(ymax)))
         found = {k: v.strip() for k, v in zip(_PLAIN_ATTRIBUTES, plain) if v is not None}
-        for key, value in _PLAIN_ATTRIBUTE.findall(extra or ""):
+        for key, value in _ATTRIBUTE_PAIR.findall(extra or ""):
             if key.strip():
                 found[key.strip()] = value.strip()
         attributes.append(found)
