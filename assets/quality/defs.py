@@ -13,7 +13,7 @@ import pyarrow as pa
 from assets.quality import curate
 from assets.quality import geometry as G
 from assets.quality.embedder import EmbeddingCache, embed_cached
-from assets.quality.labels import LabelConfig, decide_labels, normalise
+from assets.quality.labels import LabelConfig, decide_labels, embedding_texts, normalise
 from assets.reporting import accounting_metadata, counts_table, md_table, table_preview
 from assets.sources import catalog as cat
 from assets.sources import schema as S
@@ -78,12 +78,13 @@ def label_vocabulary(storage: StorageResource, duckdb: DuckDBResource) -> dg.Mat
     group_name="quality",
     kinds={"torch", "parquet"},
     deps=[label_vocabulary],
-    description="Sentence embeddings of each distinct normalised label, cached by (model, text).",
+    description="Sentence embeddings of every text label_map reads (the reference terms and "
+    "prototypes, and the labels the rules do not decide), cached by (model, text).",
     tags={"vprim/compute": "gpu-optional"},
 )
 def label_embeddings(storage: StorageResource, embedder: LabelEmbedderResource):
     store = storage.get()
-    texts = sorted(set(store.read_parquet(VOCABULARY_PATH)["normalised"].to_pylist()))
+    texts = embedding_texts(store.read_parquet(VOCABULARY_PATH)["raw_label"].to_pylist())
     model = embedder.get()
     started = time.perf_counter()
     cache = EmbeddingCache(store.path(EMBEDDING_CACHE_PATH))

@@ -448,6 +448,80 @@ def _model_name(embed_fn: EmbedFn, config_name: str | None) -> str:
     return DEFAULT_EMBEDDING_MODEL
 
 
+@dataclass
+class _Triage:
+    """The decisions rules make without embeddings, and what is left for the embeddings."""
+
+    raw: list[str]
+    norm: list[str]
+    canonical: list[str | None]
+    decision: list[str]
+    reason: list[str]
+    score: np.ndarray
+    evidence: list[str]
+    nearest: list[str | None]
+    todo: list[int]  # rows the vocabulary does not name and the no-letters rule does not reject
+    shapes: dict[int, _Shape]
+
+    def queries(self) -> list[str]:
+        """Distinct texts whose embeddings the decisions of ``todo`` read, in first-use order.
+
+        A label with a code word (``obj_17``, ``8c64-faaa``) is decided by its shape: only
+        its name candidates and the rest around the code are embedded, not the label itself.
+        That is ~98% of the query texts of a raw corpus, and the decision does not read them.
+        """
+        queries: dict[str, None] = {}
+        for i in self.todo:
+            shape = self.shapes[i]
+            if not shape.codes:
+                queries[self.norm[i]] = None
+            queries.update(dict.fromkeys(shape.name_candidates))
+            if shape.rest:
+                queries[shape.rest] = None
+        return list(queries)
+
+
+def _triage(labels: Sequence[str]) -> _Triage:
+    """Steps 1 and 2 of :func:`decide_labels`: vocabulary terms, no letters, word shapes."""
+    ref = _reference()
+    vocab = load_vocabulary()
+    raw = [str(x) for x in dict.fromkeys(labels) if x is not None]
+    known = _known_surfaces()
+    norm = [normalise(r, known) for r in raw]
+    n = len(raw)
+    out = _Triage(
+        raw, norm, [None] * n, ["reject"] * n, [UNMAPPED] * n, np.zeros(n, dtype=np.float32),
+        [""] * n, [None] * n, [], {},
+    )  # fmt: skip
+    # 1. vocabulary terms (letters and digits compared, so "TrafficLight" is "traffic light")
+    for i, t in enumerate(norm):
+        key = compact(t)
+        if not any(ch.isalpha() for ch in key):
+            out.reason[i], out.score[i], out.evidence[i] = GIBBERISH, 1.0, "shape:no_letters"
+            continue
+        hit = ref.exact.get(key)
+        if hit is None:
+            out.todo.append(i)
+            continue
+        out.canonical[i] = vocab.canonical[ref.term_row[hit]]
+        out.decision[i] = "keep"
+        out.reason[i] = "canonical_match" if ref.is_canonical[hit] else "synonym_match"
+        out.score[i] = 1.0
+        out.evidence[i] = f"term:{ref.texts[hit]}"
+        out.nearest[i] = ref.texts[hit]
+    # 2. word shape (no embeddings): codes, possessives, the words to test as names
+    out.shapes = {i: _shape(norm[i], ref) for i in out.todo}
+    return out
+
+
+def embedding_texts(labels: Sequence[str]) -> list[str]:
+    """Every text :func:`decide_labels` embeds for ``labels``: the reference (vocabulary terms
+    and prototypes), then the query texts. Embedding these ahead (``label_embeddings``) leaves
+    ``label_map`` nothing to compute."""
+    ref_texts = list(_reference().texts)
+    return list(dict.fromkeys([*ref_texts, *_triage(labels).queries()]))
+
+
 def decide_labels(
     labels: Sequence[str],
     embed_fn: EmbedFn,
@@ -461,8 +535,8 @@ def decide_labels(
             first-seen order).
         embed_fn: texts -> ``(n, d)`` float32 L2-normalised embeddings (``LabelEmbedder.embed``
             or a cached wrapper). Called at most twice, with distinct texts: the reference
-            (vocabulary terms and prototypes), then every query text (labels that are not
-            vocabulary terms, their words, their non-code parts).
+            (vocabulary terms and prototypes), then every query text (labels that are neither
+            vocabulary terms nor code-shaped, their words, their non-code parts).
         config: thresholds (:class:`LabelConfig`).
         embedding_model: written into ``embedding_model``; default: ``embed_fn``'s (or its
             object's) ``model_name``, else all-MiniLM-L6-v2.
@@ -474,64 +548,27 @@ def decide_labels(
     ref = _reference()
     vocab = load_vocabulary()
     model = _model_name(embed_fn, embedding_model)
-    raw = [str(x) for x in dict.fromkeys(labels) if x is not None]
-    known = _known_surfaces()
-    norm = [normalise(r, known) for r in raw]
-    n = len(raw)
-    canonical: list[str | None] = [None] * n
-    decision = ["reject"] * n
-    reason = [UNMAPPED] * n
-    score = np.zeros(n, dtype=np.float32)
-    evidence = [""] * n
-    nearest: list[str | None] = [None] * n
-
-    # 1. vocabulary terms (letters and digits compared, so "TrafficLight" is "traffic light")
-    todo = []
-    for i, t in enumerate(norm):
-        key = compact(t)
-        if not any(ch.isalpha() for ch in key):
-            reason[i], score[i], evidence[i] = GIBBERISH, 1.0, "shape:no_letters"
-            continue
-        hit = ref.exact.get(key)
-        if hit is None:
-            todo.append(i)
-            continue
-        canonical[i] = vocab.canonical[ref.term_row[hit]]
-        decision[i] = "keep"
-        reason[i] = "canonical_match" if ref.is_canonical[hit] else "synonym_match"
-        score[i] = 1.0
-        evidence[i] = f"term:{ref.texts[hit]}"
-        nearest[i] = ref.texts[hit]
-    if not todo:
-        return _table(raw, norm, canonical, decision, reason, score, model, evidence, nearest)
-
-    # 2. word shape (no embeddings): codes, possessives, the words to test as names
-    shapes = {i: _shape(norm[i], ref) for i in todo}
+    t = _triage(labels)
+    norm, canonical, decision, reason = t.norm, t.canonical, t.decision, t.reason
+    score, evidence, nearest = t.score, t.evidence, t.nearest
+    if not t.todo:
+        return _table(t.raw, norm, canonical, decision, reason, score, model, evidence, nearest)
 
     # 3. one embedding pass over every query text; one product per chunk of queries
-    queries: dict[str, None] = {}
-    for i in todo:
-        queries[norm[i]] = None
-        queries.update(dict.fromkeys(shapes[i].name_candidates))
-        if shapes[i].rest:
-            queries[shapes[i].rest] = None
-    qtexts = list(queries)
+    qtexts = t.queries()
     row = {q: j for j, q in enumerate(qtexts)}
     s = _score(_embed(embed_fn, qtexts), _embed(embed_fn, ref.texts), ref, config)
 
     # 4. decide
-    for i in todo:
-        t, sh, j = norm[i], shapes[i], row[norm[i]]
-        obj = float(s.obj[j])
-        bad = {k: float(s.kind[k][j]) for k in BAD_KINDS}
-        nearest[i] = ref.texts[int(s.best_term[j])]
+    for i in t.todo:
+        sh = t.shapes[i]
         names = []
         for word, cands in sh.name_words:
             m = max(float(s.person[row[c]] - s.obj[row[c]]) for c in cands)
             if m > config.person_margin:
                 names.append(f"{word}{m:+.2f}")
 
-        if sh.codes:  # an instance id or a machine code, not a category
+        if sh.codes:  # an instance id or a machine code, not a category: decided by shape
             kind = GIBBERISH
             if sh.possessive or names:
                 kind = PRIVATE
@@ -539,9 +576,14 @@ def decide_labels(
                 r = row[sh.rest]
                 if s.kind[PRIVATE][r] > s.kind[GIBBERISH][r]:
                     kind = PRIVATE
-            reason[i], score[i] = kind, max(0.5, bad[kind])
+            reason[i], score[i] = kind, 1.0
             evidence[i] = f"shape:code[{','.join(sh.codes)}]"
             continue
+
+        j = row[norm[i]]
+        obj = float(s.obj[j])
+        bad = {k: float(s.kind[k][j]) for k in BAD_KINDS}
+        nearest[i] = ref.texts[int(s.best_term[j])]
         if sh.possessive or names:  # someone's thing, or someone
             reason[i], score[i] = PRIVATE, max(0.5, bad[PRIVATE])
             evidence[i] = "shape:possessive" if sh.possessive else f"word:name[{','.join(names)}]"
@@ -560,13 +602,13 @@ def decide_labels(
             decision[i], reason[i], score[i] = "keep", "embedding_match", best
             evidence[i] = f"embedding:nearest={ref.texts[term]}"
         elif obj >= config.novel_min_similarity:
-            canonical[i] = t
+            canonical[i] = norm[i]
             decision[i], reason[i], score[i] = "keep", "novel_object", best
             evidence[i] = f"embedding:object={obj:.3f} vs {kind}={bad[kind]:.3f}"
         else:
             reason[i], score[i] = UNMAPPED, obj
             evidence[i] = f"embedding:object={obj:.3f} < {config.novel_min_similarity}"
-    return _table(raw, norm, canonical, decision, reason, score, model, evidence, nearest)
+    return _table(t.raw, norm, canonical, decision, reason, score, model, evidence, nearest)
 
 
 def _table(raw, norm, canonical, decision, reason, score, model, evidence, nearest) -> pa.Table:
@@ -725,6 +767,7 @@ __all__ = [
     "Vocabulary",
     "compact",
     "decide_labels",
+    "embedding_texts",
     "label_quality_report",
     "load_prototypes",
     "load_vocabulary",

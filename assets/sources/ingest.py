@@ -219,7 +219,10 @@ class _SourceRows:
         if taken >= 0:
             self._flush()
             self.bulk_taken = True
-            self.parts.append(taken)
+            if self.parts and isinstance(self.parts[-1], int):
+                self.parts[-1] += taken  # a run of taken files is one slice of the bulk table
+            else:
+                self.parts.append(taken)
         return taken
 
     def add_result(self, result: ReadResult) -> None:

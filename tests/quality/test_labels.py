@@ -233,6 +233,32 @@ def test_cache_embeds_only_new_texts(embedder, tmp_path):
     np.testing.assert_allclose(reopened.get(MODEL_NAME, ["zebra"])[0][0], fresh, atol=1e-6)
 
 
+def test_embedding_texts_cover_label_map_and_skip_code_labels(embedder, tmp_path):
+    """``label_embeddings`` embeds what ``label_map`` reads: afterwards the map is decided from
+    the cache alone, and a code-shaped label is decided without its own embedding."""
+    labels = ["Car", "obj_17", "anna's bike", "license plate 7f3a9c", "8c64-faaa", "hamster",
+              "xkcd_q", "12345", "wheelbarrow"]  # fmt: skip
+    texts = L.embedding_texts(labels)
+    assert len(texts) == len(set(texts))
+    codes = [L.normalise(t) for t in ("obj_17", "8c64-faaa", "license plate 7f3a9c", "12345")]
+    assert set(codes).isdisjoint(texts)
+    assert {"hamster", "wheelbarrow", "license plate"} <= set(texts)  # a code's rest is read
+
+    counting = CountingEmbedder(embedder)
+    cache = EmbeddingCache(tmp_path / "emb.parquet")
+    cache.embed_cached(counting, texts)
+    ahead = len(counting.embedded)
+    table = L.decide_labels(labels, lambda t: cache.embed_cached(counting, t)[0])
+    assert len(counting.embedded) == ahead  # label_map embedded nothing new
+
+    rows = {r["raw_label"]: r for r in table.to_pylist()}
+    for code_label in ("obj_17", "8c64-faaa", "license plate 7f3a9c"):
+        row = rows[code_label]
+        assert row["decision"] == "reject" and row["evidence"].startswith("shape:code")
+        assert row["score"] == 1.0 and row["nearest_term"] is None  # decided by shape
+    assert rows["hamster"]["decision"] == "keep" and rows["hamster"]["nearest_term"]
+
+
 # --- sources ---------------------------------------------------------------------------------
 def test_source_label_decisions():
     label_map = pa.table(

@@ -297,6 +297,7 @@ def decode_text(data: bytes, where: str) -> str:
 PREFETCH_THREADS = 16
 #: files read ahead at a time (bounds the bytes held: per-image annotation files are small)
 PREFETCH_WINDOW = 64
+_READ_CHUNK = 1 << 20
 
 
 #: what ``urlsplit`` takes for a scheme when the ref starts with it (up to the first ``:``)
@@ -378,6 +379,19 @@ def _read_pool() -> ThreadPoolExecutor:
     if _POOL is None or _POOL[0] != os.getpid():
         _POOL = (os.getpid(), ThreadPoolExecutor(PREFETCH_THREADS, "vprim-read"))
     return _POOL[1]
+
+
+def _read_local(path: str) -> bytes:
+    """A local file's bytes in as few system calls as the kernel allows: the builtin ``open``
+    adds a buffer, an ``isatty`` ioctl and ``fstat`` calls, ~20 us a small file."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        chunks = []
+        while chunk := os.read(fd, _READ_CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+    finally:
+        os.close(fd)
 
 
 class Source:
@@ -495,9 +509,8 @@ class Source:
 
     def _read(self, path: str) -> bytes:
         try:
-            if self._local:  # the builtin open: fsspec's per-call overhead is ~0.1 ms a file
-                with open(path, "rb") as f:
-                    return f.read()
+            if self._local:  # fsspec's per-call overhead is ~0.1 ms a file
+                return _read_local(path)
             with self.fs.open(path, "rb") as f:
                 return f.read()
         except (FileNotFoundError, IsADirectoryError):
