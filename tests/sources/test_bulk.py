@@ -9,6 +9,7 @@ sources also assert that the bulk path declined what it must not read itself.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -396,3 +397,86 @@ def test_labelme_plain_points_is_the_rule_per_point(value):
 
     got, expected = _plain_points(value), _points_one_by_one(value)
     assert repr(got) == repr(expected)
+
+
+# --- LabelMe: the typed (msgspec) decode against the per-file path ----------------------------
+_NUMBER = st.one_of(
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.integers(min_value=10**300, max_value=10**400),
+    st.floats(),
+)
+_POINTS = st.one_of(
+    st.lists(st.lists(_NUMBER, min_size=2, max_size=2), max_size=4),
+    st.lists(st.lists(st.one_of(_NUMBER, st.booleans(), st.text(max_size=2)), max_size=3)),
+    _JSONISH,
+)
+_SHAPE = st.fixed_dictionaries(
+    {},
+    optional={
+        "label": st.one_of(st.text(max_size=4), st.integers(), st.booleans(), st.none()),
+        "points": _POINTS,
+        "shape_type": st.sampled_from(
+            ["rectangle", "polygon", "circle", "point", "linestrip", "mask", None, 3]
+        ),
+        "flags": st.one_of(st.none(), st.dictionaries(st.text(max_size=2), _JSONISH, max_size=2)),
+        "attributes": st.one_of(
+            st.none(), _JSONISH, st.dictionaries(st.text(max_size=2), _JSONISH, max_size=2)
+        ),
+        "group_id": _JSONISH,
+    },
+)
+_PLAIN_NUMBER = st.one_of(st.integers(-(10**6), 10**6), st.floats(-1e6, 1e6))
+_PLAIN_SHAPE = st.fixed_dictionaries(  # what real files hold: most of them go the typed way
+    {
+        "label": st.one_of(st.text(max_size=4), st.integers(0, 99)),
+        "points": st.lists(st.lists(_PLAIN_NUMBER, min_size=2, max_size=2), max_size=4),
+    },
+    optional={
+        "shape_type": st.sampled_from(["rectangle", "polygon", "circle", "point", None]),
+        "flags": st.dictionaries(st.text(max_size=2), st.booleans(), max_size=2),
+        "attributes": st.dictionaries(st.text(max_size=2), _JSONISH, max_size=2),
+        "group_id": st.one_of(st.none(), st.integers(0, 9), st.text(max_size=2)),
+    },
+)
+_DOC = st.fixed_dictionaries(
+    {
+        "shapes": st.one_of(
+            st.lists(st.one_of(_PLAIN_SHAPE, _SHAPE, _JSONISH), max_size=4),
+            st.lists(_PLAIN_SHAPE, max_size=4),
+            _JSONISH,
+        )
+    },
+    optional={
+        "imagePath": st.sampled_from(["synthetic://src/x?w=64&h=48", "x.jpg", "", 7, None]),
+        "imageWidth": st.one_of(
+            st.sampled_from([640, 640]), st.integers(-1, 10**20), st.floats(), st.text(max_size=3)
+        ),
+        "imageHeight": st.sampled_from([480, 480, 0, "480", None, 480.0, 480.5]),
+    },
+)
+
+
+_PLAIN_DOC = st.fixed_dictionaries(
+    {
+        "shapes": st.lists(_PLAIN_SHAPE, max_size=4),
+        "imagePath": st.just("synthetic://src/x?w=64&h=48"),
+        "imageWidth": st.just(640),
+        "imageHeight": st.sampled_from([480, 480.0]),
+    }
+)
+
+
+@settings(max_examples=int(os.environ.get("VPRIM_HYPOTHESIS_EXAMPLES", 200)), deadline=None)
+@given(docs=st.lists(st.one_of(_PLAIN_DOC, _DOC), min_size=1, max_size=3))
+def test_labelme_typed_decode_reads_as_the_per_file_path(docs):
+    """Files msgspec decodes into the typed Structs must read exactly as ``read_file`` reads
+    them; the rest (NaN tokens, 1e400, booleans as numbers, wrong types) falls back."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "labelme"
+        root.mkdir()
+        for i, doc in enumerate(docs):
+            (root / f"{i}.json").write_text(json.dumps(doc))  # NaN/Infinity tokens included
+        a, b = read_both(pytest.MonkeyPatch(), "src", str(root), "labelme")
+        assert_same(a, b)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import posixpath
 from itertools import chain
+from typing import Any
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 
@@ -84,17 +86,19 @@ def _shape_box(
 
 
 def _attributes(shape: dict) -> dict[str, str]:
+    return _attributes_of(shape.get("flags"), shape.get("attributes"), shape.get("group_id"))
+
+
+def _attributes_of(flags: object, extra: object, group_id: object) -> dict[str, str]:
+    """A shape's attribute map: its true flags, its ``attributes`` and its ``group_id``."""
     attributes: dict[str, str] = {}
-    flags = shape.get("flags")
     if isinstance(flags, dict):
         for name, value in flags.items():
             if value is True:
                 attributes[f"flag:{name}"] = "true"
-    extra = shape.get("attributes")
     if isinstance(extra, dict):
         for name, value in extra.items():
             attributes[str(name)] = _as_string(value)
-    group_id = shape.get("group_id")
     if group_id is not None:
         attributes["group_id"] = _as_string(group_id)
     return attributes
@@ -218,6 +222,30 @@ class LabelmeReader(FormatReader):
 _SHAPE_CODES = {"rectangle": 0, "circle": 1, "polygon": 2}
 
 
+# --- msgspec Structs of the bulk path's typed decode ------------------------------------------
+class _FastShape(msgspec.Struct):
+    """A shape whose fields have the types the bulk path takes (a JSON null reads as absent)."""
+
+    label: str | int | None = None
+    points: list[tuple[float, float]] | None = None
+    shape_type: str | None = None
+    flags: Any = None
+    attributes: Any = None
+    group_id: Any = None
+
+
+class _FastDoc(msgspec.Struct):
+    """A LabelMe file (its own key names)."""
+
+    shapes: list[_FastShape]
+    imagePath: Any = None
+    imageWidth: Any = None
+    imageHeight: Any = None
+
+
+_FAST_DECODER = msgspec.json.Decoder(_FastDoc)
+
+
 class _LabelmeBulk(PerImageBulk):
     """LabelMe files in bulk: JSON is decoded and checked per file, corners and rings are
     computed with NumPy once per source. Declined: a file with a bad shape, points that are
@@ -231,7 +259,43 @@ class _LabelmeBulk(PerImageBulk):
         self.coords: list[float] = []
 
     def add(self, path: str) -> int:
-        doc = self._doc(path)
+        data = self.source.read_bytes(path)
+        try:
+            fast = _FAST_DECODER.decode(data)
+        except (msgspec.DecodeError, RecursionError):
+            return self._add_doc(path, self._doc(data))
+        return self._add_fast(path, fast)
+
+    def _add_fast(self, path: str, doc: _FastDoc) -> int:
+        """A file msgspec decoded into the typed Structs: numbers are plain JSON numbers and
+        points are pairs already, so what is left to check is per shape, not per point.
+        msgspec rejects what the stdlib reads another way (NaN, 1e400, lone surrogates)."""
+        width, height = image_dimension(doc.imageWidth), image_dimension(doc.imageHeight)
+        if width is None or height is None:
+            return -1
+        labels, kinds, counts, coords, attributes = [], [], [], [], []
+        for shape in doc.shapes:
+            shape_type = "polygon" if shape.shape_type is None else shape.shape_type
+            if shape_type in NOT_BOXES:
+                continue
+            kind = _SHAPE_CODES.get(shape_type)
+            label, points = shape.label, shape.points
+            if kind is None or label is None or not points or (kind != 2 and len(points) != 2):
+                return -1  # a rectangle or circle is two points
+            labels.append(label if isinstance(label, str) else str(label))
+            kinds.append(kind)
+            counts.append(len(points))
+            coords.extend(chain.from_iterable(points))
+            has_attributes = shape.flags or shape.attributes or shape.group_id is not None
+            attributes.append(
+                _attributes_of(shape.flags, shape.attributes, shape.group_id)
+                if has_attributes
+                else {}
+            )
+        return self._take(path, {"imagePath": doc.imagePath}, kinds, counts, coords,
+                          (width, height, labels, attributes))  # fmt: skip
+
+    def _add_doc(self, path: str, doc: dict | None) -> int:
         if doc is None:
             return -1
         width, height = (
@@ -262,6 +326,11 @@ class _LabelmeBulk(PerImageBulk):
             counts.append(len(points) // 2)
             coords.extend(points)
             attributes.append(_attributes(shape))
+        return self._take(path, doc, kinds, counts, coords, (width, height, labels, attributes))
+
+    def _take(self, path: str, doc: dict, kinds, counts, coords, image) -> int:
+        """Record a file every box of which was taken; -1 (declined) if its image path is."""
+        width, height, labels, attributes = image
         image_id = posixpath.splitext(self.source.relpath(path))[0]
         try:
             image_uri = self.reader._image_uri(self.source, doc, path)
@@ -272,9 +341,10 @@ class _LabelmeBulk(PerImageBulk):
         self.coords.extend(coords)
         return self.take_image((image_id, image_uri, width, height), labels, attributes)
 
-    def _doc(self, path: str) -> dict | None:
+    @staticmethod
+    def _doc(data: bytes) -> dict | None:
         try:
-            text = plain_utf8(self.source.read_bytes(path))
+            text = plain_utf8(data)
             doc = json.loads(text) if text is not None else None
         except (ParseError, ValueError, RecursionError):
             return None
