@@ -647,14 +647,18 @@ class PerImageBulk(BulkReader):
         attributes: list[dict[str, str]] | None = None,
     ) -> int:
         """Record one image and its boxes (no attributes: empty maps); its number of boxes."""
+        n = len(labels)
         self.images.append(image)
-        self.boxes_per_image.append(len(labels))
+        self.boxes_per_image.append(n)
         self.labels.extend(labels)
-        for pairs in attributes if attributes is not None else ({} for _ in labels):
+        if attributes is None or not any(attributes):  # the common case: one extend, no loop
+            self.pairs.extend([0] * n)
+            return n
+        for pairs in attributes:
             self.pairs.append(len(pairs))
             self.keys.extend(pairs.keys())
             self.values.extend(pairs.values())
-        return len(labels)
+        return n
 
     def image_columns(self) -> dict[str, object]:
         """image_id, image_uri, size, box_index, raw_label and attributes of every box."""
