@@ -28,10 +28,9 @@ from dataclasses import asdict, dataclass, field
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from assets.sql import load, register_macros
-from assets.storage import Storage
+from assets.storage import Storage, parquet_writer
 
 SCHEMA_VERSION = "1.0"
 
@@ -175,7 +174,7 @@ def balance_bucket(
     with (
         store.atomic_path(out_path) as tmp,
         store.fs.open(tmp, "wb") as f,
-        pq.ParquetWriter(f, LAKE_SCHEMA, compression="zstd", compression_level=3) as writer,
+        parquet_writer(f, LAKE_SCHEMA) as writer,
     ):
         for batch in reader:
             table = pa.Table.from_batches([batch]).cast(LAKE_SCHEMA)

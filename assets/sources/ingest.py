@@ -32,7 +32,7 @@ from assets.sources.readers.base import (
     ReadResult,
     Source,
 )
-from assets.storage import PARQUET_OPTIONS, Storage
+from assets.storage import PARQUET_OPTIONS, Storage, parquet_writer
 
 RAW_DIR = "raw_instances"
 PARSE_REJECTS_DIR = "rejects/stage=parse"
@@ -304,12 +304,7 @@ def ingest_shard(storage: Storage, catalog: pa.Table, shard_key: str) -> ShardSu
         storage.atomic_path(shard_file(RAW_DIR, shard_key)) as tmp,
         storage.fs.open(tmp, "wb") as f,
     ):
-        writer = pq.ParquetWriter(
-            f,
-            S.RAW_INSTANCES_SCHEMA,
-            compression=PARQUET_OPTIONS["compression"],
-            compression_level=PARQUET_OPTIONS["compression_level"],
-        )
+        writer = parquet_writer(f, S.RAW_INSTANCES_SCHEMA)
         pending: list[pa.Table] = []
         pending_rows = 0
         rows = zip(
