@@ -25,16 +25,26 @@ from assets.model.train import TrainConfig, load_checkpoint, model_from_checkpoi
 from tests.model.camp_lake import coarse_lake, coarse_rows
 
 FULL = os.environ.get("VPRIM_SLOW") == "1"
-# (lake images, training rows, eval rows, steps, batch)
-SIZE = (5000, 4000, 400, 600, 32) if FULL else (2400, 2000, 200, 300, 32)
+# (lake images, training rows, eval rows, steps, batch). 400 steps, not 300: at 300 the exact
+# match sat at the asserted margin (0.520 in one environment, 0.470 in a fresh install on
+# 3 Dec, presumably other library versions, against 0.475 needed); at 400 it is 0.795.
+SIZE = (5000, 4000, 400, 600, 32) if FULL else (2400, 2000, 200, 400, 32)
 
 
 @pytest.mark.slow
 def test_tiny_model_beats_trivial_baseline_on_counting_coarse(tmp_path):
-    # two threads on two free cores; one when the machine is busier than that (two threads
-    # on a loaded 2-core machine measured 7x slower per step than one: they spin and wait)
-    busy = os.getloadavg()[0] > (os.cpu_count() or 1)
-    torch.set_num_threads(1 if busy else min(2, os.cpu_count() or 1))
+    # One thread, always, so that the figures do not depend on the machine's load (the thread
+    # count may change the order of floating-point sums, and with it the trained model); two
+    # threads on a loaded 2-core machine also ran 7x slower per step than one (they spin).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _learn_and_score(tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _learn_and_score(tmp_path):
     images, n_train, n_eval, steps, batch = SIZE
     t0 = time.monotonic()
     store = coarse_lake(tmp_path, images)
