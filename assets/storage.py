@@ -16,8 +16,9 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-#: zstd level 1, not 3: on vprim's tables (ids, URIs, box columns) level 1 writes ~1.5x faster
-#: for the same size within 1-2%; decompression speed does not depend on the level.
+#: zstd level 1, not 3. On a full-scale lake bucket (3.26M rows) level 1 spends ~15% less CPU
+#: writing and the file is 5% smaller; on raw and clean shards the two are within noise (level
+#: 1 files 1% larger). Decompression speed does not depend on the level.
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 1, "row_group_size": 256_000}
 
 
