@@ -82,7 +82,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     source = profile.catalog or f"synthetic corpus, scale={profile.scale}, seed={profile.seed}"
     print(f"vprim: rebuilding from {source} into {profile.root}", flush=True)
     print(
-        f"vprim: {profile.shards} shards, {profile.workers} workers, "
+        f"vprim: {profile.shards} shards, {profile.workers} workers "
+        f"({profile.ingest_workers} for ingest), "
         f"DAGSTER_HOME={env['DAGSTER_HOME']}",
         flush=True,
     )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+
 import dagster as dg
 
 from dagster_project.definitions import defs
+from dagster_project.profiles import current
 
 
 def test_definitions_load_and_validate():
@@ -93,3 +97,19 @@ def test_model_assets_route_to_gpu_workers():
         k8s = __import__("json").loads(k8s) if isinstance(k8s, str) else k8s
         assert k8s["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
         assert spec["dagster-celery/queue"] == "gpu"
+
+
+def test_steps_fork_from_a_server_that_has_loaded_the_code_location():
+    # a spawned step imported dagster, torch and every asset module again: ~5 s a step
+    config = defs.executor.apply_config_mapping({}).value["config"]
+    (preload,) = config["start_method"]["forkserver"]["preload_modules"]
+    # multiprocessing ignores a preload that fails to import, so the name must be right
+    assert importlib.import_module(preload) is sys.modules["dagster_project.definitions"]
+    limits = config["tag_concurrency_limits"]
+    assert {"key": "vprim/memory", "value": "duckdb", "limit": 1} in limits
+
+
+def test_ingest_runs_one_process_more_than_the_other_steps():
+    assert current({"VPRIM_WORKERS": "2"}).ingest_workers == 3
+    assert current({"VPRIM_WORKERS": "2", "VPRIM_INGEST_WORKERS": "1"}).ingest_workers == 1
+    assert current({}).ingest_workers == current({}).workers + 1

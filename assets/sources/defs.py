@@ -32,7 +32,7 @@ class CatalogConfig(dg.Config):
 class IngestConfig(dg.Config):
     """How a run ingests its shards."""
 
-    workers: int = _profile.workers
+    workers: int = _profile.ingest_workers
 
 
 @dg.asset(
