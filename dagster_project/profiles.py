@@ -52,8 +52,6 @@ def current(env: dict[str, str] | None = None) -> Profile:
     if not 1 <= shards <= 4096:
         raise ValueError(f"VPRIM_SHARDS={shards}; expected 1..4096")
     workers = int(env.get("VPRIM_WORKERS") or os.cpu_count() or 1)
-    # Ingest waits on the disk (small cold files: ~20% of the cores sat idle with one process
-    # per core); one more process keeps them busy: 12 full shards in 92-98 s instead of 103-112.
     return Profile(
         name=name,
         root=env.get("VPRIM_ROOT") or _default_root(),
@@ -62,6 +60,8 @@ def current(env: dict[str, str] | None = None) -> Profile:
         shards=shards,
         catalog=env.get("VPRIM_CATALOG", ""),
         workers=workers,
+        # Ingest also waits on the disk (small cold files left ~17% of the cores idle with one
+        # process per core); one more keeps them busy: 12 full shards in 92-98 s, not 103-112.
         ingest_workers=int(env.get("VPRIM_INGEST_WORKERS") or workers + 1),
         duckdb_memory=env.get("VPRIM_DUCKDB_MEMORY", "4GB"),
     )
