@@ -24,7 +24,7 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed ## create .venv and install vprim with its dev tools
 
-rebuild-dataset: setup ## generate the default corpus (SCALE=tiny|small|full) and materialise every asset
+rebuild-dataset: setup ## curate the default corpus (SCALE=tiny|small|full) or VPRIM_CATALOG into the lake
 	$(BIN)/vprim rebuild-dataset --scale $(SCALE) --root $(VPRIM_ROOT)
 
 test: setup ## run the test suite (what CI runs)
@@ -34,7 +34,7 @@ ui: setup ## Dagster UI on http://127.0.0.1:3000 over the project's DAGSTER_HOME
 	$(BIN)/vprim ui --host 127.0.0.1 --port 3000
 
 bench: setup ## benchmarks: figures and ratios against peers measured in the same run
-	$(BIN)/python -m assets.bench
+	$(BIN)/python -m vprim.assets.bench
 
 lint: setup ## ruff check and format check
 	$(BIN)/ruff check .

@@ -3,7 +3,7 @@
 Each measured step runs in a fresh subprocess so that its peak RSS is its own; the peak is
 sampled over the whole process tree (workers included) with psutil.
 
-    python -m assets.bench [--only coco,ingest,quality,lake,camps] [--coco-boxes N]
+    python -m vprim.assets.bench [--only coco,ingest,quality,lake,camps] [--coco-boxes N]
                            [--scale small] [--lake-sizes 10000000,40000000] [--lake-root ROOT]
                            [--camp-samples counting=800,maze=2000] [--out DIR]
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from dagster_project.profiles import PROJECT_ROOT
+from vprim.dagster_project.profiles import PROJECT_ROOT
 
 
 def measure(cmd: list[str], cwd: Path = PROJECT_ROOT, interval: float = 0.05) -> dict:
@@ -54,14 +54,14 @@ def measure(cmd: list[str], cwd: Path = PROJECT_ROOT, interval: float = 0.05) ->
 
 def bench_ingest(scale: str, out: Path, workers: int) -> dict:
     """Whole ingest of the synthetic corpus at ``scale``: boxes/s and peak RSS."""
-    from assets.sources.synthetic import generate_corpus
+    from vprim.assets.sources.synthetic import generate_corpus
 
     corpus = generate_corpus(str(out / f"corpus-{scale}"), scale=scale, seed=0, workers=workers)
     code = (
         "import json,sys\n"
-        "from assets.sources.catalog import build_catalog, CATALOG_PATH\n"
-        "from assets.sources.ingest import ingest_shards\n"
-        "from assets.storage import Storage\n"
+        "from vprim.assets.sources.catalog import build_catalog, CATALOG_PATH\n"
+        "from vprim.assets.sources.ingest import ingest_shards\n"
+        "from vprim.assets.storage import Storage\n"
         f"s = Storage({str(out / 'ingest-root')!r})\n"
         f"t, _ = build_catalog({str(corpus.catalog_path)!r}, 64, storage_root=s.url(),"
         f" scale={scale!r}, seed=0)\n"
@@ -97,7 +97,7 @@ def bench_quality(scale: str, out: Path, workers: int, rows: int) -> dict:
     figures = {}
     for what, extra in (("geometry", ["--rows", str(rows)]), ("labels", [])):
         print(f"== quality: {what}", flush=True)
-        m = measure([sys.executable, "-m", "assets.quality.bench", what, str(root), *extra])
+        m = measure([sys.executable, "-m", "vprim.assets.quality.bench", what, str(root), *extra])
         figures[what] = {
             **json.loads(m["stdout"].strip().splitlines()[-1]),
             "peak_rss_mb": round(m["peak_rss_mb"]),
@@ -114,9 +114,9 @@ def bench_lake(out: Path, sizes: list[int], peer_max: int, lake_root: str | None
         root = out / f"lake-{n // 1_000_000}M"
         if not (root / "clean_instances").is_dir():
             print(f"   writing {n:,} clean instances", flush=True)
-            measure([sys.executable, "-m", "assets.lake.bench", "synth", str(root),
+            measure([sys.executable, "-m", "vprim.assets.lake.bench", "synth", str(root),
                      "--instances", str(n)])  # fmt: skip
-        m = measure([sys.executable, "-m", "assets.lake.bench", "build", str(root)])
+        m = measure([sys.executable, "-m", "vprim.assets.lake.bench", "build", str(root)])
         row = json.loads(m["stdout"].strip().splitlines()[-1])
         seconds = row["build_seconds"] + row["checks_seconds"] + row["publish_seconds"]
         row.update(
@@ -125,7 +125,7 @@ def bench_lake(out: Path, sizes: list[int], peer_max: int, lake_root: str | None
             peak_rss_mb=round(m["peak_rss_mb"]),
         )
         if n <= peer_max:
-            p = measure([sys.executable, "-m", "assets.lake.bench", "peer", str(root)])
+            p = measure([sys.executable, "-m", "vprim.assets.lake.bench", "peer", str(root)])
             peer = json.loads(p["stdout"].strip().splitlines()[-1])
             row["peer_polars_eager"] = {**peer, "peak_rss_mb": round(p["peak_rss_mb"])}
             row["speed_vs_peer"] = round(peer["seconds"] / row["build_seconds"], 2)
@@ -136,7 +136,7 @@ def bench_lake(out: Path, sizes: list[int], peer_max: int, lake_root: str | None
     for name, root in (("bench lake", out / f"lake-{max(sizes) // 1_000_000}M"),
                        ("pipeline lake", lake_root)):  # fmt: skip
         if root and Path(root, "lake", "CURRENT").exists():
-            q = measure([sys.executable, "-m", "assets.lake.bench", "queries", str(root)])
+            q = measure([sys.executable, "-m", "vprim.assets.lake.bench", "queries", str(root)])
             figures[f"queries: {name}"] = json.loads(q["stdout"].strip().splitlines()[-1])
             print(f"== lake: view query seconds over the {name} ({root})", flush=True)
             _print(figures[f"queries: {name}"])
@@ -144,10 +144,10 @@ def bench_lake(out: Path, sizes: list[int], peer_max: int, lake_root: str | None
 
 
 def bench_camps(out: Path, lake_root: str | None, workers: int, samples: dict[str, int]) -> dict:
-    """Samples/s of each camp (``assets.camps.bench``, each camp in a fresh process), written
+    """Samples/s of each camp (``vprim.assets.camps.bench``, each camp in a fresh process), written
     under ``out``; counting reads the published lake under ``lake_root`` (skipped without
     one)."""
-    from assets.camps.bench import CAMPS, SAMPLES
+    from vprim.assets.camps.bench import CAMPS, SAMPLES
 
     figures: dict = {}
     has_lake = bool(lake_root) and Path(lake_root, "lake", "CURRENT").exists()
@@ -156,7 +156,7 @@ def bench_camps(out: Path, lake_root: str | None, workers: int, samples: dict[st
             print(f"   counting skipped: no published lake under {lake_root!r} (--lake-root)")
             continue
         n = samples.get(camp, SAMPLES[camp])
-        cmd = [sys.executable, "-m", "assets.camps.bench", camp, "--samples", str(n),
+        cmd = [sys.executable, "-m", "vprim.assets.camps.bench", camp, "--samples", str(n),
                "--out", str(out / "camps"), "--workers", str(workers)]  # fmt: skip
         if camp == "counting":
             cmd += ["--lake-root", str(lake_root)]
@@ -177,7 +177,7 @@ def bench_camps(out: Path, lake_root: str | None, workers: int, samples: dict[st
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="python -m assets.bench")
+    parser = argparse.ArgumentParser(prog="python -m vprim.assets.bench")
     parser.add_argument("--only", default="coco,ingest,quality,lake,camps")
     parser.add_argument("--camp-samples", default="", help="e.g. counting=800,maze=2000")
     parser.add_argument("--lake-sizes", default="10000000,40000000")
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
     only = set(args.only.split(","))
     results: dict = {}
     if "coco" in only:
-        from assets.sources import bench_coco
+        from vprim.assets.sources import bench_coco
 
         print(f"== COCO reader vs pycocotools, {args.coco_boxes:,} boxes", flush=True)
         results["coco"] = bench_coco.main(["--boxes", str(args.coco_boxes), "--out", str(out)])

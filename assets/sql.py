@@ -6,7 +6,7 @@ from pathlib import Path
 
 import duckdb
 
-from assets.storage import Storage
+from vprim.assets.storage import Storage
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 
@@ -55,7 +55,7 @@ def register_views(con: duckdb.DuckDBPyConnection, root: str) -> list[str]:
 
 def _current_lake_glob(storage: Storage) -> str:
     """The published lake version's samples files, or a path that matches nothing."""
-    from assets.lake import publish  # the lake's layout; it imports nothing of this module
+    from vprim.assets.lake import publish  # the lake's layout; it imports nothing of this module
 
     version = publish.current_version(storage)
     rel = publish.samples_glob(version) if version else "lake/.none/*.parquet"

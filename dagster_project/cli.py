@@ -19,7 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from dagster_project.profiles import PROJECT_ROOT, SCALES
+import dagster as dg
+
+from vprim.dagster_project.profiles import PROJECT_ROOT, SCALES
 
 DAGSTER_YAML = """\
 # Written by vprim: a project-owned Dagster instance, so runs show up in `make ui`.
@@ -28,8 +30,6 @@ telemetry:
 run_queue:
   max_concurrent_runs: 2
 """
-
-DEFS_MODULE = "dagster_project.definitions"
 
 
 def dagster_home() -> Path:
@@ -67,12 +67,12 @@ def _dagster(*argv: str) -> list[str]:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    """Materialise the whole asset graph over every shard in one Dagster run."""
+    """Curate the corpus into the lake: the rebuild_dataset job over every shard, one run."""
     env = _env(args)
-    from dagster_project.profiles import current
+    from vprim.dagster_project.profiles import current
 
     profile = current(env)
-    from dagster_project.partitions import shard_key
+    from vprim.dagster_project.partitions import shard_key
 
     tags = {
         "dagster/asset_partition_range_start": shard_key(0),
@@ -88,31 +88,42 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         flush=True,
     )
     started = time.perf_counter()
-    cmd = _dagster(
-        "job", "execute", "-m", DEFS_MODULE, "-j", "rebuild_dataset", "--tags", json.dumps(tags)
-    )
-    rc = subprocess.call(cmd, env=env, cwd=PROJECT_ROOT)
+    os.environ.update(env)  # the code server and the run worker read the profile from it
+    run = _launch_rebuild(env["DAGSTER_HOME"], tags)
     elapsed = time.perf_counter() - started
-    if rc != 0:
-        print(f"vprim: rebuild FAILED after {elapsed:.0f}s (exit {rc}); see `make ui`", flush=True)
-        return rc
-    print(f"vprim: rebuild finished in {elapsed:.1f}s", flush=True)
-    print(_step_times(env["DAGSTER_HOME"]), flush=True)
+    if run is None:
+        return 1
+    if run.status != dg.DagsterRunStatus.SUCCESS:
+        print(
+            f"vprim: rebuild {run.status.value} after {elapsed:.0f}s (run {run.run_id}); "
+            "see its logs in `make ui`",
+            flush=True,
+        )
+        return 1
+    print(f"vprim: rebuild finished in {elapsed:.1f}s (run {run.run_id})", flush=True)
+    print(_step_times(env["DAGSTER_HOME"], run.run_id), flush=True)
     print(_summary(profile.root), flush=True)
     return 0
 
 
-def _step_times(dagster_home: str) -> str:
-    """Wall seconds of each step of the latest rebuild run, from the run's step stats."""
-    import dagster as dg
+def _launch_rebuild(home: str, tags: dict[str, str]) -> dg.DagsterRun | None:
+    """The finished rebuild run, launched through the UI's code location; None if it can't load."""
+    from vprim.dagster_project.launch import CodeLocationError, launch_and_wait
 
-    from assets.reporting import md_table
+    with dg.DagsterInstance.from_config(home) as instance:
+        try:
+            return launch_and_wait(instance, "rebuild_dataset", tags)
+        except CodeLocationError as err:
+            print(f"vprim: {err}", file=sys.stderr, flush=True)
+            return None
+
+
+def _step_times(dagster_home: str, run_id: str) -> str:
+    """Wall seconds of each step of the run, from the run's step stats."""
+    from vprim.assets.reporting import md_table
 
     with dg.DagsterInstance.from_config(dagster_home) as instance:
-        runs = instance.get_runs(dg.RunsFilter(job_name="rebuild_dataset"), limit=1)
-        if not runs:
-            return ""
-        stats = instance.get_run_step_stats(runs[0].run_id)
+        stats = instance.get_run_step_stats(run_id)
     rows = [
         {"step": s.step_key, "seconds": round((s.end_time or 0) - (s.start_time or 0), 1)}
         for s in sorted(stats, key=lambda s: s.start_time or 0)
@@ -122,8 +133,8 @@ def _step_times(dagster_home: str) -> str:
 
 def _summary(root: str) -> str:
     """The funnel from raw to the published lake, and the rejects by reason."""
-    from assets.reporting import query_table
-    from resources import DuckDBResource
+    from vprim.assets.reporting import query_table
+    from vprim.resources.duckdb import DuckDBResource
 
     con = DuckDBResource(root=root).connect()
     views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
@@ -139,16 +150,16 @@ def _summary(root: str) -> str:
 
 
 def _lake_version(root: str) -> str | None:
-    from assets.lake.publish import current_version
-    from assets.storage import Storage
+    from vprim.assets.lake.publish import current_version
+    from vprim.assets.storage import Storage
 
     return current_version(Storage(root))
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from assets.sources.catalog import synthetic_dir
-    from assets.sources.synthetic import generate_corpus
-    from dagster_project.profiles import current
+    from vprim.assets.sources.catalog import synthetic_dir
+    from vprim.assets.sources.synthetic import generate_corpus
+    from vprim.dagster_project.profiles import current
 
     profile = current(_env(args))
     out = args.out or synthetic_dir(profile.root, profile.scale, args.seed)
@@ -163,7 +174,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     env = _env(args)
-    cmd = _dagster("dev", "-m", DEFS_MODULE, "-h", args.host, "-p", str(args.port))
+    # No target: dagster dev loads pyproject.toml's [tool.dagster] location from the project
+    # root, the one `vprim rebuild-dataset` launches its runs through (launch.workspace_target).
+    cmd = _dagster("dev", "-h", args.host, "-p", str(args.port))
     print(
         f"vprim: Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']})"
     )
@@ -171,9 +184,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from assets.reporting import md_table
-    from dagster_project.profiles import current
-    from resources import DuckDBResource
+    from vprim.assets.reporting import md_table
+    from vprim.dagster_project.profiles import current
+    from vprim.resources.duckdb import DuckDBResource
 
     con = DuckDBResource(root=current(_env(args)).root).connect()
     cursor = con.execute(args.sql)
@@ -183,9 +196,9 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from assets.camps import scorer
-    from assets.storage import Storage
-    from dagster_project.profiles import current
+    from vprim.assets.camps import scorer
+    from vprim.assets.storage import Storage
+    from vprim.dagster_project.profiles import current
 
     store = Storage(current(_env(args)).root)
     table = scorer.read_eval(store, args.eval_set)
@@ -203,7 +216,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    return subprocess.call([sys.executable, "-m", "assets.bench", *args.rest], cwd=PROJECT_ROOT)
+    return subprocess.call(
+        [sys.executable, "-m", "vprim.assets.bench", *args.rest], cwd=PROJECT_ROOT
+    )
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -239,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--catalog", help="a catalog CSV/JSONL/Parquet URL (VPRIM_CATALOG)")
         p.add_argument("--workers", type=int, help="processes per run (VPRIM_WORKERS)")
 
-    p = sub.add_parser("rebuild-dataset", help="materialise the whole asset graph")
+    p = sub.add_parser("rebuild-dataset", help="curate the corpus into the lake (one Dagster run)")
     common(p)
     p.set_defaults(func=cmd_rebuild)
     p = sub.add_parser("generate", help="generate the synthetic raw corpus only")

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.camps.defs import camps_assets
-from assets.lake.defs import lake_assets
-from assets.model.defs import model_assets
-from assets.quality.defs import quality_assets
-from assets.sources.defs import sources_assets
-from dagster_project.jobs import ingest_shards, rebuild_dataset
-from dagster_project.profiles import current
-from dagster_project.schedules import nightly_recuration
-from dagster_project.sensors import catalog_change_sensor
-from resources import (
-    DUCKDB_HEAVY_TAG,
-    ComputeResource,
-    DuckDBResource,
-    LabelEmbedderResource,
-    StorageResource,
-)
+from vprim.assets.camps.defs import camps_assets
+from vprim.assets.lake.defs import lake_assets
+from vprim.assets.model.defs import model_assets
+from vprim.assets.quality.defs import quality_assets
+from vprim.assets.sources.defs import sources_assets
+from vprim.dagster_project.jobs import ingest_shards, rebuild_dataset
+from vprim.dagster_project.profiles import current
+from vprim.dagster_project.schedules import nightly_recuration
+from vprim.dagster_project.sensors import catalog_change_sensor
+from vprim.resources.compute import ComputeResource
+from vprim.resources.duckdb import DUCKDB_HEAVY_TAG, DuckDBResource
+from vprim.resources.embedder import LabelEmbedderResource
+from vprim.resources.storage import StorageResource
 
 _profile = current()
 
@@ -38,7 +35,9 @@ defs = dg.Definitions(
     # (about 5 s a step).
     executor=dg.multiprocess_executor.configured(
         {
-            "start_method": {"forkserver": {"preload_modules": ["dagster_project.definitions"]}},
+            "start_method": {
+                "forkserver": {"preload_modules": ["vprim.dagster_project.definitions"]}
+            },
             "tag_concurrency_limits": [
                 {"key": DUCKDB_HEAVY_TAG[0], "value": DUCKDB_HEAVY_TAG[1], "limit": 1}
             ],

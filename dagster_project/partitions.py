@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.sources.catalog import shard_key
-from dagster_project.profiles import current
+from vprim.assets.sources.catalog import shard_key
+from vprim.dagster_project.profiles import current
 
 SHARD_COUNT = current().shards
 

@@ -4,11 +4,11 @@ import json
 
 import dagster as dg
 
-from assets.sources import catalog as cat
-from dagster_project.jobs import ingest_shards
-from dagster_project.partitions import SHARD_COUNT
-from dagster_project.profiles import current
-from resources import StorageResource
+from vprim.assets.sources import catalog as cat
+from vprim.dagster_project.jobs import ingest_shards
+from vprim.dagster_project.partitions import SHARD_COUNT
+from vprim.dagster_project.profiles import current
+from vprim.resources.storage import StorageResource
 
 
 def changed_shards(previous: dict[str, str], now: dict[str, str]) -> list[str]:

@@ -1,6 +1,6 @@
 """Sparse attention vs ``torch.nn.functional.scaled_dot_product_attention`` on a GPU.
 
-``python -m kernels.bench`` times forward and forward+backward at 4k, 16k and 64k tokens
+``python -m vprim.kernels.bench`` times forward and forward+backward at 4k, 16k and 64k tokens
 (bf16, B=1, H=8, D=64, m=4, top-k 16, window 512) and reports achieved TFLOP/s and GB/s as a
 fraction of the device's peak (``--peak-tflops``, ``--peak-gbs``; H200 defaults). SDPA runs
 causal dense attention on the same q, k, v. On a machine without CUDA it exits with status 2.
@@ -38,11 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peak-gbs", type=float, default=4800.0, help="HBM bandwidth")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
-        print("kernels.bench needs a CUDA GPU; none is available here.", file=sys.stderr)
+        print("vprim.kernels.bench needs a CUDA GPU; none is available here.", file=sys.stderr)
         return 2
-    from kernels.compress import compress
-    from kernels.indexer import indexer_topk
-    from kernels.sparse_attention import sparse_attention
+    from vprim.kernels.compress import compress
+    from vprim.kernels.indexer import indexer_topk
+    from vprim.kernels.sparse_attention import sparse_attention
 
     dev, dt, H, D, m = "cuda", torch.bfloat16, args.heads, args.dim, 4
     print("| T | op | fwd ms | fwd+bwd ms | TFLOP/s fwd | % peak | GB/s fwd | % peak |")

@@ -8,8 +8,8 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._common import next_pow2, use_triton
-from kernels.reference import compress_ref
+from vprim.kernels._common import next_pow2, use_triton
+from vprim.kernels.reference import compress_ref
 
 
 @triton.jit

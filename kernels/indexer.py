@@ -6,8 +6,8 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._common import next_pow2, use_triton
-from kernels.reference import indexer_kl_ref, indexer_scores_ref, select_topk
+from vprim.kernels._common import next_pow2, use_triton
+from vprim.kernels.reference import indexer_kl_ref, indexer_scores_ref, select_topk
 
 
 @triton.jit
@@ -66,7 +66,7 @@ class IndexerScoresFunction(torch.autograd.Function):
 def indexer_scores(
     q: torch.Tensor, k: torch.Tensor, w: torch.Tensor, m: int = 4, backend: str = "auto"
 ) -> torch.Tensor:
-    """``[B, T, N]`` causal indexer scores; see :func:`kernels.reference.indexer_scores_ref`.
+    """``[B, T, N]`` causal indexer scores; see :func:`vprim.kernels.reference.indexer_scores_ref`.
 
     Args:
         q: ``[B, T, HI, DI]``; k: ``[B, N, DI]``; w: ``[B, T, HI]``.
@@ -90,7 +90,7 @@ def indexer_topk(
 
 def indexer_kl(scores: torch.Tensor, q: torch.Tensor, kc: torch.Tensor, m: int = 4) -> torch.Tensor:
     """The indexer's training loss: KL(main attention over the compressed entries || indexer
-    distribution); see :func:`kernels.reference.indexer_kl_ref`. Torch on every backend (its
+    distribution); see :func:`vprim.kernels.reference.indexer_kl_ref`. Torch on every backend (its
     cost is that of the indexer's own dense ``[T, N]`` scores, times the heads).
 
     Args:

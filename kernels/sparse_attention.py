@@ -12,8 +12,8 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._common import next_pow2, use_triton
-from kernels.reference import sparse_attention_ref
+from vprim.kernels._common import next_pow2, use_triton
+from vprim.kernels.reference import sparse_attention_ref
 
 
 @triton.jit
@@ -172,7 +172,7 @@ def sparse_attention(
     Args:
         q, k, v: ``[B, T, H, D]``; kc, vc: ``[B, N, H, D]``; idx: ``[B, T, K]`` (``-1`` = none);
         window: raw tokens per query (itself included, so ``>= 1``); see
-        :func:`kernels.reference.sparse_attention_ref`.
+        :func:`vprim.kernels.reference.sparse_attention_ref`.
     """
     B, T, H, D = q.shape
     if k.shape != q.shape or v.shape != q.shape:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.model.device import resolve_device
+from vprim.assets.model.device import resolve_device
 
 
 class ComputeResource(dg.ConfigurableResource):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import duckdb
 
-from assets.sql import register_views
+from vprim.assets.sql import register_views
 
 #: op tags of the steps whose DuckDB work may fill the whole ``memory_limit``. The executor runs
 #: one of them at a time (``definitions.py``): two at once would double the pipeline's peak.

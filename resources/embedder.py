@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.quality.embedder import LabelEmbedder
+from vprim.assets.quality.embedder import LabelEmbedder
 
 
 class LabelEmbedderResource(dg.ConfigurableResource):

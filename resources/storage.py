@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.storage import Storage
+from vprim.assets.storage import Storage
 
 
 class StorageResource(dg.ConfigurableResource):

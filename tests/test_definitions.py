@@ -7,8 +7,8 @@ import sys
 
 import dagster as dg
 
-from dagster_project.definitions import defs
-from dagster_project.profiles import current
+from vprim.dagster_project.definitions import defs
+from vprim.dagster_project.profiles import current
 
 
 def test_definitions_load_and_validate():
@@ -104,7 +104,7 @@ def test_steps_fork_from_a_server_that_has_loaded_the_code_location():
     config = defs.executor.apply_config_mapping({}).value["config"]
     (preload,) = config["start_method"]["forkserver"]["preload_modules"]
     # multiprocessing ignores a preload that fails to import, so the name must be right
-    assert importlib.import_module(preload) is sys.modules["dagster_project.definitions"]
+    assert importlib.import_module(preload) is sys.modules["vprim.dagster_project.definitions"]
     limits = config["tag_concurrency_limits"]
     assert {"key": "vprim/memory", "value": "duckdb", "limit": 1} in limits
 

@@ -10,15 +10,13 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from assets.sources import schema as S
-from dagster_project.profiles import PROJECT_ROOT
+from vprim.assets.sources import schema as S
+from vprim.dagster_project.profiles import PROJECT_ROOT
 
 
-@pytest.fixture(scope="module")
-def rebuilt(tmp_path_factory):
-    """One tiny rebuild into a throwaway root and DAGSTER_HOME, shared by the tests below."""
-    base = tmp_path_factory.mktemp("e2e")
-    env = {
+def _tiny_env(base) -> dict[str, str]:
+    """The settings of a shell that rebuilds the tiny corpus and then opens the UI."""
+    return {
         **os.environ,
         "VPRIM_ROOT": str(base / "data"),
         "DAGSTER_HOME": str(base / "home"),
@@ -26,9 +24,15 @@ def rebuilt(tmp_path_factory):
         "VPRIM_SHARDS": "4",
         "VPRIM_WORKERS": "2",
     }
+
+
+@pytest.fixture(scope="module")
+def rebuilt(tmp_path_factory):
+    """One tiny rebuild into a throwaway root and DAGSTER_HOME, shared by the tests below."""
+    base = tmp_path_factory.mktemp("e2e")
     proc = subprocess.run(
-        [sys.executable, "-m", "dagster_project.cli", "rebuild-dataset"],
-        env=env,
+        [sys.executable, "-m", "vprim.dagster_project.cli", "rebuild-dataset"],
+        env=_tiny_env(base),
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -129,9 +133,9 @@ def _graphql(port: int, query: str, timeout: float) -> dict:
             time.sleep(1)
 
 
-@pytest.mark.e2e
-def test_ui_shows_every_asset_materialised(rebuilt):
-    """`vprim ui` (dagster dev) over the same DAGSTER_HOME serves the materialisations."""
+@pytest.fixture(scope="module")
+def ui_port(rebuilt):
+    """`vprim ui` (dagster dev) over the rebuild's DAGSTER_HOME, as a user starts it after."""
     import signal
     import socket
 
@@ -139,20 +143,25 @@ def test_ui_shows_every_asset_materialised(rebuilt):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "VPRIM_ROOT": str(base / "data"), "DAGSTER_HOME": str(base / "home")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dagster_project.cli", "ui", "--port", str(port)],
-        env=env,
+        [sys.executable, "-m", "vprim.dagster_project.cli", "ui", "--port", str(port)],
+        env=_tiny_env(base),
         cwd=PROJECT_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # dagster dev may ignore SIGTERM: we kill its whole group
     )
     try:
-        data = _graphql(port, ASSETS_QUERY, timeout=180)["data"]["assetNodes"]
+        _graphql(port, "{ version }", timeout=180)
+        yield port
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+
+
+@pytest.mark.e2e
+def test_ui_shows_every_asset_materialised(ui_port):
+    data = _graphql(ui_port, ASSETS_QUERY, timeout=180)["data"]["assetNodes"]
     # the curation assets the rebuild job materialises (camps and model run separately)
     curation = {"sources", "quality", "lake"}
     nodes = {"/".join(n["assetKey"]["path"]): n for n in data if n["groupName"] in curation}
@@ -162,6 +171,38 @@ def test_ui_shows_every_asset_materialised(rebuilt):
         labels = {e["label"] for e in node["assetMaterializations"][0]["metadataEntries"]}
         assert "dagster/row_count" in labels, name
     assert nodes["raw_instances"]["partitionStats"]["numMaterialized"] == 4
+
+
+#: What the job page's Runs tab and the Re-execute button read: the job's runs (Dagster filters
+#: them by the job's repository tag) with their origin and the snapshot each ran.
+JOB_RUNS_QUERY = """
+{ pipelineOrError(params: {pipelineName: "rebuild_dataset", repositoryName: "__repository__",
+                           repositoryLocationName: "vprim"}) {
+    __typename
+    ... on Pipeline { pipelineSnapshotId
+      runs { runId status pipelineSnapshotId
+             repositoryOrigin { repositoryLocationName repositoryName } } } } }
+"""
+
+
+@pytest.mark.e2e
+def test_ui_lists_the_rebuild_run_on_its_job_page(rebuilt, ui_port):
+    """The run belongs to the code location the UI serves: listed, same origin, same snapshot."""
+    import re
+
+    _, stdout = rebuilt
+    (run_id,) = re.findall(r"launched run ([0-9a-f-]{36}) of rebuild_dataset in vprim", stdout)
+    job = _graphql(ui_port, JOB_RUNS_QUERY, timeout=180)["data"]["pipelineOrError"]
+    assert job["__typename"] == "Pipeline", job
+    (run,) = job["runs"]  # the job page lists it ("No runs found" for a `job execute` run)
+    assert run["runId"] == run_id and run["status"] == "SUCCESS"
+    # Re-execute loads the job from this origin without a "different code location" warning,
+    # and with no "may be different" warning the snapshot is the one the UI has loaded
+    assert run["repositoryOrigin"] == {
+        "repositoryLocationName": "vprim",
+        "repositoryName": "__repository__",
+    }
+    assert run["pipelineSnapshotId"] == job["pipelineSnapshotId"]
 
 
 @pytest.mark.e2e
@@ -210,10 +251,10 @@ def test_tiny_rebuild_publishes_a_checked_lake_every_reader_reads(rebuilt):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from assets.lake import publish as P
-    from assets.lake.balance import LAKE_SCHEMA
-    from assets.lake.checks import CHECKS
-    from assets.storage import Storage
+    from vprim.assets.lake import publish as P
+    from vprim.assets.lake.balance import LAKE_SCHEMA
+    from vprim.assets.lake.checks import CHECKS
+    from vprim.assets.storage import Storage
 
     base, stdout = rebuilt
     store = Storage(str(base / "data"))

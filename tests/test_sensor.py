@@ -6,11 +6,11 @@ import json
 
 import dagster as dg
 
-from assets.sources import catalog as cat
-from assets.storage import Storage
-from dagster_project.definitions import defs
-from dagster_project.partitions import SHARD_COUNT
-from resources import StorageResource
+from vprim.assets.sources import catalog as cat
+from vprim.assets.storage import Storage
+from vprim.dagster_project.definitions import defs
+from vprim.dagster_project.partitions import SHARD_COUNT
+from vprim.resources.storage import StorageResource
 
 
 def _catalog(tmp_path, hashes: dict[str, str]) -> str:
@@ -63,7 +63,7 @@ def test_sensor_requests_only_changed_shards(tmp_path, monkeypatch):
 
 
 def test_changed_shards_counts_removed_shards():
-    from dagster_project.sensors import changed_shards
+    from vprim.dagster_project.sensors import changed_shards
 
     assert changed_shards({"000": "a", "001": "b"}, {"000": "a"}) == ["001"]
     assert changed_shards({}, {"002": "c"}) == ["002"]

@@ -2,13 +2,13 @@
 ``--partitions`` seed-range partitions in ``--workers`` processes, PNG encoding and the
 Parquet write included.
 
-    python -m assets.camps.bench CAMP --samples N --out DIR [--lake-root ROOT]
+    python -m vprim.assets.camps.bench CAMP --samples N --out DIR [--lake-root ROOT]
                                  [--workers 2] [--partitions 4]
 
 prints one JSON line: samples, wall seconds, samples/s over the wall time and per process
 (samples / the partitions' own seconds, i.e. one core). The counting camp reads the published
 lake under ``--lake-root`` (its ``train`` images); every camp writes under ``--out`` only.
-``python -m assets.bench --only camps`` runs it for the four camps, each in a fresh process,
+``python -m vprim.assets.bench --only camps`` runs it for the four camps, each in a fresh process,
 and prints the table.
 """
 
@@ -18,11 +18,11 @@ import argparse
 import json
 import time
 
-from assets.camps import counting_spatial_runs as R
-from assets.camps import evalsets as E
-from assets.camps.counting import CountingConfig
-from assets.camps.spatial import SpatialConfig
-from assets.parallel import map_shards
+from vprim.assets.camps import counting_spatial_runs as R
+from vprim.assets.camps import evalsets as E
+from vprim.assets.camps.counting import CountingConfig
+from vprim.assets.camps.spatial import SpatialConfig
+from vprim.assets.parallel import map_shards
 
 CAMPS = ("counting", "spatial", "maze", "path_tracing")
 #: Default sizes: about 20 s each on 2 busy cores.
@@ -62,7 +62,7 @@ def bench(camp: str, samples: int, out: str, lake_root: str | None = None, worke
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog="python -m assets.camps.bench")
+    ap = argparse.ArgumentParser(prog="python -m vprim.assets.camps.bench")
     ap.add_argument("camp", choices=CAMPS)
     ap.add_argument("--samples", type=int, default=0, help="default: SAMPLES[camp]")
     ap.add_argument("--out", required=True, help="storage root the samples are written to")

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assets.camps import primitives as prim
-from assets.camps.schema import camp_row
+from vprim.assets.camps import primitives as prim
+from vprim.assets.camps.schema import camp_row
 
 FAMILIES = ("coarse", "attribute", "relation", "negative")
 COLOURS = (
@@ -462,7 +462,7 @@ def load_pixels(scene: CountScene, max_side: int):
     anything else read through fsspec and decoded by Pillow."""
     from PIL import Image
 
-    from assets.sources.render import open_image
+    from vprim.assets.sources.render import open_image
 
     img = open_image(scene.image_uri, scene.boxes, list(scene.labels), list(scene.attributes))
     scale = max_side / max(img.size)

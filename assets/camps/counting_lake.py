@@ -10,10 +10,10 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 
-from assets.camps.counting import CountScene
-from assets.lake import publish as P
-from assets.sql import register_macros
-from assets.storage import Storage
+from vprim.assets.camps.counting import CountScene
+from vprim.assets.lake import publish as P
+from vprim.assets.sql import register_macros
+from vprim.assets.storage import Storage
 
 _POOL_SQL = """
 WITH lake AS (

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from assets.camps import counting_lake as L
-from assets.camps.counting import CountingConfig, generate_counting, image_index
-from assets.camps.schema import write_rows
-from assets.camps.spatial import SpatialConfig, generate_spatial
-from assets.storage import Storage
+from vprim.assets.camps import counting_lake as L
+from vprim.assets.camps.counting import CountingConfig, generate_counting, image_index
+from vprim.assets.camps.schema import write_rows
+from vprim.assets.camps.spatial import SpatialConfig, generate_spatial
+from vprim.assets.storage import Storage
 
 #: First seed of each eval set's range (training seeds stay below 2**40).
 EVAL_SEED_BASE = {
@@ -127,7 +127,7 @@ class Summary:
 
 def write(store: Storage, rel: str, res: RunResult, preview: int = 8) -> Summary:
     """Write ``res.rows`` atomically at ``rel`` (the camp row schema) and summarise them."""
-    from assets.camps.preview_grid import pick_preview
+    from vprim.assets.camps.preview_grid import pick_preview
 
     write_rows(store, rel, res.rows)
     camp = res.rows[0]["camp"] if res.rows else ""

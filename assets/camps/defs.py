@@ -1,5 +1,5 @@
 """Dagster definitions of the camps: maze and path tracing here, counting and spatial from
-:mod:`assets.camps.defs_counting_spatial`; ``camps_assets`` gathers all of them.
+:mod:`vprim.assets.camps.defs_counting_spatial`; ``camps_assets`` gathers all of them.
 
 - ``maze_camp`` / ``path_tracing_camp``: training samples, one static partition per seed
   range (``camps/<camp>/train/part-NNNNN.parquet``), partitions in parallel processes.
@@ -13,15 +13,15 @@ from collections import Counter
 
 import dagster as dg
 
-from assets.camps import evalsets as E
-from assets.camps.defs_counting_spatial import (
+from vprim.assets.camps import evalsets as E
+from vprim.assets.camps.defs_counting_spatial import (
     counting_spatial_assets,
     seed_partitions,
     train_partitions,
 )
-from assets.camps.preview_grid import grid_png, markdown_image, pick_preview
-from assets.reporting import counts_table
-from resources import StorageResource
+from vprim.assets.camps.preview_grid import grid_png, markdown_image, pick_preview
+from vprim.assets.reporting import counts_table
+from vprim.resources.storage import StorageResource
 
 
 class DrawnCampConfig(dg.Config):

@@ -13,15 +13,16 @@ from collections import Counter
 
 import dagster as dg
 
-from assets.camps import counting_spatial_runs as R
-from assets.camps.counting import CountingConfig
-from assets.camps.evalsets import EVAL_SETS, build_counting_coarse
-from assets.camps.preview_grid import grid_png, markdown_image, pick_preview
-from assets.camps.spatial import SpatialConfig
-from assets.parallel import map_shards
-from assets.reporting import counts_table, md_table
-from dagster_project.profiles import current
-from resources import DuckDBResource, StorageResource
+from vprim.assets.camps import counting_spatial_runs as R
+from vprim.assets.camps.counting import CountingConfig
+from vprim.assets.camps.evalsets import EVAL_SETS, build_counting_coarse
+from vprim.assets.camps.preview_grid import grid_png, markdown_image, pick_preview
+from vprim.assets.camps.spatial import SpatialConfig
+from vprim.assets.parallel import map_shards
+from vprim.assets.reporting import counts_table, md_table
+from vprim.dagster_project.profiles import current
+from vprim.resources.duckdb import DuckDBResource
+from vprim.resources.storage import StorageResource
 
 _profile = current()
 
@@ -70,7 +71,7 @@ class SpatialCampConfig(dg.Config):
     max_objects: int = 10
 
     def spatial(self, kinds: tuple[str, ...] = ("tf", "open")) -> SpatialConfig:
-        from assets.camps.spatial_scene import SceneConfig
+        from vprim.assets.camps.spatial_scene import SceneConfig
 
         scene = SceneConfig(min_objects=self.min_objects, max_objects=self.max_objects)
         return SpatialConfig(scene=scene, kinds=kinds, refuse_rate=self.refuse_rate)

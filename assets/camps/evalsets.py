@@ -15,11 +15,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from assets.camps.counting_spatial_runs import EVAL_SEED_BASE, partition_seeds
-from assets.camps.maze import MazeConfig, generate_maze
-from assets.camps.path_tracing import PathConfig, generate_path
-from assets.camps.schema import eval_rel, train_rel, write_rows
-from assets.storage import Storage
+from vprim.assets.camps.counting_spatial_runs import EVAL_SEED_BASE, partition_seeds
+from vprim.assets.camps.maze import MazeConfig, generate_maze
+from vprim.assets.camps.path_tracing import PathConfig, generate_path
+from vprim.assets.camps.schema import eval_rel, train_rel, write_rows
+from vprim.assets.storage import Storage
 
 
 @dataclass(frozen=True)
@@ -121,13 +121,13 @@ def build_counting_coarse(store: Storage, con, size: int | None = None,
 
     Args:
         con: a DuckDB connection (reads the published lake, or ``version``).
-        config: a :class:`~assets.camps.counting.CountingConfig` (the default one if None).
+        config: a :class:`~vprim.assets.camps.counting.CountingConfig` (the default one if None).
 
     Returns:
-        the written set's :class:`~assets.camps.counting_spatial_runs.Summary`, like every
+        the written set's :class:`~vprim.assets.camps.counting_spatial_runs.Summary`, like every
         other counting and spatial eval set.
     """
-    from assets.camps.counting_spatial_runs import counting_run, write
+    from vprim.assets.camps.counting_spatial_runs import counting_run, write
 
     es = EVAL_SETS["counting_coarse"]
     n = es.size if size is None else size

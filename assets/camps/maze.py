@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from assets.camps.primitives import format_answer, format_points, to_999
-from assets.camps.schema import camp_row
+from vprim.assets.camps.primitives import format_answer, format_points, to_999
+from vprim.assets.camps.schema import camp_row
 
 KINDS = ("rect", "theta", "hex")
 ALGORITHMS = ("dfs", "prim", "kruskal")

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from assets.camps.primitives import format_answer, format_points
-from assets.camps.schema import camp_row
+from vprim.assets.camps.primitives import format_answer, format_points
+from vprim.assets.camps.schema import camp_row
 
 DIFFICULTIES = ("easy", "medium", "hard")
 CURVES = {"easy": (2, 3), "medium": (3, 4), "hard": (5, 6)}  # labelled curves, min..max

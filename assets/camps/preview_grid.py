@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
-from assets.camps.primitives import parse_primitives
+from vprim.assets.camps.primitives import parse_primitives
 
 PALETTE = ((230, 25, 75), (0, 130, 200), (60, 180, 75), (245, 130, 48), (145, 30, 180),
            (255, 225, 25), (70, 240, 240), (240, 50, 230))  # fmt: skip

@@ -2,15 +2,15 @@
 and ``total`` (0..1), and :data:`REWARDS`, the function of each camp (what the scorer uses).
 
 ``meta`` is a sample's ``meta`` (the JSON its camp writes); ``prediction`` is a model's text in
-the primitive format (:mod:`assets.camps.primitives`). A missing or unparsable answer scores 0;
-nothing raises. Every total loses :data:`DUP_PENALTY` per duplicate box (clipped at 0).
+the primitive format (:mod:`vprim.assets.camps.primitives`). A missing or unparsable answer
+scores 0; nothing raises. Every total loses :data:`DUP_PENALTY` per duplicate box (clipped at 0).
 
 - :func:`counting_reward`: ``count = 0.7 * exp(-3 * |pred - gt| / (|gt| + 1))`` (DESIGN.md
   section 1) and ``exact`` (0/1); ``total = count + 0.3 * exact``, so a perfect answer is 1.0.
   ``gt`` is ``meta["gt"]``.
 - :func:`spatial_reward`: normalised exact match of the answer with ``meta["answer"]``.
 - :func:`maze_reward`: the five DESIGN.md components with :data:`MAZE_WEIGHTS`, on the
-  grid-agnostic maze meta :mod:`assets.camps.maze` writes (cell centres, open passages).
+  grid-agnostic maze meta :mod:`vprim.assets.camps.maze` writes (cell centres, open passages).
 - :func:`path_reward`: trajectory, endpoint, jump and answer with :data:`PATH_WEIGHTS`.
 - :func:`format_reward`: 1 for text with an answer, -0.1 per parse error, -0.2 per duplicate
   box (reported beside each camp's reward).
@@ -23,8 +23,8 @@ import re
 
 import numpy as np
 
-from assets.camps.maze import bfs
-from assets.camps.primitives import Parsed, parse_primitives
+from vprim.assets.camps.maze import bfs
+from vprim.assets.camps.primitives import Parsed, parse_primitives
 
 DUP_PENALTY = 0.1  # per duplicate box, off every total
 

@@ -16,7 +16,7 @@ import json
 
 import pyarrow as pa
 
-from assets.storage import Storage
+from vprim.assets.storage import Storage
 
 CAMPS = ("counting", "spatial", "maze", "path_tracing")
 

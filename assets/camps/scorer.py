@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from assets.camps.rewards import REWARDS, format_reward
-from assets.camps.schema import eval_rel
-from assets.storage import Storage
+from vprim.assets.camps.rewards import REWARDS, format_reward
+from vprim.assets.camps.schema import eval_rel
+from vprim.assets.storage import Storage
 
 ACCURACY_KEY = {"counting": "exact", "spatial": "exact", "maze": "answer", "path_tracing": "answer"}
 COLUMNS = ["sample_id", "camp", "difficulty", "target", "answer", "meta"]

@@ -1,8 +1,8 @@
 """The spatial reasoning camp: CLEVR-style questions over 2D scenes, answered by a functional
 program whose execution trace grounds every step to the boxes of its object set.
 
-One seed gives one sample: a scene (:mod:`assets.camps.spatial_scene`), a question family
-drawn by weight, a program (:mod:`assets.camps.spatial_program`) and its text, the trace as
+One seed gives one sample: a scene (:mod:`vprim.assets.camps.spatial_scene`), a question family
+drawn by weight, a program (:mod:`vprim.assets.camps.spatial_program`) and its text, the trace as
 ``<|ref|>step<|/ref|><|box|>[[..]]<|/box|>`` primitives in program order, then the answer:
 ``yes``/``no`` (true/false questions), a number or an attribute word (open questions), or
 ``refuse`` when the question refers to an object that is not in the scene.
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from assets.camps import primitives as prim
-from assets.camps.schema import camp_row
-from assets.camps.spatial_program import (
+from vprim.assets.camps import primitives as prim
+from vprim.assets.camps.schema import camp_row
+from vprim.assets.camps.spatial_program import (
     MISSING,
     RELATIONS,
     AmbiguousReference,
@@ -33,7 +33,7 @@ from assets.camps.spatial_program import (
     node,
     set_of,
 )
-from assets.camps.spatial_scene import (
+from vprim.assets.camps.spatial_scene import (
     ATTRIBUTES,
     Scene,
     SceneConfig,

@@ -1,4 +1,4 @@
-"""CLEVR-style functional programs over a :class:`~assets.camps.spatial_scene.Scene`.
+"""CLEVR-style functional programs over a :class:`~vprim.assets.camps.spatial_scene.Scene`.
 
 A program is a list of nodes ``{"fn": name, "inputs": [node indices], "arg": str | None}``;
 the last node is the answer. Values are boolean masks ``(n,)`` for object sets, an object
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from assets.camps.spatial_scene import ATTRIBUTES, Scene
+from vprim.assets.camps.spatial_scene import ATTRIBUTES, Scene
 
 
 class _Missing:

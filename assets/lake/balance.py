@@ -29,8 +29,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.sql import load, register_macros
-from assets.storage import Storage, parquet_writer
+from vprim.assets.sql import load, register_macros
+from vprim.assets.storage import Storage, parquet_writer
 
 SCHEMA_VERSION = "1.0"
 

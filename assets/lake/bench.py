@@ -1,9 +1,9 @@
-"""Benchmarks of the lake stage, each run in its own process by ``python -m assets.bench``.
+"""Benchmarks of the lake stage, each run in its own process by ``python -m vprim.assets.bench``.
 
-    python -m assets.lake.bench synth ROOT --instances N   # clean_instances of N boxes
-    python -m assets.lake.bench build ROOT                 # balance + checks + publish
-    python -m assets.lake.bench peer ROOT                  # the same balance, eager Polars
-    python -m assets.lake.bench queries ROOT               # the views over the current lake
+    python -m vprim.assets.lake.bench synth ROOT --instances N   # clean_instances of N boxes
+    python -m vprim.assets.lake.bench build ROOT                 # balance + checks + publish
+    python -m vprim.assets.lake.bench peer ROOT                  # the same balance, eager Polars
+    python -m vprim.assets.lake.bench queries ROOT               # the views over the current lake
 
 ``synth`` writes the quality stage's outputs with the shapes of the full corpus: about 1,300
 clean boxes per kept source, Zipf-like labels, 1-3 boxes of a label per image, a few sources
@@ -112,11 +112,11 @@ def synth(root: str, instances: int) -> dict:
 
 def build(root: str, buckets: int) -> dict:
     """Balance, check and publish one version; the figures of each part."""
-    from assets.lake import checks, publish
-    from assets.lake.balance import BalanceConfig
-    from assets.lake.build import build_version
-    from assets.storage import Storage
-    from resources import DuckDBResource
+    from vprim.assets.lake import checks, publish
+    from vprim.assets.lake.balance import BalanceConfig
+    from vprim.assets.lake.build import build_version
+    from vprim.assets.storage import Storage
+    from vprim.resources.duckdb import DuckDBResource
 
     store = Storage(root)
     con = DuckDBResource(root=root, memory_limit=os.environ.get("VPRIM_DUCKDB_MEMORY", "4GB"))
@@ -199,7 +199,7 @@ QUERIES = {
 
 def queries(root: str, repeat: int = 3) -> dict:
     """Best-of-``repeat`` seconds of each view query over the published lake."""
-    from resources import DuckDBResource
+    from vprim.resources.duckdb import DuckDBResource
 
     con = DuckDBResource(root=root).connect()
     out = {}
@@ -219,7 +219,7 @@ def queries(root: str, repeat: int = 3) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m assets.lake.bench")
+    parser = argparse.ArgumentParser(prog="python -m vprim.assets.lake.bench")
     parser.add_argument("what", choices=("synth", "build", "peer", "queries"))
     parser.add_argument("root")
     parser.add_argument("--instances", type=int, default=10_000_000)

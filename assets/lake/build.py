@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from assets.lake import publish as P
-from assets.lake.balance import LAKE_SCHEMA, BalanceConfig, Balanced, BucketResult, balance
-from assets.storage import Storage
+from vprim.assets.lake import publish as P
+from vprim.assets.lake.balance import LAKE_SCHEMA, BalanceConfig, Balanced, BucketResult, balance
+from vprim.assets.storage import Storage
 
 CLEAN_GLOB = "clean_instances/shard=*.parquet"
 SELECTION_GLOB = "source_selection/shard=*.parquet"

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow.parquet as pq
 
-from assets.lake import publish as P
-from assets.lake.balance import LAKE_SCHEMA
-from assets.lake.build import LABEL_MAP_PATH, lake_files_sql
-from assets.sql import register_macros
-from assets.storage import Storage
+from vprim.assets.lake import publish as P
+from vprim.assets.lake.balance import LAKE_SCHEMA
+from vprim.assets.lake.build import LABEL_MAP_PATH, lake_files_sql
+from vprim.assets.sql import register_macros
+from vprim.assets.storage import Storage
 
 EXAMPLES = 5
 

@@ -8,14 +8,15 @@ Wiring, config and metadata only; the work is in ``balance.py``, ``build.py``, `
 import dagster as dg
 import numpy as np
 
-from assets.lake import checks as C
-from assets.lake import publish as P
-from assets.lake import stats
-from assets.lake.balance import BalanceConfig
-from assets.lake.build import build_version
-from assets.reporting import md_table, query_table, table_preview
-from dagster_project.profiles import current
-from resources import DUCKDB_HEAVY, DuckDBResource, StorageResource
+from vprim.assets.lake import checks as C
+from vprim.assets.lake import publish as P
+from vprim.assets.lake import stats
+from vprim.assets.lake.balance import BalanceConfig
+from vprim.assets.lake.build import build_version
+from vprim.assets.reporting import md_table, query_table, table_preview
+from vprim.dagster_project.profiles import current
+from vprim.resources.duckdb import DUCKDB_HEAVY, DuckDBResource
+from vprim.resources.storage import StorageResource
 
 _profile = current()
 

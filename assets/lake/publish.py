@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 import pyarrow.parquet as pq
 
-from assets.storage import Storage
+from vprim.assets.storage import Storage
 
 LAKE_DIR = "lake"
 CURRENT = f"{LAKE_DIR}/CURRENT"

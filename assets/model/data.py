@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
-from assets.model.tokenizer import Tokenizer
+from vprim.assets.model.tokenizer import Tokenizer
 
 COLUMNS = (
     "sample_id", "camp", "difficulty", "image_png", "image_uri", "prompt", "target", "answer",

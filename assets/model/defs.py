@@ -5,13 +5,13 @@ import json
 import dagster as dg
 from pydantic import Field
 
-from assets.model import evaluate as ev
-from assets.model.data import encode_rows, read_rows
-from assets.model.model import kv_accounting
-from assets.model.tokenizer import Tokenizer
-from assets.model.train import TrainConfig, load_checkpoint, model_from_checkpoint, train
-from resources.compute import ComputeResource
-from resources.storage import StorageResource
+from vprim.assets.model import evaluate as ev
+from vprim.assets.model.data import encode_rows, read_rows
+from vprim.assets.model.model import kv_accounting
+from vprim.assets.model.tokenizer import Tokenizer
+from vprim.assets.model.train import TrainConfig, load_checkpoint, model_from_checkpoint, train
+from vprim.resources.compute import ComputeResource
+from vprim.resources.storage import StorageResource
 
 GPU_TAGS = {
     "dagster-k8s/config": {

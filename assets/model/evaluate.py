@@ -1,5 +1,5 @@
 """Generation on held-out eval sets, predictions JSONL, and scorecards from the camps' scorer
-(:mod:`assets.camps.scorer`, the same code as ``vprim score``), with the trivial baseline."""
+(:mod:`vprim.assets.camps.scorer`, the same code as ``vprim score``), with the trivial baseline."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import json
 import pyarrow as pa
 import torch
 
-from assets.camps import scorer
-from assets.model.data import Encoded
-from assets.model.model import CompactVLM
-from assets.model.tokenizer import Tokenizer
+from vprim.assets.camps import scorer
+from vprim.assets.model.data import Encoded
+from vprim.assets.model.model import CompactVLM
+from vprim.assets.model.tokenizer import Tokenizer
 
 
 @torch.no_grad()

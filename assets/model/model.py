@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn as nn
 
-from kernels.compress import compress
-from kernels.indexer import indexer_kl, indexer_scores
-from kernels.reference import select_topk
-from kernels.sparse_attention import sparse_attention
+from vprim.kernels.compress import compress
+from vprim.kernels.indexer import indexer_kl, indexer_scores
+from vprim.kernels.reference import select_topk
+from vprim.kernels.sparse_attention import sparse_attention
 
 PATCH, MERGE, KV_RATIO = 14, 3, 4
 
@@ -105,7 +105,7 @@ class CSAttention(nn.Module):
         The indexer reads ``x`` detached and top-k has no gradient, so the LM loss never
         reaches it and it changes the main model only through what it selects; its one
         gradient is the KL toward the attention's distribution over the compressed entries
-        (DeepSeek-V3.2's recipe, :func:`kernels.indexer.indexer_kl`)."""
+        (DeepSeek-V3.2's recipe, :func:`vprim.kernels.indexer.indexer_kl`)."""
         c, (B, T, _) = self.c, x.shape
         q, k, v = self.qkv(x).view(B, T, 3, c.n_heads, self.hd).unbind(2)
         kc = compress(k, self.wk, self.bk, c.m, backend)

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from assets.model.data import Encoded
-from assets.model.model import SIZES, CompactVLM, ModelConfig
-from assets.model.tokenizer import Tokenizer
+from vprim.assets.model.data import Encoded
+from vprim.assets.model.model import SIZES, CompactVLM, ModelConfig
+from vprim.assets.model.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
-"""Quality-stage benchmarks, run in their own process by ``assets.bench`` (peak RSS is theirs).
+"""Quality-stage benchmarks, each in its own process from ``vprim.assets.bench`` (its own peak RSS).
 
-    python -m assets.quality.bench geometry ROOT --rows 10000000
-    python -m assets.quality.bench labels ROOT
+    python -m vprim.assets.quality.bench geometry ROOT --rows 10000000
+    python -m vprim.assets.quality.bench labels ROOT
 
 ``ROOT`` is a storage root whose ``raw_instances`` were written by an ingest (the bench's own).
 Each prints one JSON line of figures.
@@ -29,7 +29,7 @@ def bench_geometry(root: str, rows: int) -> dict:
 
     Each tile gets its own source ids, so duplicates are judged within images as in real data.
     """
-    from assets.quality.geometry import check_boxes
+    from vprim.assets.quality.geometry import check_boxes
 
     base = _raw(root)
     tiles = []
@@ -52,8 +52,8 @@ def bench_geometry(root: str, rows: int) -> dict:
 
 def bench_labels(root: str) -> dict:
     """Embedding throughput on the corpus's distinct labels, then a re-run with nothing new."""
-    from assets.quality.embedder import EmbeddingCache, LabelEmbedder, embed_cached
-    from assets.quality.labels import normalise
+    from vprim.assets.quality.embedder import EmbeddingCache, LabelEmbedder, embed_cached
+    from vprim.assets.quality.labels import normalise
 
     labels = _raw(root, ["raw_label"])["raw_label"].unique().to_pylist()
     texts = sorted({normalise(x) for x in labels})
@@ -78,7 +78,7 @@ def bench_labels(root: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m assets.quality.bench")
+    parser = argparse.ArgumentParser(prog="python -m vprim.assets.quality.bench")
     parser.add_argument("what", choices=["geometry", "labels"])
     parser.add_argument("root")
     parser.add_argument("--rows", type=int, default=10_000_000)

@@ -21,12 +21,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from assets.parallel import map_shards
-from assets.quality import geometry as G
-from assets.quality.labels import LabelConfig
-from assets.sources import schema as S
-from assets.sources.ingest import RAW_DIR, SOURCE_STATS_DIR, shard_file
-from assets.storage import Storage
+from vprim.assets.parallel import map_shards
+from vprim.assets.quality import geometry as G
+from vprim.assets.quality.labels import LabelConfig
+from vprim.assets.sources import schema as S
+from vprim.assets.sources.ingest import RAW_DIR, SOURCE_STATS_DIR, shard_file
+from vprim.assets.storage import Storage
 
 CLEAN_DIR = "clean_instances"
 SELECTION_DIR = "source_selection"

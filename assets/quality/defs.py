@@ -10,17 +10,19 @@ from collections import Counter
 import dagster as dg
 import pyarrow as pa
 
-from assets.quality import curate
-from assets.quality import geometry as G
-from assets.quality.embedder import EmbeddingCache, embed_cached
-from assets.quality.labels import LabelConfig, decide_labels, embedding_texts, normalise
-from assets.reporting import accounting_metadata, counts_table, md_table, table_preview
-from assets.sources import catalog as cat
-from assets.sources import schema as S
-from assets.sql import load
-from dagster_project.partitions import shard_partitions
-from dagster_project.profiles import current
-from resources import DUCKDB_HEAVY, DuckDBResource, LabelEmbedderResource, StorageResource
+from vprim.assets.quality import curate
+from vprim.assets.quality import geometry as G
+from vprim.assets.quality.embedder import EmbeddingCache, embed_cached
+from vprim.assets.quality.labels import LabelConfig, decide_labels, embedding_texts, normalise
+from vprim.assets.reporting import accounting_metadata, counts_table, md_table, table_preview
+from vprim.assets.sources import catalog as cat
+from vprim.assets.sources import schema as S
+from vprim.assets.sql import load
+from vprim.dagster_project.partitions import shard_partitions
+from vprim.dagster_project.profiles import current
+from vprim.resources.duckdb import DUCKDB_HEAVY, DuckDBResource
+from vprim.resources.embedder import LabelEmbedderResource
+from vprim.resources.storage import StorageResource
 
 VOCABULARY_PATH = "quality/label_vocabulary.parquet"
 EMBEDDING_CACHE_PATH = "quality/label_embeddings.parquet"

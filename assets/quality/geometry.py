@@ -51,7 +51,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
-from assets.sources import schema as S
+from vprim.assets.sources import schema as S
 
 #: bit of each box reason in ``flags``: stable, in ``schema.BOX_REASONS`` order.
 FLAG_BITS: dict[str, int] = {reason: 1 << k for k, reason in enumerate(S.BOX_REASONS)}

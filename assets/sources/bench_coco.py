@@ -8,7 +8,7 @@ boxes). Each reader then runs in a fresh subprocess, so that its peak RSS (the c
 - ``vprim``: ``CocoReader().read_file`` into a ``READER_SCHEMA`` table;
 - ``pycocotools``: ``COCO(path)`` (``json.load`` plus its index).
 
-    python -m assets.sources.bench_coco [--boxes 1000000] [--out DIR]
+    python -m vprim.assets.sources.bench_coco [--boxes 1000000] [--out DIR]
 
 The project's goal: vprim at least 2x faster and at most half the peak memory of pycocotools.
 """
@@ -31,8 +31,8 @@ N_CATEGORIES = 80
 _CHILD_VPRIM = """
 import json, resource, sys, time
 t0 = time.perf_counter()
-from assets.sources.readers.base import Source
-from assets.sources.readers.coco import CocoReader
+from vprim.assets.sources.readers.base import Source
+from vprim.assets.sources.readers.coco import CocoReader
 path = sys.argv[1]
 t1 = time.perf_counter()
 result = CocoReader().read_file(Source("bench", path), None, path)
@@ -158,7 +158,7 @@ def _run_child(code: str, path: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     """Write the file (unless it exists), run both readers, print a table, return figures."""
-    parser = argparse.ArgumentParser(prog="python -m assets.sources.bench_coco")
+    parser = argparse.ArgumentParser(prog="python -m vprim.assets.sources.bench_coco")
     parser.add_argument("--boxes", type=int, default=1_000_000)
     parser.add_argument("--out", default="bench_out")
     parser.add_argument("--seed", type=int, default=0)

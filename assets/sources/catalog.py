@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from assets.sources import schema as S
+from vprim.assets.sources import schema as S
 
 REQUIRED_COLUMNS = ("source_id", "uri", "format")
 
@@ -187,7 +187,7 @@ def build_catalog(
     """
     info: dict = {}
     if not catalog_url:
-        from assets.sources.synthetic import generate_corpus
+        from vprim.assets.sources.synthetic import generate_corpus
 
         corpus = generate_corpus(
             synthetic_dir(storage_root, scale, seed), scale=scale, seed=seed, workers=workers

@@ -10,12 +10,12 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from assets.reporting import accounting_metadata, counts_table, md_table, table_preview
-from assets.sources import catalog as cat
-from assets.sources import ingest
-from dagster_project.partitions import shard_partitions
-from dagster_project.profiles import current
-from resources import StorageResource
+from vprim.assets.reporting import accounting_metadata, counts_table, md_table, table_preview
+from vprim.assets.sources import catalog as cat
+from vprim.assets.sources import ingest
+from vprim.dagster_project.partitions import shard_partitions
+from vprim.dagster_project.profiles import current
+from vprim.resources.storage import StorageResource
 
 _profile = current()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from assets.sources import schema as S
+from vprim.assets.sources import schema as S
 
 
 def parse_scores(planted: pl.DataFrame, rejects: pl.DataFrame) -> list[dict]:

@@ -21,10 +21,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from assets.parallel import map_shards
-from assets.sources import schema as S
-from assets.sources.readers import READERS, detect_format
-from assets.sources.readers.base import (
+from vprim.assets.parallel import map_shards
+from vprim.assets.sources import schema as S
+from vprim.assets.sources.readers import READERS, detect_format
+from vprim.assets.sources.readers.base import (
     PREFETCH_WINDOW,
     BoxColumns,
     BulkReader,
@@ -32,7 +32,7 @@ from assets.sources.readers.base import (
     ReadResult,
     Source,
 )
-from assets.storage import PARQUET_OPTIONS, Storage, parquet_writer
+from vprim.assets.storage import PARQUET_OPTIONS, Storage, parquet_writer
 
 RAW_DIR = "raw_instances"
 PARSE_REJECTS_DIR = "rejects/stage=parse"
@@ -414,7 +414,7 @@ def parse_scores_for_shards(storage: Storage, planted_path: str, shard_keys: lis
     """Parse-stage precision/recall against ``planted``, over the sources of ``shard_keys``."""
     import polars as pl
 
-    from assets.sources.evaluate import parse_scores
+    from vprim.assets.sources.evaluate import parse_scores
 
     rejects = pl.concat(
         [pl.from_arrow(storage.read_parquet(shard_file(PARSE_REJECTS_DIR, k))) for k in shard_keys]

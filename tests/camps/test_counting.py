@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from assets.camps import primitives as prim
-from assets.camps.counting import (
+from vprim.assets.camps import primitives as prim
+from vprim.assets.camps.counting import (
     COLOURS,
     FAMILIES,
     POSES,

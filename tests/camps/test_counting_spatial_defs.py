@@ -11,12 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from assets.camps import counting_spatial_runs as R
-from assets.camps.defs_counting_spatial import counting_spatial_assets
-from assets.lake import publish as P
-from assets.lake.balance import BalanceConfig
-from resources import DuckDBResource, StorageResource
 from tests.lake.test_lake import box, build, write_root
+from vprim.assets.camps import counting_spatial_runs as R
+from vprim.assets.camps.defs_counting_spatial import counting_spatial_assets
+from vprim.assets.lake import publish as P
+from vprim.assets.lake.balance import BalanceConfig
+from vprim.resources.duckdb import DuckDBResource
+from vprim.resources.storage import StorageResource
 
 LABELS = ("car", "bus", "dog", "cat")
 
@@ -135,7 +136,7 @@ def test_partition_seed_ranges_cover_the_size_once():
 
 
 def test_code_location_has_the_camp_assets():
-    from dagster_project.definitions import defs
+    from vprim.dagster_project.definitions import defs
 
     graph = defs.resolve_asset_graph()
     for name in ("counting_camp", "spatial_camp"):
@@ -148,7 +149,7 @@ def test_code_location_has_the_camp_assets():
 
 
 def test_camps_bench_reads_the_lake_and_writes_only_under_out(materialised, tmp_path):
-    from assets.camps.bench import bench
+    from vprim.assets.camps.bench import bench
 
     root, _ = materialised
     before = sorted(p.relative_to(root) for p in root.rglob("*.parquet"))

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assets.camps import maze as M
-from assets.camps.primitives import parse_primitives
-from assets.camps.rewards import MAZE_WEIGHTS, maze_reward, maze_trace_cells
+from vprim.assets.camps import maze as M
+from vprim.assets.camps.primitives import parse_primitives
+from vprim.assets.camps.rewards import MAZE_WEIGHTS, maze_reward, maze_trace_cells
 
 
 def _components(n: int, pairs) -> int:

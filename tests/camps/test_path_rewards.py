@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assets.camps import evalsets as E
-from assets.camps import path_tracing as P
-from assets.camps import rewards as R
-from assets.camps import scorer as S
-from assets.camps.primitives import parse_primitives
-from assets.storage import Storage
+from vprim.assets.camps import evalsets as E
+from vprim.assets.camps import path_tracing as P
+from vprim.assets.camps import rewards as R
+from vprim.assets.camps import scorer as S
+from vprim.assets.camps.primitives import parse_primitives
+from vprim.assets.storage import Storage
 
 
 @settings(max_examples=25, deadline=None)
@@ -100,8 +100,8 @@ def test_eval_and_train_seeds_disjoint():
 
 
 def test_drawn_camp_assets_materialise(tmp_path):
-    from assets.camps.defs import drawn_camps_assets
-    from resources import StorageResource
+    from vprim.assets.camps.defs import drawn_camps_assets
+    from vprim.resources.storage import StorageResource
 
     res = {"storage": StorageResource(root=str(tmp_path))}
     part = [a for a in drawn_camps_assets if a.partitions_def is not None]
@@ -128,7 +128,7 @@ def test_drawn_camp_assets_materialise(tmp_path):
 
 
 def test_code_location_has_the_drawn_camps():
-    from dagster_project.definitions import defs
+    from vprim.dagster_project.definitions import defs
 
     graph = defs.resolve_asset_graph()
     for key in ("maze_camp", "path_tracing_camp"):

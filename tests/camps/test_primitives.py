@@ -3,7 +3,12 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assets.camps.primitives import format_answer, format_boxes, format_points, parse_primitives
+from vprim.assets.camps.primitives import (
+    format_answer,
+    format_boxes,
+    format_points,
+    parse_primitives,
+)
 
 
 def test_round_trip():

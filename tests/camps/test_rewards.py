@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assets.camps.primitives import format_answer, format_boxes, format_points
-from assets.camps.rewards import (
+from vprim.assets.camps.primitives import format_answer, format_boxes, format_points
+from vprim.assets.camps.rewards import (
     MAZE_WEIGHTS,
     counting_reward,
     format_reward,

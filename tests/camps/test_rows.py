@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from assets.camps.counting import CountScene, generate_counting
-from assets.camps.maze import generate_maze
-from assets.camps.path_tracing import generate_path
-from assets.camps.preview_grid import draw_primitives, grid_png
-from assets.camps.primitives import format_boxes, format_points, parse_primitives
-from assets.camps.rewards import REWARDS
-from assets.camps.schema import CAMP_SCHEMA, rows_to_table
-from assets.camps.spatial import generate_spatial
+from vprim.assets.camps.counting import CountScene, generate_counting
+from vprim.assets.camps.maze import generate_maze
+from vprim.assets.camps.path_tracing import generate_path
+from vprim.assets.camps.preview_grid import draw_primitives, grid_png
+from vprim.assets.camps.primitives import format_boxes, format_points, parse_primitives
+from vprim.assets.camps.rewards import REWARDS
+from vprim.assets.camps.schema import CAMP_SCHEMA, rows_to_table
+from vprim.assets.camps.spatial import generate_spatial
 
 
 def _counting_rows() -> list[dict]:

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assets.camps import primitives as prim
-from assets.camps.spatial import (
+from vprim.assets.camps import primitives as prim
+from vprim.assets.camps.spatial import (
     FAMILIES,
     Reject,
     SpatialConfig,
@@ -21,8 +21,14 @@ from assets.camps.spatial import (
     make_sample,
     verify,
 )
-from assets.camps.spatial_program import MISSING, AmbiguousReference, ProgramError, execute, node
-from assets.camps.spatial_scene import COLOURS, SceneConfig, sample_scene
+from vprim.assets.camps.spatial_program import (
+    MISSING,
+    AmbiguousReference,
+    ProgramError,
+    execute,
+    node,
+)
+from vprim.assets.camps.spatial_scene import COLOURS, SceneConfig, sample_scene
 
 SEEDS = st.integers(0, 2**40)
 FAST = settings(

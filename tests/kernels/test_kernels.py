@@ -8,15 +8,15 @@ import math
 import pytest
 import torch
 
-from kernels.compress import compress
-from kernels.indexer import indexer_scores, indexer_topk
-from kernels.reference import (
+from vprim.kernels.compress import compress
+from vprim.kernels.indexer import indexer_scores, indexer_topk
+from vprim.kernels.reference import (
     compress_ref,
     indexer_scores_ref,
     sparse_attention_ref,
     visible,
 )
-from kernels.sparse_attention import sparse_attention
+from vprim.kernels.sparse_attention import sparse_attention
 
 FP32_TOL = 1e-5  # rel RMS in fp32; the bf16 bound (5e-3) applies on a GPU only
 
@@ -137,8 +137,8 @@ def _indexer_kl_loop(scores, q, kc, m):
 
 @pytest.mark.parametrize("B,T,N,H,D,m", [(2, 13, 4, 2, 8, 4), (1, 10, 4, 3, 5, 3)])
 def test_indexer_kl_matches_loop_reference_and_trains_the_indexer_only(B, T, N, H, D, m):
-    from kernels.indexer import indexer_kl
-    from kernels.reference import indexer_kl_ref
+    from vprim.kernels.indexer import indexer_kl
+    from vprim.kernels.reference import indexer_kl_ref
 
     torch.manual_seed(3)
     qi, ki, wi = leaves((B, T, 2, 6), (B, N, 6), (B, T, 2))

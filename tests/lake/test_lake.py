@@ -19,18 +19,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from assets.lake import checks as C
-from assets.lake import publish as P
-from assets.lake import stats
-from assets.lake.balance import LAKE_SCHEMA, BalanceConfig
-from assets.lake.build import LakeBuild, build_version, lake_files_sql
-from assets.quality.curate import CLEAN_SCHEMA, SELECTION_SCHEMA
-from assets.quality.labels import LABEL_MAP_SCHEMA
-from assets.sources import schema as S
-from assets.sql import register_macros
-from assets.storage import Storage
-from dagster_project.profiles import PROJECT_ROOT
-from resources import DuckDBResource
+from vprim.assets.lake import checks as C
+from vprim.assets.lake import publish as P
+from vprim.assets.lake import stats
+from vprim.assets.lake.balance import LAKE_SCHEMA, BalanceConfig
+from vprim.assets.lake.build import LakeBuild, build_version, lake_files_sql
+from vprim.assets.quality.curate import CLEAN_SCHEMA, SELECTION_SCHEMA
+from vprim.assets.quality.labels import LABEL_MAP_SCHEMA
+from vprim.assets.sources import schema as S
+from vprim.assets.sql import register_macros
+from vprim.assets.storage import Storage
+from vprim.dagster_project.profiles import PROJECT_ROOT
+from vprim.resources.duckdb import DuckDBResource
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z: builds get explicit, increasing times
 REJECTED_RAW = "qwzx"  # a raw label the label map rejects
@@ -710,10 +710,10 @@ def test_new_version_names_sort_by_time():
 KILLED_BUILD = """
 import os, signal, sys
 import duckdb
-from assets.lake import publish as P
-from assets.lake.balance import BalanceConfig
-from assets.lake.build import build_version
-from assets.storage import Storage
+from vprim.assets.lake import publish as P
+from vprim.assets.lake.balance import BalanceConfig
+from vprim.assets.lake.build import build_version
+from vprim.assets.storage import Storage
 
 store = Storage(sys.argv[1])
 config = BalanceConfig(cap=5, buckets=8)
@@ -876,7 +876,7 @@ def test_cli_query_prints_the_lake_count(tmp_path):
         [
             sys.executable,
             "-m",
-            "dagster_project.cli",
+            "vprim.dagster_project.cli",
             "query",
             "SELECT count(*) AS n FROM lake",
             "--root",

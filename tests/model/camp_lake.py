@@ -17,13 +17,13 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from assets.camps.counting import CountingConfig
-from assets.camps.counting_spatial_runs import counting_run
-from assets.camps.evalsets import build_counting_coarse
-from assets.lake import publish as P
-from assets.lake.balance import BalanceConfig
-from assets.storage import Storage
 from tests.lake.test_lake import box, build, write_root
+from vprim.assets.camps.counting import CountingConfig
+from vprim.assets.camps.counting_spatial_runs import counting_run
+from vprim.assets.camps.evalsets import build_counting_coarse
+from vprim.assets.lake import publish as P
+from vprim.assets.lake.balance import BalanceConfig
+from vprim.assets.storage import Storage
 
 LABELS = ("cat", "kite")
 ONE_QUESTION = CountingConfig(questions_per_image=1)

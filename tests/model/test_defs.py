@@ -7,12 +7,14 @@ from __future__ import annotations
 import dagster as dg
 import duckdb
 
-from assets.camps.counting_spatial_runs import counting_run
-from assets.camps.defs_counting_spatial import counting_coarse_eval
-from assets.camps.schema import write_rows
-from assets.model.defs import evaluation, training_run
-from resources import ComputeResource, DuckDBResource, StorageResource
 from tests.model.camp_lake import coarse_lake
+from vprim.assets.camps.counting_spatial_runs import counting_run
+from vprim.assets.camps.defs_counting_spatial import counting_coarse_eval
+from vprim.assets.camps.schema import write_rows
+from vprim.assets.model.defs import evaluation, training_run
+from vprim.resources.compute import ComputeResource
+from vprim.resources.duckdb import DuckDBResource
+from vprim.resources.storage import StorageResource
 
 
 def test_training_and_evaluation_materialise(tmp_path):

@@ -18,11 +18,11 @@ import time
 import pytest
 import torch
 
-from assets.model.data import encode_rows
-from assets.model.evaluate import predict, scorecard
-from assets.model.tokenizer import Tokenizer
-from assets.model.train import TrainConfig, load_checkpoint, model_from_checkpoint, train
 from tests.model.camp_lake import coarse_lake, coarse_rows
+from vprim.assets.model.data import encode_rows
+from vprim.assets.model.evaluate import predict, scorecard
+from vprim.assets.model.tokenizer import Tokenizer
+from vprim.assets.model.train import TrainConfig, load_checkpoint, model_from_checkpoint, train
 
 FULL = os.environ.get("VPRIM_SLOW") == "1"
 # (lake images, training rows, eval rows, steps, batch). 400 steps, not 300: at 300 the exact

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from assets.model.model import SIZES, CompactVLM, ModelConfig, kv_accounting
-from assets.model.tokenizer import SPECIALS, Tokenizer
+from vprim.assets.model.model import SIZES, CompactVLM, ModelConfig, kv_accounting
+from vprim.assets.model.tokenizer import SPECIALS, Tokenizer
 
 TEXT = "<|ref|>dog<|/ref|><|box|>[[12,0,999,540],[3,4,5,6]]<|/box|>\nAnswer: 2"
 

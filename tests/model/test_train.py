@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from assets.model.data import encode_rows
-from assets.model.evaluate import baseline_predictions, predict, scorecard
-from assets.model.tokenizer import Tokenizer
-from assets.model.train import TrainConfig, load_checkpoint, model_from_checkpoint, train
-from assets.storage import Storage
 from tests.model.synthetic import squares_rows
+from vprim.assets.model.data import encode_rows
+from vprim.assets.model.evaluate import baseline_predictions, predict, scorecard
+from vprim.assets.model.tokenizer import Tokenizer
+from vprim.assets.model.train import TrainConfig, load_checkpoint, model_from_checkpoint, train
+from vprim.assets.storage import Storage
 
 
 class Crash(RuntimeError):

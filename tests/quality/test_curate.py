@@ -6,10 +6,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from assets.quality import curate
-from assets.sources import schema as S
-from assets.sources.ingest import RAW_DIR, SOURCE_STATS_DIR, SOURCE_STATS_SCHEMA, shard_file
-from assets.storage import Storage
+from vprim.assets.quality import curate
+from vprim.assets.sources import schema as S
+from vprim.assets.sources.ingest import RAW_DIR, SOURCE_STATS_DIR, SOURCE_STATS_SCHEMA, shard_file
+from vprim.assets.storage import Storage
 
 
 def _boxes(source: str, label: str, n_images: int, box=(10.0, 10.0, 40.0, 40.0), per_image=1):

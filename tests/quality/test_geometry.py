@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assets.quality import geometry as G
-from assets.sources import schema as S
+from vprim.assets.quality import geometry as G
+from vprim.assets.sources import schema as S
 
 CFG = G.GeometryConfig()
 
@@ -591,8 +591,8 @@ def test_score_counts_matches_by_instance_and_source():
 # --- measurement on the tiny synthetic corpus -------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_checked(tmp_path_factory):
-    from assets.sources.ingest import SOURCE_STATS_SCHEMA, read_source
-    from assets.sources.synthetic import generate_corpus
+    from vprim.assets.sources.ingest import SOURCE_STATS_SCHEMA, read_source
+    from vprim.assets.sources.synthetic import generate_corpus
 
     corpus = generate_corpus(str(tmp_path_factory.mktemp("geometry") / "tiny"), "tiny", seed=0)
     catalog = pq.read_table(corpus.catalog_path)

@@ -15,8 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from assets.quality import labels as L
-from assets.quality.embedder import MODEL_NAME, EmbeddingCache, LabelEmbedder, embed_cached
+from vprim.assets.quality import labels as L
+from vprim.assets.quality.embedder import MODEL_NAME, EmbeddingCache, LabelEmbedder, embed_cached
 
 
 @pytest.fixture(scope="module")
@@ -311,8 +311,8 @@ def test_label_quality_report_counts():
 def corpus_labels_with_truth(root: str) -> tuple[dict[str, str], pa.Table]:
     """Distinct raw labels of a generated corpus with their planted truth, and per-source
     box counts, read through the real format readers (``read_source``)."""
-    from assets.sources.ingest import read_source
-    from assets.sources.synthetic import generate_corpus
+    from vprim.assets.sources.ingest import read_source
+    from vprim.assets.sources.synthetic import generate_corpus
 
     corpus = generate_corpus(root, "tiny")
     planted = pq.read_table(corpus.planted_path)

@@ -19,10 +19,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assets.sources import ingest
-from assets.sources import synthetic as G
-from assets.sources.readers import READERS
-from assets.sources.readers.base import (
+from vprim.assets.sources import ingest
+from vprim.assets.sources import synthetic as G
+from vprim.assets.sources.readers import READERS
+from vprim.assets.sources.readers.base import (
     REMOTE_SCHEMES,
     BulkReader,
     Source,
@@ -333,7 +333,7 @@ def _voc_objects(draw) -> str:
 )
 def test_voc_plain_layout_reads_as_the_tree_does(ws, filename, width, height, objects):
     """The regex reader gives what the tree walk gives, or leaves the file to it."""
-    from assets.sources.readers import voc
+    from vprim.assets.sources.readers import voc
 
     text = _VOC_DOC.format(
         ws=ws, filename=filename, width=width, height=height, objects="".join(objects)
@@ -344,7 +344,7 @@ def test_voc_plain_layout_reads_as_the_tree_does(ws, filename, width, height, ob
 
 
 def test_voc_plain_layout_takes_the_generator_files():
-    from assets.sources.readers import voc
+    from vprim.assets.sources.readers import voc
 
     text = _VOC_DOC.format(
         ws="\n", filename="synthetic://s/a?w=4&amp;h=3", width="4", height="3",
@@ -393,7 +393,7 @@ _JSONISH = st.one_of(
     )
 )
 def test_labelme_plain_points_is_the_rule_per_point(value):
-    from assets.sources.readers.labelme import _plain_points
+    from vprim.assets.sources.readers.labelme import _plain_points
 
     got, expected = _plain_points(value), _points_one_by_one(value)
     assert repr(got) == repr(expected)

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from assets.sources import catalog as cat
+from vprim.assets.sources import catalog as cat
 
 ROWS = [
     {"source_id": "a", "uri": "/data/a", "format": "coco"},

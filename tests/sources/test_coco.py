@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from assets.sources import schema as S
-from assets.sources.readers import coco as coco_module
-from assets.sources.readers.base import ParseError, Source
-from assets.sources.readers.coco import CocoReader
+from vprim.assets.sources import schema as S
+from vprim.assets.sources.readers import coco as coco_module
+from vprim.assets.sources.readers.base import ParseError, Source
+from vprim.assets.sources.readers.coco import CocoReader
 
 FIXTURES = Path(__file__).parents[2].parent / "shared" / "fixtures"
 DATUMARO_COCO = FIXTURES / "datumaro" / "coco_dataset" / "coco_instances"
@@ -645,7 +645,7 @@ def test_reader_table_is_columnar_output(tmp_path: Path) -> None:
 
 
 def test_bench_file_matches_reference(tmp_path: Path) -> None:
-    from assets.sources.bench_coco import category_ids, write_coco
+    from vprim.assets.sources.bench_coco import category_ids, write_coco
 
     path = write_coco(tmp_path / "instances_bench.json", n_boxes=3000, seed=1)
     _check_against_reference(path, block_size=4096, batch_size=500)
@@ -657,7 +657,7 @@ def test_bench_file_matches_reference(tmp_path: Path) -> None:
 
 def test_bench_main_small(tmp_path: Path) -> None:
     pytest.importorskip("pycocotools")
-    from assets.sources import bench_coco
+    from vprim.assets.sources import bench_coco
 
     figures = bench_coco.main(["--boxes", "500", "--out", str(tmp_path)])
     assert figures["boxes"] == 500

@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from assets.sources import ingest
-from assets.sources import schema as S
-from assets.sources.catalog import validate_catalog, with_fingerprints, with_shards
-from assets.storage import Storage
+from vprim.assets.sources import ingest
+from vprim.assets.sources import schema as S
+from vprim.assets.sources.catalog import validate_catalog, with_fingerprints, with_shards
+from vprim.assets.storage import Storage
 
 GOOD_COCO = {
     "images": [{"id": 7, "width": 100, "height": 80, "file_name": "a.jpg"}],
@@ -122,7 +122,7 @@ def test_missing_source_uri(tmp_path):
 
 
 def test_reader_bug_is_a_ledger_row_not_a_crash(tmp_path, monkeypatch):
-    from assets.sources.readers import READERS
+    from vprim.assets.sources.readers import READERS
 
     def boom(*args, **kwargs):
         raise ZeroDivisionError("oops")

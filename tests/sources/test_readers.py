@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from assets.sources import schema as S
-from assets.sources.readers import DETECT_ORDER, READERS, detect_format, get_reader
-from assets.sources.readers.base import BoxReject, ParseError, ReadResult, Source
+from vprim.assets.sources import schema as S
+from vprim.assets.sources.readers import DETECT_ORDER, READERS, detect_format, get_reader
+from vprim.assets.sources.readers.base import BoxReject, ParseError, ReadResult, Source
 
 DATUMARO = Path(__file__).parents[2].parent / "shared" / "fixtures" / "datumaro"
 needs_datumaro = pytest.mark.skipif(

@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from assets.sources import schema as S
-from assets.sources import synthetic as G
-from assets.sources.render import open_image, render_image
+from vprim.assets.sources import schema as S
+from vprim.assets.sources import synthetic as G
+from vprim.assets.sources.render import open_image, render_image
 
 # --- fixtures --------------------------------------------------------------------------------
 
@@ -392,7 +392,7 @@ def test_unknown_scale_is_a_clear_error(tmp_path):
 
 
 def test_catalog_contract(tiny, catalog):
-    from assets.sources.catalog import validate_catalog
+    from vprim.assets.sources.catalog import validate_catalog
 
     assert catalog.schema.equals(S.CATALOG_SCHEMA, check_metadata=False)
     validate_catalog(catalog)
@@ -736,11 +736,11 @@ def test_real_readers_agree_with_planted(catalog, planted):
     """Every tiny source through ``READERS``: planted boxes are read (as boxes, or as box-level
     rejects with the planted parse reason), planted files fail with the planted reason, nothing
     else is rejected on read, junk is no format, and unannotated images are counted."""
-    readers_mod = pytest.importorskip("assets.sources.readers")
+    readers_mod = pytest.importorskip("vprim.assets.sources.readers")
     readers = getattr(readers_mod, "READERS", None)
     if not readers:
-        pytest.skip("assets.sources.readers.READERS does not exist yet")
-    from assets.sources.readers.base import ParseError, Source
+        pytest.skip("vprim.assets.sources.readers.READERS does not exist yet")
+    from vprim.assets.sources.readers.base import ParseError, Source
 
     want = defaultdict(dict)
     file_rows = defaultdict(Counter)

@@ -1,4 +1,4 @@
-"""Format readers: one :class:`~assets.sources.readers.base.FormatReader` per raw format.
+"""Format readers: one :class:`~vprim.assets.sources.readers.base.FormatReader` per raw format.
 
 ``READERS`` maps each catalog format to its reader; ``detect_format`` resolves ``format=auto``.
 The contract every reader follows is ``assets/sources/FORMATS.md``.
@@ -6,14 +6,14 @@ The contract every reader follows is ``assets/sources/FORMATS.md``.
 
 from __future__ import annotations
 
-from assets.sources import schema as S
-from assets.sources.readers.base import FormatReader, ParseError, Source
-from assets.sources.readers.coco import CocoReader
-from assets.sources.readers.labelme import LabelmeReader
-from assets.sources.readers.odvg import OdvgReader
-from assets.sources.readers.openimages import OpenImagesReader
-from assets.sources.readers.voc import VocReader
-from assets.sources.readers.yolo import YoloReader
+from vprim.assets.sources import schema as S
+from vprim.assets.sources.readers.base import FormatReader, ParseError, Source
+from vprim.assets.sources.readers.coco import CocoReader
+from vprim.assets.sources.readers.labelme import LabelmeReader
+from vprim.assets.sources.readers.odvg import OdvgReader
+from vprim.assets.sources.readers.openimages import OpenImagesReader
+from vprim.assets.sources.readers.voc import VocReader
+from vprim.assets.sources.readers.yolo import YoloReader
 
 READERS: dict[str, FormatReader] = {
     "coco": CocoReader(),

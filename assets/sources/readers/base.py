@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.sources import schema as S
+from vprim.assets.sources import schema as S
 
 #: Image references with these URL schemes are taken as they are (they cannot escape the
 #: source folder because they never name a local path). ``file://`` is not among them.

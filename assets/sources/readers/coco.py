@@ -55,8 +55,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from assets.sources import schema as S
-from assets.sources.readers.base import (
+from vprim.assets.sources import schema as S
+from vprim.assets.sources.readers.base import (
     REMOTE_SCHEMES,
     BoxReject,
     FormatReader,

@@ -16,8 +16,8 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from assets.sources import schema as S
-from assets.sources.readers.base import (
+from vprim.assets.sources import schema as S
+from vprim.assets.sources.readers.base import (
     IMAGE_EXTENSIONS,
     PLAIN_NUMBER_TYPES,
     BoxColumns,

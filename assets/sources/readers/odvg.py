@@ -14,8 +14,8 @@ import posixpath
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from assets.sources import schema as S
-from assets.sources.readers.base import (
+from vprim.assets.sources import schema as S
+from vprim.assets.sources.readers.base import (
     PLAIN_NUMBER_TYPES,
     BoxColumns,
     BoxReject,

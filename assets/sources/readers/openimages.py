@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from assets.sources import schema as S
-from assets.sources.readers.base import (
+from vprim.assets.sources import schema as S
+from vprim.assets.sources.readers.base import (
     IMAGE_EXTENSIONS,
     REMOTE_SCHEMES,
     BoxReject,

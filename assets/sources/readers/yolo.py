@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-from assets.sources import schema as S
-from assets.sources.readers.base import (
+from vprim.assets.sources import schema as S
+from vprim.assets.sources.readers.base import (
     IMAGE_EXTENSIONS,
     REMOTE_SCHEMES,
     BoxColumns,

@@ -1,1 +1,0 @@
-"""Dagster wiring of vprim: Definitions, jobs, schedules, sensors, partitions, profiles, CLI."""

@@ -1,1 +1,0 @@
-"""Triton kernels for compressed sparse attention, each beside a plain torch reference."""
