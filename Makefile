@@ -7,22 +7,34 @@ SCALE ?= small
 VPRIM_ROOT ?= $(CURDIR)/data
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 PYTEST_ARGS ?=
+# the lock tool, pinned here (it is not a dependency of vprim)
+UV_VERSION := 0.13.8
+# where torch's CPU wheel (2.13.0+cpu) lies; elsewhere set PIP_EXTRA_INDEX_URL to PyTorch's CPU index
+TORCH_WHEELS ?= /opt/wheels
+TORCH_FIND_LINKS := $(if $(wildcard $(TORCH_WHEELS)),--find-links $(TORCH_WHEELS))
 export DAGSTER_HOME VPRIM_ROOT
 
-.PHONY: help setup rebuild-dataset test ui bench lint format clean
+.PHONY: help setup lock rebuild-dataset test ui bench lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: pyproject.toml
+# Every package comes from requirements.lock, each file checked against its hash, so a new
+# upstream release cannot change what a fresh clone installs. vprim itself goes in editable,
+# with no dependencies of its own and the locked setuptools as its build backend.
+$(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --upgrade --quiet pip
-	# torch first: 2.13.0 is a CPU wheel on this machine's disk; a looser pin downloads GBs.
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps $(TORCH_FIND_LINKS) -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $@
 
-setup: $(BIN)/.installed ## create .venv and install vprim with its dev tools
+setup: $(BIN)/.installed ## create .venv and install the locked packages, then vprim (editable)
+
+lock: ## re-resolve requirements.lock from pyproject.toml's ranges (review, test, commit it alone)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml $(TORCH_FIND_LINKS) --upgrade -o requirements.lock
 
 rebuild-dataset: setup ## curate the default corpus (SCALE=tiny|small|full) or VPRIM_CATALOG into the lake
 	$(BIN)/vprim rebuild-dataset --scale $(SCALE) --root $(VPRIM_ROOT)

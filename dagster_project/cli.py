@@ -232,9 +232,18 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    pip = [sys.executable, "-m", "pip", "install"]
-    rc = subprocess.call([*pip, "torch==2.13.0"], cwd=PROJECT_ROOT)
-    return rc or subprocess.call([*pip, "-e", ".[dev]"], cwd=PROJECT_ROOT)
+    """What `make setup` does, into this Python: the locked packages, vprim, then pip check."""
+    pip = [sys.executable, "-m", "pip"]
+    steps = (
+        [*pip, "install", "--require-hashes", "--no-deps", "-r", "requirements.lock"],
+        [*pip, "install", "--no-deps", "--no-build-isolation", "-e", "."],
+        [*pip, "check"],
+    )
+    for step in steps:
+        rc = subprocess.call(step, cwd=PROJECT_ROOT)
+        if rc:
+            return rc
+    return 0
 
 
 def cmd_clean(args: argparse.Namespace) -> int:

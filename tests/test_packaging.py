@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -16,6 +18,7 @@ from vprim.dagster_project.profiles import PROJECT_ROOT
 
 PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
 PACKAGE_DIR = PYPROJECT["tool"]["setuptools"]["package-dir"]
+LOCK = PROJECT_ROOT / "requirements.lock"
 
 #: Run from the repo root, where Python puts the working directory first on sys.path: each
 #: name must resolve to the dependency that owns it, never to one of our folders.
@@ -100,3 +103,50 @@ def test_code_location_is_the_one_pyproject_names():
     finally:
         os.chdir(cwd)
     assert from_toml == launch.workspace_target()
+
+
+def _locked() -> dict[str, str]:
+    """``{normalised name: version}`` of every requirement in the lock, each with a hash."""
+    text = LOCK.read_text()
+    pins = {}
+    for entry in re.split(r"\n(?=[A-Za-z0-9])", text):
+        if entry.startswith("#") or not entry.strip():
+            continue
+        match = re.match(r"([A-Za-z0-9_.\-]+)==(\S+)", entry)
+        assert match, f"not an exact pin: {entry.splitlines()[0]}"
+        assert "--hash=sha256:" in entry, f"no hash for {match.group(1)}"
+        pins[_normalise(match.group(1))] = match.group(2)
+    return pins
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_name(requirement: str) -> str:
+    return _normalise(re.match(r"[A-Za-z0-9_.\-]+", requirement).group(0))
+
+
+def test_lock_pins_every_dependency_by_hash():
+    pins = _locked()
+    project = PYPROJECT["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    missing = {_requirement_name(r) for r in wanted} - set(pins)
+    assert not missing, f"in pyproject.toml but not in requirements.lock: {sorted(missing)}"
+    # the CPU build of torch, never the CUDA build the default PyPI wheel is
+    assert pins["torch"] == "2.13.0+cpu"
+
+
+def test_environment_is_exactly_the_lock():
+    # every distribution `make setup` put into .venv comes from the lock, at the locked version
+    if not Path(sys.prefix, "bin", ".installed").exists():
+        pytest.skip("not the .venv that `make setup` built")
+    pins = _locked()
+    installed = {
+        _normalise(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()
+    }
+    # pip is the interpreter's own; vprim is this checkout; uv comes only with `make lock`
+    extra = set(installed) - set(pins) - {"pip", "vprim", "uv"}
+    assert not extra, f"installed but not locked: {sorted(extra)}"
+    differ = {n: (installed[n], v) for n, v in pins.items() if installed.get(n) != v}
+    assert not differ, f"installed != locked: {differ}"
