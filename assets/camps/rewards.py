@@ -5,11 +5,11 @@ and ``total`` (0..1), and :data:`REWARDS`, the function of each camp (what the s
 the primitive format (:mod:`vprim.assets.camps.primitives`). A missing or unparsable answer
 scores 0; nothing raises. Every total loses :data:`DUP_PENALTY` per duplicate box (clipped at 0).
 
-- :func:`counting_reward`: ``count = 0.7 * exp(-3 * |pred - gt| / (|gt| + 1))`` (DESIGN.md
-  section 1) and ``exact`` (0/1); ``total = count + 0.3 * exact``, so a perfect answer is 1.0.
-  ``gt`` is ``meta["gt"]``.
+- :func:`counting_reward`: ``count = 0.7 * exp(-3 * |pred - gt| / (|gt| + 1))``
+  (docs/ARCHITECTURE.md, reference numbers) and ``exact`` (0/1); ``total = count + 0.3 *
+  exact``, so a perfect answer is 1.0. ``gt`` is ``meta["gt"]``.
 - :func:`spatial_reward`: normalised exact match of the answer with ``meta["answer"]``.
-- :func:`maze_reward`: the five DESIGN.md components with :data:`MAZE_WEIGHTS`, on the
+- :func:`maze_reward`: the five components of docs/CAMPS.md with :data:`MAZE_WEIGHTS`, on the
   grid-agnostic maze meta :mod:`vprim.assets.camps.maze` writes (cell centres, open passages).
 - :func:`path_reward`: trajectory, endpoint, jump and answer with :data:`PATH_WEIGHTS`.
 - :func:`format_reward`: 1 for text with an answer, -0.1 per parse error, -0.2 per duplicate

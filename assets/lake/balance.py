@@ -34,7 +34,7 @@ from vprim.assets.storage import Storage, parquet_writer
 
 SCHEMA_VERSION = "1.0"
 
-#: The public lake row (DESIGN.md section 3).
+#: The public lake row (docs/CONTRACTS.md).
 LAKE_SCHEMA = pa.schema(
     [
         pa.field("sample_id", pa.string(), nullable=False),

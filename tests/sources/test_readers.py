@@ -2,7 +2,7 @@
 
 Two kinds of input: the real datumaro sample datasets beside the repo (skipped when absent),
 whose coordinates are asserted exactly, and small files generated in ``tmp_path`` for every
-variant and every parse reject reason a format can produce (FORMATS.md is the contract).
+variant and every parse reject reason a format can produce (docs/FORMATS.md is the contract).
 """
 
 from __future__ import annotations

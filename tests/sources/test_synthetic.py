@@ -1,6 +1,6 @@
 """The synthetic raw corpus: determinism, caching, contracts, planted truth, renderer.
 
-The files are checked with small readers of our own (below), written from FORMATS.md and
+The files are checked with small readers of our own (below), written from docs/FORMATS.md and
 independent of ``assets/sources/readers``; when those readers exist, a last test runs every
 tiny source through them too.
 """
@@ -59,7 +59,7 @@ def read(catalog) -> dict[str, Read | None]:
     return out
 
 
-# --- small independent readers (FORMATS.md) --------------------------------------------------
+# --- small independent readers (docs/FORMATS.md) --------------------------------------------------
 
 
 def _size_from_uri(uri: str) -> tuple[int, int] | None:
@@ -107,7 +107,7 @@ def read_coco(uri: str) -> Read:
     out = Read()
     paths = sorted(Path(uri).rglob("*.json"))
     for path in paths:
-        # several files: image ids are "<file stem>:<id>" (FORMATS.md)
+        # several files: image ids are "<file stem>:<id>" (docs/FORMATS.md)
         prefix = f"{path.relative_to(uri).with_suffix('')}:" if len(paths) > 1 else ""
         try:
             doc = json.loads(_text(path))

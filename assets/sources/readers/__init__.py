@@ -1,7 +1,7 @@
 """Format readers: one :class:`~vprim.assets.sources.readers.base.FormatReader` per raw format.
 
 ``READERS`` maps each catalog format to its reader; ``detect_format`` resolves ``format=auto``.
-The contract every reader follows is ``assets/sources/FORMATS.md``.
+The contract every reader follows is ``docs/FORMATS.md``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ READERS: dict[str, FormatReader] = {
     "labelme": LabelmeReader(),
 }
 
-#: the order ``format=auto`` tries (FORMATS.md, section auto): the most specific first
+#: the order ``format=auto`` tries (docs/FORMATS.md, section auto): the most specific first
 DETECT_ORDER = ("coco", "labelme", "odvg", "voc", "openimages", "yolo")
 
 assert set(READERS) == set(S.FORMATS) == set(DETECT_ORDER)

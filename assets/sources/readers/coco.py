@@ -22,7 +22,7 @@ and converted element by element: that is the rare path. Images and categories a
 annotations at the end with ``np.searchsorted`` over sorted ids. The cyclic GC is paused
 while a file is read (it would rescan millions of short-lived containers).
 
-Semantics (``FORMATS.md``, "coco"): ``image_id = str(image["id"])``; label = the category's
+Semantics (``docs/FORMATS.md``, "coco"): ``image_id = str(image["id"])``; label = the category's
 ``name``; ``bbox`` xywh -> xyxy; ``is_crowd = iscrowd == 1``; ``polygon`` = a non-empty list of
 polygons (rings of numbers), null for RLE or anything else; ``attributes`` = the annotation's
 ``attributes`` object with string values as they are and other values as compact JSON text
@@ -932,7 +932,7 @@ def _open_utf8(f: io.BufferedIOBase, where: str) -> tuple[io.IOBase, bytes]:
 
 # --- the reader -----------------------------------------------------------------------------
 class CocoReader(FormatReader):
-    """COCO instances JSON (``FORMATS.md`` "coco").
+    """COCO instances JSON (``docs/FORMATS.md`` "coco").
 
     Args:
         block_size: bytes read per block (tests use a few bytes to cut through every token).
@@ -1025,7 +1025,7 @@ _OK, _UNKNOWN_IMAGE, _IMAGE_PROBLEM, _UNKNOWN_CATEGORY, _MALFORMED = range(5)
 
 
 def _image_base(source: Source, path: str, names: pa.Array, remote: np.ndarray) -> str:
-    """The folder a file's relative ``file_name``s hang from (FORMATS.md "coco").
+    """The folder a file's relative ``file_name``s hang from (docs/FORMATS.md "coco").
     ``remote``: :func:`remote_refs` of ``names`` (those are never probed)."""
     stem = posixpath.basename(path).rsplit(".", 1)[0]
     subset = stem[len("instances_") :] if stem.startswith("instances_") else stem
@@ -1245,7 +1245,7 @@ def _show(value: object) -> str:
 
 
 def _with_file_prefix(result: ReadResult, prefix: str) -> ReadResult:
-    """Image ids of one file of a multi-file source: ``<file stem>:<id>`` (FORMATS.md).
+    """Image ids of one file of a multi-file source: ``<file stem>:<id>`` (docs/FORMATS.md).
 
     COCO ids are unique within a file only; train/val/test exports often restart them.
     """

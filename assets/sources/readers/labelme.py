@@ -1,4 +1,4 @@
-"""LabelMe reader: one JSON file per image with a ``shapes`` list (FORMATS.md, section labelme).
+"""LabelMe reader: one JSON file per image, boxes in ``shapes`` (docs/FORMATS.md, section labelme).
 
 Box shapes are ``rectangle`` (two corners in any order: min/max), ``polygon`` (its bounding box,
 polygon kept) and ``circle`` (centre and a rim point). ``point``, ``line`` and ``linestrip``

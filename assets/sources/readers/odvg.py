@@ -1,4 +1,4 @@
-"""ODVG reader: JSON Lines, one image per line (FORMATS.md, section odvg).
+"""ODVG reader: JSON Lines, one image per line (docs/FORMATS.md, section odvg).
 
 A file is streamed line by line: a line that is not valid JSON (or not an ODVG record) is one
 ``record_errors`` entry with its line number and the rest of the file goes on. A file with no

@@ -1,4 +1,4 @@
-"""Open Images reader: box CSVs with normalised coordinates (FORMATS.md, section openimages).
+"""Open Images reader: box CSVs with normalised coordinates (docs/FORMATS.md, section openimages).
 
 Box CSVs can hold millions of rows, so a file is read columnar with ``pyarrow.csv`` (every
 column as a string, converted with Arrow kernels) and the per-row work, the normalised ->

@@ -1,4 +1,4 @@
-"""Pascal VOC reader: one ``<annotation>`` XML file per image (FORMATS.md, section voc).
+"""Pascal VOC reader: one ``<annotation>`` XML file per image (docs/FORMATS.md, section voc).
 
 XML is parsed with defusedxml: entity declarations and external references are refused, so a
 hostile file is data only and becomes ``parse_invalid_xml``.

@@ -1,4 +1,4 @@
-"""YOLO / darknet reader: one ``*.txt`` label file per image (FORMATS.md, section yolo).
+"""YOLO / darknet reader: one ``*.txt`` label file per image (docs/FORMATS.md, section yolo).
 
 The source shares its class names (``obj.names``, ``classes.txt``, ``*.names`` or ``names`` of
 ``data.yaml``, read with ``yaml.safe_load``) and its image lists (``train.txt`` ...), read once
@@ -281,7 +281,7 @@ class YoloReader(FormatReader):
 
     # -- one label file ---------------------------------------------------------------------
     def _image_uri(self, source: Source, context: YoloContext, image_id: str) -> str | None:
-        """The image of a label file (see FORMATS.md); None when there is none."""
+        """The image of a label file (see docs/FORMATS.md); None when there is none."""
         mirrored = _mirror(image_id)
         entries = context.listed.get(posixpath.basename(image_id))
         if entries:
