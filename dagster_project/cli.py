@@ -21,7 +21,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from vprim.dagster_project.profiles import PROJECT_ROOT, SCALES
+from vprim.dagster_project.profiles import PROJECT_ROOT, SCALES, SettingsError
 
 DAGSTER_YAML = """\
 # Written by vprim: a project-owned Dagster instance, so runs show up in `make ui`.
@@ -310,7 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as err:  # a user's setting, not a bug: one line, no traceback
+        print(f"vprim: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

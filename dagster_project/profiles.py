@@ -33,6 +33,18 @@ def _default_root() -> str:
     return str(PROJECT_ROOT / "data")
 
 
+class SettingsError(ValueError):
+    """A setting in the environment has a value vprim cannot use; the message names it."""
+
+
+def _int(env: dict[str, str], name: str, default: int | str) -> int:
+    value = env.get(name) or default
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r}; expected a whole number") from None
+
+
 def current(env: dict[str, str] | None = None) -> Profile:
     """The profile selected by ``VPRIM_PROFILE`` (local by default), with overrides from env."""
     env = dict(os.environ if env is None else env)
@@ -43,25 +55,25 @@ def current(env: dict[str, str] | None = None) -> Profile:
         "production": {"scale": "full", "shards": "64"},
     }
     if name not in defaults:
-        raise ValueError(f"VPRIM_PROFILE={name!r}; expected one of {sorted(defaults)}")
+        raise SettingsError(f"VPRIM_PROFILE={name!r}; expected one of {sorted(defaults)}")
     d = defaults[name]
     scale = env.get("VPRIM_SCALE") or env.get("SCALE") or d["scale"]
     if scale not in SCALES:
-        raise ValueError(f"VPRIM_SCALE={scale!r}; expected one of {SCALES}")
-    shards = int(env.get("VPRIM_SHARDS") or d["shards"])
+        raise SettingsError(f"VPRIM_SCALE={scale!r}; expected one of {SCALES}")
+    shards = _int(env, "VPRIM_SHARDS", d["shards"])
     if not 1 <= shards <= 4096:
-        raise ValueError(f"VPRIM_SHARDS={shards}; expected 1..4096")
-    workers = int(env.get("VPRIM_WORKERS") or os.cpu_count() or 1)
+        raise SettingsError(f"VPRIM_SHARDS={shards}; expected 1..4096")
+    workers = _int(env, "VPRIM_WORKERS", os.cpu_count() or 1)
     return Profile(
         name=name,
         root=env.get("VPRIM_ROOT") or _default_root(),
         scale=scale,
-        seed=int(env.get("VPRIM_SEED") or 0),
+        seed=_int(env, "VPRIM_SEED", 0),
         shards=shards,
         catalog=env.get("VPRIM_CATALOG", ""),
         workers=workers,
         # Ingest also waits on the disk (small cold files left ~17% of the cores idle with one
         # process per core); one more keeps them busy: 12 full shards in 92-98 s, not 103-112.
-        ingest_workers=int(env.get("VPRIM_INGEST_WORKERS") or workers + 1),
+        ingest_workers=_int(env, "VPRIM_INGEST_WORKERS", workers + 1),
         duckdb_memory=env.get("VPRIM_DUCKDB_MEMORY", "4GB"),
     )

@@ -6,6 +6,7 @@ import importlib
 import sys
 
 import dagster as dg
+import pytest
 
 from vprim.dagster_project.definitions import defs
 from vprim.dagster_project.profiles import current
@@ -113,3 +114,25 @@ def test_ingest_runs_one_process_more_than_the_other_steps():
     assert current({"VPRIM_WORKERS": "2"}).ingest_workers == 3
     assert current({"VPRIM_WORKERS": "2", "VPRIM_INGEST_WORKERS": "1"}).ingest_workers == 1
     assert current({}).ingest_workers == current({}).workers + 1
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("VPRIM_SCALE", "huge", "VPRIM_SCALE='huge'; expected one of ('tiny', 'small', 'full')"),
+        ("VPRIM_SHARDS", "0", "VPRIM_SHARDS=0; expected 1..4096"),
+        ("VPRIM_SHARDS", "4097", "VPRIM_SHARDS=4097; expected 1..4096"),
+        ("VPRIM_WORKERS", "two", "VPRIM_WORKERS='two'; expected a whole number"),
+        ("VPRIM_PROFILE", "prod", "VPRIM_PROFILE='prod'; expected one of"),
+    ],
+)
+def test_a_bad_setting_is_one_line(monkeypatch, capsys, tmp_path, setting, value, message):
+    # a user's mistake: exit 2 with one line on stderr, before anything is generated or launched
+    from vprim.dagster_project.cli import main
+
+    monkeypatch.setenv(setting, value)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert main(["rebuild-dataset", "--root", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vprim: {message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "data").exists()
