@@ -21,9 +21,10 @@ help: ## list the targets
 
 # Every package comes from requirements.lock, each file checked against its hash, so a new
 # upstream release cannot change what a fresh clone installs. vprim itself goes in editable,
-# with no dependencies of its own and the locked setuptools as its build backend.
+# with no dependencies of its own and the locked setuptools as its build backend. A changed lock
+# rebuilds .venv from empty, so it holds the lock and nothing left over from an older one.
 $(BIN)/.installed: pyproject.toml requirements.lock
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes --no-deps $(TORCH_FIND_LINKS) -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check
@@ -34,7 +35,7 @@ setup: $(BIN)/.installed ## create .venv and install the locked packages, then v
 lock: ## re-resolve requirements.lock from pyproject.toml's ranges (review, test, commit it alone)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
-	$(BIN)/uv pip compile pyproject.toml $(TORCH_FIND_LINKS) --upgrade -o requirements.lock
+	$(BIN)/uv pip compile --quiet pyproject.toml $(TORCH_FIND_LINKS) --upgrade -o requirements.lock
 
 rebuild-dataset: setup ## curate the default corpus (SCALE=tiny|small|full) or VPRIM_CATALOG into the lake
 	$(BIN)/vprim rebuild-dataset --scale $(SCALE) --root $(VPRIM_ROOT)
