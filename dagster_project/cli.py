@@ -18,10 +18,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import dagster as dg
+from typing import TYPE_CHECKING
 
 from vprim.dagster_project.profiles import PROJECT_ROOT, SCALES, SettingsError
+
+if TYPE_CHECKING:  # dagster is imported only by the commands that use it (~1 s at start)
+    import dagster as dg
 
 DAGSTER_YAML = """\
 # Written by vprim: a project-owned Dagster instance, so runs show up in `make ui`.
@@ -93,6 +95,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     if run is None:
         return 1
+    import dagster as dg
+
     if run.status != dg.DagsterRunStatus.SUCCESS:
         print(
             f"vprim: rebuild {run.status.value} after {elapsed:.0f}s (run {run.run_id}); "
@@ -108,6 +112,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 def _launch_rebuild(home: str, tags: dict[str, str]) -> dg.DagsterRun | None:
     """The finished rebuild run, launched through the UI's code location; None if it can't load."""
+    import dagster as dg
+
     from vprim.dagster_project.launch import CodeLocationError, launch_and_wait
 
     with dg.DagsterInstance.from_config(home) as instance:
@@ -120,6 +126,8 @@ def _launch_rebuild(home: str, tags: dict[str, str]) -> dg.DagsterRun | None:
 
 def _step_times(dagster_home: str, run_id: str) -> str:
     """Wall seconds of each step of the run, from the run's step stats."""
+    import dagster as dg
+
     from vprim.assets.reporting import md_table
 
     with dg.DagsterInstance.from_config(dagster_home) as instance:
@@ -234,8 +242,10 @@ def cmd_lint(args: argparse.Namespace) -> int:
 def cmd_setup(args: argparse.Namespace) -> int:
     """What `make setup` does, into this Python: the locked packages, vprim, then pip check."""
     pip = [sys.executable, "-m", "pip"]
+    wheels = os.environ.get("TORCH_WHEELS", "/opt/wheels")  # as the Makefile: torch's CPU wheel
+    find_links = ["--find-links", wheels] if Path(wheels).is_dir() else []
     steps = (
-        [*pip, "install", "--require-hashes", "--no-deps", "-r", "requirements.lock"],
+        [*pip, "install", "--require-hashes", "--no-deps", *find_links, "-r", "requirements.lock"],
         [*pip, "install", "--no-deps", "--no-build-isolation", "-e", "."],
         [*pip, "check"],
     )
