@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from vprim.dagster_project.profiles import PROJECT_ROOT
+from vprim.assets.settings import PROJECT_ROOT
 
 
 def measure(cmd: list[str], cwd: Path = PROJECT_ROOT, interval: float = 0.05) -> dict:
@@ -59,7 +59,8 @@ def bench_ingest(scale: str, out: Path, workers: int) -> dict:
     corpus = generate_corpus(str(out / f"corpus-{scale}"), scale=scale, seed=0, workers=workers)
     code = (
         "import json,sys\n"
-        "from vprim.assets.sources.catalog import build_catalog, CATALOG_PATH\n"
+        "from vprim.assets.sources.catalog import build_catalog\n"
+        "from vprim.assets.contracts.layout import CATALOG_PATH\n"
         "from vprim.assets.sources.ingest import ingest_shards\n"
         "from vprim.assets.storage import Storage\n"
         f"s = Storage({str(out / 'ingest-root')!r})\n"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import duckdb
 
+from vprim.assets.contracts import layout
 from vprim.assets.storage import Storage
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
@@ -58,5 +59,5 @@ def _current_lake_glob(storage: Storage) -> str:
     from vprim.assets.lake import publish  # the lake's layout; it imports nothing of this module
 
     version = publish.current_version(storage)
-    rel = publish.samples_glob(version) if version else "lake/.none/*.parquet"
+    rel = layout.lake_samples_glob(version) if version else "lake/.none/*.parquet"
     return storage.url(rel).replace("'", "''")

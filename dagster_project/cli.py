@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vprim.dagster_project.profiles import PROJECT_ROOT, SCALES, SettingsError
+from vprim.assets.settings import PROJECT_ROOT, SCALES, SettingsError
 
 if TYPE_CHECKING:  # dagster is imported only by the commands that use it (~1 s at start)
     import dagster as dg
@@ -71,10 +71,10 @@ def _dagster(*argv: str) -> list[str]:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     """Curate the corpus into the lake: the rebuild_dataset job over every shard, one run."""
     env = _env(args)
-    from vprim.dagster_project.profiles import current
+    from vprim.assets.settings import current
 
     profile = current(env)
-    from vprim.dagster_project.partitions import shard_key
+    from vprim.assets.contracts.layout import shard_key
 
     tags = {
         "dagster/asset_partition_range_start": shard_key(0),
@@ -165,9 +165,9 @@ def _lake_version(root: str) -> str | None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from vprim.assets.sources.catalog import synthetic_dir
+    from vprim.assets.contracts.layout import synthetic_dir
+    from vprim.assets.settings import current
     from vprim.assets.sources.synthetic import generate_corpus
-    from vprim.dagster_project.profiles import current
 
     profile = current(_env(args))
     out = args.out or synthetic_dir(profile.root, profile.scale, args.seed)
@@ -193,7 +193,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     from vprim.assets.reporting import md_table
-    from vprim.dagster_project.profiles import current
+    from vprim.assets.settings import current
     from vprim.resources.duckdb import DuckDBResource
 
     con = DuckDBResource(root=current(_env(args)).root).connect()
@@ -205,8 +205,8 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from vprim.assets.camps import scorer
+    from vprim.assets.settings import current
     from vprim.assets.storage import Storage
-    from vprim.dagster_project.profiles import current
 
     store = Storage(current(_env(args)).root)
     table = scorer.read_eval(store, args.eval_set)

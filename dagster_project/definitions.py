@@ -8,9 +8,9 @@ from vprim.assets.camps.defs import camps_assets
 from vprim.assets.lake.defs import lake_assets
 from vprim.assets.model.defs import model_assets
 from vprim.assets.quality.defs import quality_assets
+from vprim.assets.settings import current
 from vprim.assets.sources.defs import sources_assets
 from vprim.dagster_project.jobs import ingest_shards, rebuild_dataset
-from vprim.dagster_project.profiles import current
 from vprim.dagster_project.schedules import nightly_recuration
 from vprim.dagster_project.sensors import catalog_change_sensor
 from vprim.resources.compute import ComputeResource

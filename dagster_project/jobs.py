@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from vprim.dagster_project.partitions import shard_partitions
+from vprim.assets.partitions import shard_partitions
 
 #: Every curation asset, from the catalog to the last stage that exists.
 CURATION = dg.AssetSelection.groups("sources", "quality", "lake")

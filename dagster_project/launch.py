@@ -21,7 +21,7 @@ from dagster._core.workspace.context import WorkspaceProcessContext, WorkspaceRe
 from dagster._core.workspace.load_target import ModuleTarget
 from dagster.version import __version__ as dagster_version
 
-from vprim.dagster_project.profiles import PROJECT_ROOT
+from vprim.assets.settings import PROJECT_ROOT
 
 #: The code location, exactly as pyproject.toml's ``[tool.dagster]`` names it for ``dagster dev``
 #: run from the project root (tests/test_definitions.py checks the two agree).

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
+from vprim.assets.partitions import ALL_SHARDS_TAGS
 from vprim.dagster_project.jobs import rebuild_dataset
-from vprim.dagster_project.partitions import ALL_SHARDS_TAGS
 
 
 @dg.schedule(

@@ -4,10 +4,11 @@ import json
 
 import dagster as dg
 
+from vprim.assets.contracts import layout
+from vprim.assets.partitions import SHARD_COUNT
+from vprim.assets.settings import current
 from vprim.assets.sources import catalog as cat
 from vprim.dagster_project.jobs import ingest_shards
-from vprim.dagster_project.partitions import SHARD_COUNT
-from vprim.dagster_project.profiles import current
 from vprim.resources.storage import StorageResource
 
 
@@ -26,14 +27,14 @@ def changed_shards(previous: dict[str, str], now: dict[str, str]) -> list[str]:
 def catalog_change_sensor(context: dg.SensorEvaluationContext, storage: StorageResource):
     profile = current()
     store = storage.get()
-    if not store.exists(cat.CATALOG_PATH):
+    if not store.exists(layout.CATALOG_PATH):
         return dg.SkipReason("no catalog materialised yet: run rebuild_dataset first")
     if context.cursor:
         previous = json.loads(context.cursor)
     else:
-        previous = cat.shard_digests(store.read_parquet(cat.CATALOG_PATH))
+        previous = cat.shard_digests(store.read_parquet(layout.CATALOG_PATH))
     source_url = profile.catalog or str(
-        cat.synthetic_dir(store.url(), profile.scale, profile.seed) + "/catalog.parquet"
+        layout.synthetic_dir(store.url(), profile.scale, profile.seed) + "/catalog.parquet"
     )
     try:
         table = cat.validate_catalog(cat.read_catalog_file(source_url), where=source_url)

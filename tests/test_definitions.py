@@ -8,8 +8,8 @@ import sys
 import dagster as dg
 import pytest
 
+from vprim.assets.settings import current
 from vprim.dagster_project.definitions import defs
-from vprim.dagster_project.profiles import current
 
 
 def test_definitions_load_and_validate():

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
+from vprim.assets.contracts import reasons as R
 from vprim.assets.quality import labels
-from vprim.assets.sources import schema as S
-from vprim.dagster_project.profiles import PROJECT_ROOT
+from vprim.assets.settings import PROJECT_ROOT
 
 DOCS = sorted((PROJECT_ROOT / "docs").glob("*.md"))
 README = PROJECT_ROOT / "README.md"
@@ -23,11 +23,11 @@ def _documented_codes() -> set[str]:
 @pytest.mark.parametrize(
     "codes",
     [
-        S.PARSE_REASONS,
-        S.LABEL_REASONS,
-        S.BOX_REASONS,
-        S.SOURCE_REASONS,
-        S.BALANCE_REASONS,
+        R.PARSE_REASONS,
+        R.LABEL_REASONS,
+        R.BOX_REASONS,
+        R.SOURCE_REASONS,
+        R.BALANCE_REASONS,
         labels.KEEP_REASONS,
     ],
     ids=["parse", "label", "box", "source", "balance", "label_keep"],

@@ -10,8 +10,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from vprim.assets.sources import schema as S
-from vprim.dagster_project.profiles import PROJECT_ROOT
+from vprim.assets.contracts import layout
+from vprim.assets.contracts import reasons as R
+from vprim.assets.settings import PROJECT_ROOT
 
 
 def _tiny_env(base) -> dict[str, str]:
@@ -84,7 +85,7 @@ def test_accounting_and_planted_parse_defects(rebuilt):
     planted = pl.read_parquet(corpus / "planted.parquet")
     # every box-level parse defect that was planted is in the ledger with its exact reason
     planted_boxes = planted.filter(
-        pl.col("defect").is_in(S.PARSE_REASONS) & pl.col("instance_id").is_not_null()
+        pl.col("defect").is_in(R.PARSE_REASONS) & pl.col("instance_id").is_not_null()
     )
     assert planted_boxes.height > 0
     found = planted_boxes.join(
@@ -93,7 +94,7 @@ def test_accounting_and_planted_parse_defects(rebuilt):
     assert found.height == planted_boxes.height
     # every file/source-level parse defect shows up for its source with its reason
     planted_files = planted.filter(
-        pl.col("defect").is_in(S.PARSE_REASONS) & pl.col("instance_id").is_null()
+        pl.col("defect").is_in(R.PARSE_REASONS) & pl.col("instance_id").is_null()
     )
     file_rejects = rejects.filter(pl.col("instance_id").is_null()).rename({"reason": "defect"})
     missing = planted_files.join(file_rejects, on=["source_id", "defect"], how="anti")
@@ -235,7 +236,7 @@ def test_quality_stage_accounts_for_every_box_and_finds_what_was_planted(rebuilt
     assert clean["canonical_label"].null_count() == 0
     scores = json.loads((root / "quality" / "quality_vs_planted.json").read_text())
     by_reason = {r["reason"]: r for r in scores}
-    for reason in S.BOX_REASONS:
+    for reason in R.BOX_REASONS:
         if reason in by_reason and by_reason[reason]["planted"]:
             assert by_reason[reason]["precision"] >= 0.98, by_reason[reason]
             assert by_reason[reason]["recall"] >= 0.98, by_reason[reason]
@@ -261,7 +262,7 @@ def test_tiny_rebuild_publishes_a_checked_lake_every_reader_reads(rebuilt):
     version = P.current_version(store)
     assert version and "in the lake" in stdout and version in stdout
     manifest = P.read_manifest(store, version)
-    files = str(base / "data" / P.samples_dir(version) / "*" / "*.parquet")
+    files = str(base / "data" / layout.lake_samples_dir(version) / "*" / "*.parquet")
     arrow = pa.concat_tables(pq.read_table(f) for f in sorted(glob.glob(files)))
     assert arrow.schema.remove_metadata().equals(LAKE_SCHEMA.remove_metadata())
     frame = pl.read_parquet(files)

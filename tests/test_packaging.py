@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from vprim.assets.settings import PROJECT_ROOT
 from vprim.dagster_project import launch
-from vprim.dagster_project.profiles import PROJECT_ROOT
 
 PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
 PACKAGE_DIR = PYPROJECT["tool"]["setuptools"]["package-dir"]

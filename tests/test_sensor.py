@@ -6,10 +6,12 @@ import json
 
 import dagster as dg
 
+from vprim.assets.contracts import hashing as H
+from vprim.assets.contracts import layout
+from vprim.assets.partitions import SHARD_COUNT
 from vprim.assets.sources import catalog as cat
 from vprim.assets.storage import Storage
 from vprim.dagster_project.definitions import defs
-from vprim.dagster_project.partitions import SHARD_COUNT
 from vprim.resources.storage import StorageResource
 
 
@@ -46,7 +48,7 @@ def test_sensor_requests_only_changed_shards(tmp_path, monkeypatch):
     assert not result.run_requests and "rebuild_dataset first" in result.skip_message
 
     table = cat.build_catalog(url, SHARD_COUNT, storage_root=root, scale="tiny", seed=0)[0]
-    Storage(root).write_parquet(table, cat.CATALOG_PATH)
+    Storage(root).write_parquet(table, layout.CATALOG_PATH)
     result, cursor = _evaluate(sensor, root, None)
     assert not result.run_requests  # nothing changed since the materialised catalog
 
@@ -54,7 +56,7 @@ def test_sensor_requests_only_changed_shards(tmp_path, monkeypatch):
     hashes["src99"] = "brand-new"  # one source added
     _catalog(tmp_path, hashes)
     result, cursor = _evaluate(sensor, root, cursor)
-    expected = {cat.shard_key(cat.S.shard_of(s, SHARD_COUNT)) for s in ("src3", "src99")}
+    expected = {layout.shard_key(H.shard_of(s, SHARD_COUNT)) for s in ("src3", "src99")}
     assert {r.partition_key for r in result.run_requests} == expected
     assert all(r.job_name in (None, "ingest_shards") for r in result.run_requests)
 

@@ -11,6 +11,7 @@ import duckdb
 import numpy as np
 
 from vprim.assets.camps.counting import CountScene
+from vprim.assets.contracts import layout
 from vprim.assets.lake import publish as P
 from vprim.assets.sql import register_macros
 from vprim.assets.storage import Storage
@@ -44,7 +45,7 @@ def lake_glob(store: Storage, version: str | None = None) -> tuple[str, str]:
     version = version or P.current_version(store)
     if not version:
         raise P.LakeError("no published lake version (lake/CURRENT is missing): build the lake")
-    return version, store.url(P.samples_glob(version))
+    return version, store.url(layout.lake_samples_glob(version))
 
 
 def vocabulary(con: duckdb.DuckDBPyConnection, store: Storage, version: str | None = None):

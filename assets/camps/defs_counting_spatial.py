@@ -20,7 +20,7 @@ from vprim.assets.camps.preview_grid import grid_png, markdown_image, pick_previ
 from vprim.assets.camps.spatial import SpatialConfig
 from vprim.assets.parallel import map_shards
 from vprim.assets.reporting import counts_table, md_table
-from vprim.dagster_project.profiles import current
+from vprim.assets.settings import current
 from vprim.resources.duckdb import DuckDBResource
 from vprim.resources.storage import StorageResource
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from vprim.assets.camps.counting_spatial_runs import EVAL_SEED_BASE, partition_seeds
 from vprim.assets.camps.maze import MazeConfig, generate_maze
 from vprim.assets.camps.path_tracing import PathConfig, generate_path
-from vprim.assets.camps.schema import eval_rel, train_rel, write_rows
+from vprim.assets.camps.schema import write_rows
+from vprim.assets.contracts import layout
 from vprim.assets.storage import Storage
 
 
@@ -97,7 +98,7 @@ def build_eval(store: Storage, name: str, size: int | None = None) -> Run:
     dup = len(run.rows) - len({hashlib.md5(r["image_png"]).digest() for r in run.rows})
     if dup:
         raise ValueError(f"eval set {name}: {dup} repeated images")
-    run.path = write_rows(store, eval_rel(name), run.rows)
+    run.path = write_rows(store, layout.eval_set_path(name), run.rows)
     return run
 
 
@@ -106,7 +107,7 @@ def train_partition(job: dict) -> Run:
     store = Storage(job["root"])
     seeds = partition_seeds(job["train_size"], job["partition"], job["partitions"])
     run = run_camp(job["camp"], seeds, "train")
-    run.path = write_rows(store, train_rel(job["camp"], job["partition"]), run.rows)
+    run.path = write_rows(store, layout.camp_train_path(job["camp"], job["partition"]), run.rows)
     run.rows = run.rows[:16]  # a preview travels back, not the whole partition
     return run
 
@@ -134,7 +135,7 @@ def build_counting_coarse(store: Storage, con, size: int | None = None,
     seeds = range(es.seed_base, es.seed_base + n)
     res = counting_run(store, con, seeds, split="eval", eval_set=es.name, families=("coarse",),
                        seed_base=es.seed_base, version=version, config=config)  # fmt: skip
-    return write(store, eval_rel(es.name), res)
+    return write(store, layout.eval_set_path(es.name), res)
 
 
 __all__ = [

@@ -66,16 +66,6 @@ def camp_row(
     }
 
 
-def train_rel(camp: str, part: int) -> str:
-    """The relative path of one training partition of ``camp``."""
-    return f"camps/{camp}/train/part-{part:05d}.parquet"
-
-
-def eval_rel(eval_set: str) -> str:
-    """The relative path of an eval set."""
-    return f"camps/eval/{eval_set}.parquet"
-
-
 def rows_to_table(rows: list[dict]) -> pa.Table:
     """Row dicts as a table of :data:`CAMP_SCHEMA` (missing keys are null)."""
     return pa.Table.from_pylist(
@@ -93,8 +83,6 @@ __all__ = [
     "CAMPS",
     "CAMP_SCHEMA",
     "camp_row",
-    "eval_rel",
     "rows_to_table",
-    "train_rel",
     "write_rows",
 ]

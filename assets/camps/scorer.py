@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from vprim.assets.camps.rewards import REWARDS, format_reward
-from vprim.assets.camps.schema import eval_rel
+from vprim.assets.contracts import layout
 from vprim.assets.storage import Storage
 
 ACCURACY_KEY = {"counting": "exact", "spatial": "exact", "maze": "answer", "path_tracing": "answer"}
@@ -31,7 +31,7 @@ COLUMNS = ["sample_id", "camp", "difficulty", "target", "answer", "meta"]
 
 def read_eval(store: Storage, name: str) -> pa.Table:
     """The eval set's columns the scorer needs."""
-    return store.read_parquet(eval_rel(name), columns=COLUMNS)
+    return store.read_parquet(layout.eval_set_path(name), columns=COLUMNS)
 
 
 def read_predictions(lines: Iterable[str]) -> tuple[dict[str, str], int]:

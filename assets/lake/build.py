@@ -9,13 +9,13 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from vprim.assets.contracts import layout
 from vprim.assets.lake import publish as P
 from vprim.assets.lake.balance import LAKE_SCHEMA, BalanceConfig, Balanced, BucketResult, balance
 from vprim.assets.storage import Storage
 
 CLEAN_GLOB = "clean_instances/shard=*.parquet"
 SELECTION_GLOB = "source_selection/shard=*.parquet"
-LABEL_MAP_PATH = "quality/label_map.parquet"
 
 
 @dataclass
@@ -37,8 +37,8 @@ def input_files(store: Storage) -> dict[str, list[str]]:
             f"no clean_instances under {store.url('clean_instances')}: "
             "materialise the quality stage (make rebuild-dataset) before the lake"
         )
-    if store.exists(LABEL_MAP_PATH):
-        found["label_map"] = [store.path(LABEL_MAP_PATH)]
+    if store.exists(layout.LABEL_MAP_PATH):
+        found["label_map"] = [store.path(layout.LABEL_MAP_PATH)]
     return found
 
 
@@ -69,7 +69,7 @@ def build_version(
         store,
         [_duck(store, p) for p in files["clean_instances"]],
         [_duck(store, p) for p in files["source_selection"]],
-        P.samples_dir(version),
+        layout.lake_samples_dir(version),
         config,
         scratch=scratch,
         on_bucket=on_bucket,
@@ -91,8 +91,8 @@ def build_version(
         "counts": _counts(balanced, labels),
         "files": P.file_facts(store, version, [r.path for r in results]),
     }
-    store.write_json(manifest, P.version_dir(version), P.MANIFEST)
-    P.write_text(store, P.STAGED, version)
+    store.write_json(manifest, layout.lake_version_dir(version), layout.LAKE_MANIFEST)
+    P.write_text(store, layout.LAKE_STAGED, version)
     seconds["manifest"] = time.perf_counter() - t2
     return LakeBuild(version, manifest, labels, seconds)
 
@@ -115,7 +115,7 @@ def _label_counts(results: list[BucketResult]) -> pa.Table:
 
 def lake_files_sql(store: Storage, version: str) -> str:
     """A DuckDB ``read_parquet`` over one version's samples."""
-    glob = store.url(P.samples_glob(version)).replace("'", "''")
+    glob = store.url(layout.lake_samples_glob(version)).replace("'", "''")
     return f"read_parquet('{glob}', hive_partitioning = false)"
 
 

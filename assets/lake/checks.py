@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow.parquet as pq
 
+from vprim.assets.contracts import layout
 from vprim.assets.lake import publish as P
 from vprim.assets.lake.balance import LAKE_SCHEMA
-from vprim.assets.lake.build import LABEL_MAP_PATH, lake_files_sql
+from vprim.assets.lake.build import lake_files_sql
 from vprim.assets.sql import register_macros
 from vprim.assets.storage import Storage
 
@@ -72,7 +73,9 @@ def _outcome(name: str, con, sql: str) -> CheckOutcome:
 def check_schema(store: Storage, manifest: dict) -> CheckOutcome:
     wrong = []
     for f in manifest["files"]:
-        with store.fs.open(store.path(P.version_dir(manifest["version"]), f["path"]), "rb") as fh:
+        with store.fs.open(
+            store.path(layout.lake_version_dir(manifest["version"]), f["path"]), "rb"
+        ) as fh:
             schema = pq.read_schema(fh)
         if not schema.remove_metadata().equals(LAKE_SCHEMA.remove_metadata()):
             wrong.append(f["path"])
@@ -100,11 +103,11 @@ def check_boxes_inside(con, lake: str) -> CheckOutcome:
 
 
 def check_labels_kept(con, store: Storage, lake: str) -> CheckOutcome:
-    if not store.exists(LABEL_MAP_PATH):
+    if not store.exists(layout.LABEL_MAP_PATH):
         return CheckOutcome(
             "no_rejected_label", False, CHECKS["no_rejected_label"], {"error": "no label_map"}
         )
-    label_map = f"read_parquet('{store.url(LABEL_MAP_PATH)}')"
+    label_map = f"read_parquet('{store.url(layout.LABEL_MAP_PATH)}')"
     sql = (
         f"SELECT DISTINCT label FROM {lake} AS l WHERE NOT EXISTS ("
         f"SELECT 1 FROM {label_map} AS m WHERE m.decision = 'keep' "
@@ -212,7 +215,7 @@ def check_manifest(
 
 
 def _rel(version: str, files: list[dict]) -> list[str]:
-    return [f"{P.version_dir(version)}/{f['path']}" for f in files]
+    return [f"{layout.lake_version_dir(version)}/{f['path']}" for f in files]
 
 
 def run_checks(store: Storage, con: duckdb.DuckDBPyConnection, version: str) -> list[CheckOutcome]:

@@ -8,13 +8,14 @@ Wiring, config and metadata only; the work is in ``balance.py``, ``build.py``, `
 import dagster as dg
 import numpy as np
 
+from vprim.assets.contracts import layout
 from vprim.assets.lake import checks as C
 from vprim.assets.lake import publish as P
 from vprim.assets.lake import stats
 from vprim.assets.lake.balance import BalanceConfig
 from vprim.assets.lake.build import build_version
 from vprim.assets.reporting import md_table, query_table, table_preview
-from vprim.dagster_project.profiles import current
+from vprim.assets.settings import current
 from vprim.resources.duckdb import DUCKDB_HEAVY, DuckDBResource
 from vprim.resources.storage import StorageResource
 
@@ -74,7 +75,7 @@ def lake_samples(
     build = build_version(
         store, con, config.balance(), scratch=config.scratch_dir or None, on_bucket=progress
     )
-    png_rel = f"{P.version_dir(build.version)}/label_distribution.png"
+    png_rel = f"{layout.lake_version_dir(build.version)}/label_distribution.png"
     yield dg.MaterializeResult(metadata=_build_metadata(store, build, png_rel))
     for outcome in C.run_checks(store, con, build.version):
         yield dg.AssetCheckResult(
@@ -125,7 +126,7 @@ def _build_metadata(store, build, png_rel: str) -> dict:
             table_preview(labels.sort_by([("instances_before", "descending")]), 15)
         ),
         "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in build.seconds.items()}),
-        "path": dg.MetadataValue.path(store.url(P.version_dir(build.version))),
+        "path": dg.MetadataValue.path(store.url(layout.lake_version_dir(build.version))),
     }
 
 
@@ -143,7 +144,7 @@ def _meta(value):
 )
 def lake(config: PublishConfig, storage: StorageResource, duckdb: DuckDBResource):
     store = storage.get()
-    version = P.read_text(store, P.STAGED)
+    version = P.read_text(store, layout.LAKE_STAGED)
     if version is None:
         raise P.LakeError("nothing staged: materialise lake_samples first")
     previous = P.publish(store, version)
@@ -157,7 +158,7 @@ def lake(config: PublishConfig, storage: StorageResource, duckdb: DuckDBResource
             "removed_versions": dg.MetadataValue.json(removed),
             "dagster/row_count": manifest["counts"]["rows"],
             "instances": manifest["counts"]["instances"],
-            "path": dg.MetadataValue.path(store.url(P.version_dir(version))),
+            "path": dg.MetadataValue.path(store.url(layout.lake_version_dir(version))),
             "funnel_raw_to_lake": dg.MetadataValue.md(_view(con, "lake_funnel")),
             "label_histogram": dg.MetadataValue.md(_view(con, "lake_label_histogram", 20)),
             "source_contribution": dg.MetadataValue.md(_view(con, "lake_source_contribution", 20)),

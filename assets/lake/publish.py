@@ -22,29 +22,12 @@ from datetime import UTC, datetime
 
 import pyarrow.parquet as pq
 
+from vprim.assets.contracts import layout
 from vprim.assets.storage import Storage
-
-LAKE_DIR = "lake"
-CURRENT = f"{LAKE_DIR}/CURRENT"
-STAGED = f"{LAKE_DIR}/STAGED"
-MANIFEST = "_manifest.json"
 
 
 class LakeError(RuntimeError):
     """A lake version is missing, incomplete or inconsistent."""
-
-
-def version_dir(version: str) -> str:
-    return f"{LAKE_DIR}/v={version}"
-
-
-def samples_dir(version: str) -> str:
-    return f"{version_dir(version)}/samples"
-
-
-def samples_glob(version: str) -> str:
-    """Every samples file of ``version``, relative to the storage root."""
-    return f"{samples_dir(version)}/label_bucket=*/part-*.parquet"
 
 
 def new_version(inputs_digest: str, now: float | None = None) -> str:
@@ -82,13 +65,13 @@ def write_text(store: Storage, rel: str, text: str) -> None:
 
 
 def current_version(store: Storage) -> str | None:
-    return read_text(store, CURRENT)
+    return read_text(store, layout.LAKE_CURRENT)
 
 
 def read_manifest(store: Storage, version: str) -> dict:
-    rel = f"{version_dir(version)}/{MANIFEST}"
+    rel = f"{layout.lake_version_dir(version)}/{layout.LAKE_MANIFEST}"
     if not store.exists(rel):
-        raise LakeError(f"lake version {version!r} has no {MANIFEST}: it is incomplete")
+        raise LakeError(f"lake version {version!r} has no {layout.LAKE_MANIFEST}: it is incomplete")
     return store.read_json(rel)
 
 
@@ -101,7 +84,7 @@ def file_facts(store: Storage, version: str, rel_paths: list[str]) -> list[dict]
             meta = pq.ParquetFile(f).metadata
         facts.append(
             {
-                "path": posixpath.relpath(rel, version_dir(version)),
+                "path": posixpath.relpath(rel, layout.lake_version_dir(version)),
                 "rows": meta.num_rows,
                 "bytes": store.fs.size(path),
             }
@@ -113,13 +96,13 @@ def publish(store: Storage, version: str) -> str | None:
     """Make ``version`` the one readers see; returns the version it replaced."""
     read_manifest(store, version)  # refuses an incomplete version
     previous = current_version(store)
-    write_text(store, CURRENT, version)
+    write_text(store, layout.LAKE_CURRENT, version)
     return previous
 
 
 def versions(store: Storage) -> list[str]:
     """Every ``v=`` folder's version, oldest first (names sort by build time)."""
-    found = store.glob(f"{LAKE_DIR}/v=*")
+    found = store.glob(f"{layout.LAKE_DIR}/v=*")
     return sorted(posixpath.basename(p).split("=", 1)[1] for p in found)
 
 
@@ -132,12 +115,16 @@ def apply_retention(store: Storage, keep: int | None, building: str | None = Non
     """
     if keep is not None and keep < 1:
         raise ValueError(f"retention={keep}: at least the published version must be kept")
-    protected = {current_version(store), read_text(store, STAGED), building} - {None}
-    complete = [v for v in versions(store) if store.exists(f"{version_dir(v)}/{MANIFEST}")]
+    protected = {current_version(store), read_text(store, layout.LAKE_STAGED), building} - {None}
+    complete = [
+        v
+        for v in versions(store)
+        if store.exists(f"{layout.lake_version_dir(v)}/{layout.LAKE_MANIFEST}")
+    ]
     keep_set = set(complete if keep is None else complete[-keep:]) | protected
     removed = []
     for v in versions(store):
         if v not in keep_set:
-            store.fs.rm(store.path(version_dir(v)), recursive=True)
+            store.fs.rm(store.path(layout.lake_version_dir(v)), recursive=True)
             removed.append(v)
     return removed

@@ -21,16 +21,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from vprim.assets.contracts import layout
+from vprim.assets.contracts import schemas as S
 from vprim.assets.parallel import map_shards
 from vprim.assets.quality import geometry as G
 from vprim.assets.quality.labels import LabelConfig
-from vprim.assets.sources import schema as S
-from vprim.assets.sources.ingest import RAW_DIR, SOURCE_STATS_DIR, shard_file
 from vprim.assets.storage import Storage
 
-CLEAN_DIR = "clean_instances"
-SELECTION_DIR = "source_selection"
-STAGE_DIRS = {stage: f"rejects/stage={stage}" for stage in ("label", "geometry", "source")}
+#: the stages whose rejects this module writes
+QUALITY_STAGES = ("label", "geometry", "source")
 
 CLEAN_SCHEMA = pa.schema(
     [*S.RAW_INSTANCES_SCHEMA, pa.field("canonical_label", pa.string(), nullable=False)],
@@ -95,8 +94,8 @@ def curate_shard(
     """
     geometry = geometry or G.GeometryConfig()
     labels = labels or LabelConfig()
-    raw = storage.read_parquet(shard_file(RAW_DIR, shard_key))
-    stats = storage.read_parquet(shard_file(SOURCE_STATS_DIR, shard_key))
+    raw = storage.read_parquet(layout.shard_file(layout.RAW_DIR, shard_key))
+    stats = storage.read_parquet(layout.shard_file(layout.SOURCE_STATS_DIR, shard_key))
     n = raw.num_rows
 
     # --- step I: labels ------------------------------------------------------------------
@@ -170,7 +169,7 @@ def curate_shard(
 
     counts = _write_shard(storage, shard_key, raw, canonical, geo, survivors, clean, stage, reason)
     selection = _selection(per_source, dropped_by_labels, decisions, stats, clean, sources)
-    storage.write_parquet(selection, shard_file(SELECTION_DIR, shard_key))
+    storage.write_parquet(selection, layout.shard_file(layout.SELECTION_DIR, shard_key))
     counts["sources"] = selection.num_rows
     counts["sources_kept"] = int(pc.sum(pc.equal(selection["decision"], "keep")).as_py() or 0)
     counts["sources_after_labels"] = selection.num_rows - len(dropped_by_labels)
@@ -199,12 +198,13 @@ def _write_shard(storage, shard_key, raw, canonical, geo, survivors, clean, stag
         table = table.set_column(table.schema.get_field_index(c), c, pa.array(values))
     table = table.append_column("canonical_label", pa.array(canonical, pa.string()))
     clean_table = table.filter(clean_mask).cast(CLEAN_SCHEMA)
-    storage.write_parquet(clean_table, shard_file(CLEAN_DIR, shard_key))
+    storage.write_parquet(clean_table, layout.shard_file(layout.CLEAN_DIR, shard_key))
     detail = np.full(n, "", dtype=object)
     geo_detail = geo["detail"].to_numpy(zero_copy_only=False)
     detail[survivors] = np.where(geo_detail == None, "", geo_detail)  # noqa: E711
     by_reason: dict[str, int] = {}
-    for st, directory in STAGE_DIRS.items():
+    for st in QUALITY_STAGES:
+        directory = layout.rejects_dir(st)
         m = stage == st
         rows = pa.table(
             {
@@ -217,7 +217,7 @@ def _write_shard(storage, shard_key, raw, canonical, geo, survivors, clean, stag
             },
             schema=S.REJECTS_SCHEMA,
         )
-        storage.write_parquet(rows, shard_file(directory, shard_key))
+        storage.write_parquet(rows, layout.shard_file(directory, shard_key))
         for r, k in zip(*np.unique(reason[m].astype(str), return_counts=True)):
             by_reason[str(r)] = int(k)
     return {
@@ -300,13 +300,13 @@ def accounting(storage: Storage, shard_keys: list[str]) -> list[dict]:
     """Per shard: raw rows == clean rows + box rows of the label/geometry/source ledger."""
 
     def rows(directory: str, key: str) -> int:
-        with storage.fs.open(storage.path(shard_file(directory, key)), "rb") as f:
+        with storage.fs.open(storage.path(layout.shard_file(directory, key)), "rb") as f:
             return pq.ParquetFile(f).metadata.num_rows
 
     out = []
     for key in shard_keys:
-        raw, clean = rows(RAW_DIR, key), rows(CLEAN_DIR, key)
-        rejected = sum(rows(d, key) for d in STAGE_DIRS.values())
+        raw, clean = rows(layout.RAW_DIR, key), rows(layout.CLEAN_DIR, key)
+        rejected = sum(rows(layout.rejects_dir(st), key) for st in QUALITY_STAGES)
         out.append(
             {
                 "shard": key,

@@ -10,23 +10,20 @@ from collections import Counter
 import dagster as dg
 import pyarrow as pa
 
+from vprim.assets.contracts import layout
+from vprim.assets.contracts import reasons as R
+from vprim.assets.partitions import shard_partitions
 from vprim.assets.quality import curate
 from vprim.assets.quality import geometry as G
 from vprim.assets.quality.embedder import EmbeddingCache, embed_cached
 from vprim.assets.quality.labels import LabelConfig, decide_labels, embedding_texts, normalise
 from vprim.assets.reporting import accounting_metadata, counts_table, md_table, table_preview
+from vprim.assets.settings import current
 from vprim.assets.sources import catalog as cat
-from vprim.assets.sources import schema as S
 from vprim.assets.sql import load
-from vprim.dagster_project.partitions import shard_partitions
-from vprim.dagster_project.profiles import current
 from vprim.resources.duckdb import DUCKDB_HEAVY, DuckDBResource
 from vprim.resources.embedder import LabelEmbedderResource
 from vprim.resources.storage import StorageResource
-
-VOCABULARY_PATH = "quality/label_vocabulary.parquet"
-EMBEDDING_CACHE_PATH = "quality/label_embeddings.parquet"
-LABEL_MAP_PATH = "quality/label_map.parquet"
 
 _profile = current()
 
@@ -66,7 +63,7 @@ def label_vocabulary(storage: StorageResource, duckdb: DuckDBResource) -> dg.Mat
     table = con.execute(load("label_vocabulary")).to_arrow_table()
     normalised = [normalise(label) for label in table["raw_label"].to_pylist()]
     table = table.append_column("normalised", pa.array(normalised, pa.string()))
-    store.write_parquet(table, VOCABULARY_PATH)
+    store.write_parquet(table, layout.VOCABULARY_PATH)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": table.num_rows,
@@ -86,10 +83,10 @@ def label_vocabulary(storage: StorageResource, duckdb: DuckDBResource) -> dg.Mat
 )
 def label_embeddings(storage: StorageResource, embedder: LabelEmbedderResource):
     store = storage.get()
-    texts = embedding_texts(store.read_parquet(VOCABULARY_PATH)["raw_label"].to_pylist())
+    texts = embedding_texts(store.read_parquet(layout.VOCABULARY_PATH)["raw_label"].to_pylist())
     model = embedder.get()
     started = time.perf_counter()
-    cache = EmbeddingCache(store.path(EMBEDDING_CACHE_PATH))
+    cache = EmbeddingCache(store.path(layout.EMBEDDING_CACHE_PATH))
     matrix, n_new = embed_cached(model, texts, cache)
     seconds = time.perf_counter() - started
     return dg.MaterializeResult(
@@ -113,16 +110,16 @@ def label_embeddings(storage: StorageResource, embedder: LabelEmbedderResource):
 )
 def label_map(storage: StorageResource, embedder: LabelEmbedderResource) -> dg.MaterializeResult:
     store = storage.get()
-    labels = store.read_parquet(VOCABULARY_PATH)["raw_label"].to_pylist()
+    labels = store.read_parquet(layout.VOCABULARY_PATH)["raw_label"].to_pylist()
     model = embedder.get()
-    cache = EmbeddingCache(store.path(EMBEDDING_CACHE_PATH))
+    cache = EmbeddingCache(store.path(layout.EMBEDDING_CACHE_PATH))
     table = decide_labels(
         labels,
         lambda texts: embed_cached(model, texts, cache)[0],
         LabelConfig(),
         embedding_model=model.model_name,
     )
-    store.write_parquet(table, LABEL_MAP_PATH)
+    store.write_parquet(table, layout.LABEL_MAP_PATH)
     decisions = Counter(
         f"{d}: {r}" for d, r in zip(table["decision"].to_pylist(), table["reason"].to_pylist())
     )
@@ -182,7 +179,7 @@ def clean_instances(
     keys = list(context.partition_keys)
     labels = LabelConfig(source_bad_label_fraction=config.max_bad_label_fraction)
     summaries = curate.curate_shards(
-        store, keys, LABEL_MAP_PATH, config.geometry(), labels, config.seed, config.workers
+        store, keys, layout.LABEL_MAP_PATH, config.geometry(), labels, config.seed, config.workers
     )
     total = Counter()
     reasons: Counter = Counter()
@@ -262,11 +259,11 @@ def _quality_vs_planted(store, con) -> list[dict]:
     All in DuckDB, under its memory limit: at full scale ``planted`` and the ledger each
     hold about 11M scored rows, which Polars joined at a multi-GB peak.
     """
-    info = store.read_json(cat.CATALOG_INFO_PATH) if store.exists(cat.CATALOG_INFO_PATH) else {}
+    info = cat.catalog_info(store)
     if not info.get("planted_path"):
         return []
     codes = {c for _, level_codes, _ in G.SCORED_LEVELS for c in level_codes}
-    codes |= {*S.LABEL_REASONS, "source_label_quality"}
+    codes |= {*R.LABEL_REASONS, "source_label_quality"}
     con.execute(
         "CREATE OR REPLACE TEMP TABLE scored_planted AS "
         "SELECT instance_id::UBIGINT AS instance_id, source_id, defect FROM read_parquet($path) "
@@ -276,7 +273,7 @@ def _quality_vs_planted(store, con) -> list[dict]:
     for sql in _PLANTED_SQL:
         con.execute(sql)
     label_levels = (
-        ("label", S.LABEL_REASONS, "instance_id"),
+        ("label", R.LABEL_REASONS, "instance_id"),
         ("source", ("source_label_quality",), "source_id"),
     )
     rows = G.score_in_duckdb(con, "flagged", "reached_step_two")

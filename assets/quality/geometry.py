@@ -4,7 +4,7 @@ Everything works on whole shards at once: coordinates become NumPy columns, stri
 through Polars, polygons through shapely 2's bulk constructors. Nothing loops in Python per box.
 
 Box checks (:func:`check_boxes`). Every box gets a ``flags`` bitmask of *all* the reasons that
-apply (bit ``k`` is ``schema.BOX_REASONS[k]``, see :data:`FLAG_BITS`) and one ``reason``: the
+apply (bit ``k`` is ``reasons.BOX_REASONS[k]``, see :data:`FLAG_BITS`) and one ``reason``: the
 first flag in :data:`PRECEDENCE`. The precedence goes from "the numbers cannot be used at all"
 to "the box is fine but redundant":
 
@@ -51,10 +51,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
-from vprim.assets.sources import schema as S
+from vprim.assets.contracts import hashing as H
+from vprim.assets.contracts import reasons as R
 
-#: bit of each box reason in ``flags``: stable, in ``schema.BOX_REASONS`` order.
-FLAG_BITS: dict[str, int] = {reason: 1 << k for k, reason in enumerate(S.BOX_REASONS)}
+#: bit of each box reason in ``flags``: stable, in ``reasons.BOX_REASONS`` order.
+FLAG_BITS: dict[str, int] = {reason: 1 << k for k, reason in enumerate(R.BOX_REASONS)}
 
 #: the order in which a box's flags name its single reject reason (module docstring says why).
 PRECEDENCE: tuple[str, ...] = (
@@ -81,8 +82,8 @@ SOURCE_PRECEDENCE: tuple[str, ...] = (
 TRUNCATED_YES = ("1", "true", "yes", "y")
 TRUNCATED_NO = ("0", "false", "no", "n")
 
-assert set(PRECEDENCE) == set(S.BOX_REASONS)
-assert set(SOURCE_PRECEDENCE) <= set(S.SOURCE_REASONS)
+assert set(PRECEDENCE) == set(R.BOX_REASONS)
+assert set(SOURCE_PRECEDENCE) <= set(R.SOURCE_REASONS)
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,7 @@ def _bools(table: pa.Table, name: str) -> np.ndarray:
 def flag_names(flags: np.ndarray | int) -> list[str] | str:
     """Comma-separated reason names of a flags value (or of each value of an array)."""
     if np.ndim(flags) == 0:
-        return ",".join(r for r in S.BOX_REASONS if int(flags) & FLAG_BITS[r])
+        return ",".join(r for r in R.BOX_REASONS if int(flags) & FLAG_BITS[r])
     return [flag_names(int(v)) for v in np.asarray(flags).tolist()]
 
 
@@ -517,7 +518,7 @@ def stable_string_hash(strings: pa.Array | pa.ChunkedArray) -> np.ndarray:
                 break
             hs[:k] = (hs[:k] ^ data[starts[:k] + p].astype(np.uint64)) * _FNV_PRIME
     h[order] = hs
-    return S._splitmix64(h)
+    return H._splitmix64(h)
 
 
 def source_decisions(
@@ -678,7 +679,7 @@ SOURCE_DECISIONS_SCHEMA = pa.schema(
 
 # --- scoring against the planted ground truth -------------------------------------------------
 #: what :func:`score` scores by default: (level, codes, key that matches a flag to a defect)
-SCORED_LEVELS = (("box", S.BOX_REASONS, "instance_id"), ("source", SOURCE_PRECEDENCE, "source_id"))
+SCORED_LEVELS = (("box", R.BOX_REASONS, "instance_id"), ("source", SOURCE_PRECEDENCE, "source_id"))
 
 
 def score(reasons: pa.Table, planted: pa.Table, levels=SCORED_LEVELS) -> list[dict]:
@@ -692,7 +693,7 @@ def score(reasons: pa.Table, planted: pa.Table, levels=SCORED_LEVELS) -> list[di
         levels: ``(level, codes, key)`` triples to score; the default is this stage's codes.
 
     Returns:
-        one dict per code of ``schema.BOX_REASONS`` and :data:`SOURCE_PRECEDENCE` that was
+        one dict per code of ``reasons.BOX_REASONS`` and :data:`SOURCE_PRECEDENCE` that was
         planted or flagged: ``reason``, ``level`` (box | source), ``planted``, ``flagged``,
         ``matched`` (flags that match a planted defect of the same code: by ``instance_id``
         for boxes, ``source_id`` for sources), ``found`` (planted defects that were flagged

@@ -18,7 +18,9 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from vprim.assets.sources import schema as S
+from vprim.assets.contracts import hashing as H
+from vprim.assets.contracts import schemas as S
+from vprim.assets.contracts.layout import CATALOG_INFO_PATH, shard_key, synthetic_dir
 
 REQUIRED_COLUMNS = ("source_id", "uri", "format")
 
@@ -60,11 +62,11 @@ CATALOG_STRING_COLUMNS = ("source_id", "uri", "format", "license", "content_hash
 
 
 def validate_catalog(table: pa.Table, where: str = "catalog") -> pa.Table:
-    """Check the catalog and return it in ``schema.CATALOG_SCHEMA`` column order.
+    """Check the catalog and return it in ``schemas.CATALOG_SCHEMA`` column order.
 
     Raises:
         CatalogError: missing columns, empty or duplicate ``source_id``, empty ``uri``, or a
-            ``format`` outside ``schema.CATALOG_FORMATS``; the message lists offending rows.
+            ``format`` outside ``schemas.CATALOG_FORMATS``; the message lists offending rows.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
     if missing:
@@ -143,13 +145,8 @@ def with_fingerprints(catalog: pa.Table) -> pa.Table:
 
 def with_shards(catalog: pa.Table, n_shards: int) -> pa.Table:
     """Add the ``shard`` column (int32) that assigns each source to a static partition."""
-    shards = [S.shard_of(s, n_shards) for s in catalog["source_id"].to_pylist()]
+    shards = [H.shard_of(s, n_shards) for s in catalog["source_id"].to_pylist()]
     return catalog.append_column("shard", pa.array(shards, pa.int32()))
-
-
-def shard_key(shard: int) -> str:
-    """The Dagster partition key of a shard number."""
-    return f"{shard:03d}"
 
 
 def shard_digests(catalog: pa.Table) -> dict[str, str]:
@@ -168,13 +165,9 @@ def shard_digests(catalog: pa.Table) -> dict[str, str]:
     return {k: v.hexdigest()[:16] for k, v in by_shard.items()}
 
 
-CATALOG_PATH = "catalog/catalog.parquet"
-CATALOG_INFO_PATH = "catalog/_info.json"  # where the catalog came from (planted table, scale)
-
-
-def synthetic_dir(storage_root: str, scale: str, seed: int) -> str:
-    """Where the synthetic corpus of (scale, seed) is generated (and cached) under the root."""
-    return posixpath.join(storage_root.rstrip("/"), "raw", f"synthetic-{scale}-seed{seed}")
+def catalog_info(store) -> dict:
+    """What ``build_catalog`` recorded about where the stored catalog came from ({} if none)."""
+    return store.read_json(CATALOG_INFO_PATH) if store.exists(CATALOG_INFO_PATH) else {}
 
 
 def build_catalog(

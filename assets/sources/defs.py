@@ -10,11 +10,12 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vprim.assets.contracts import layout
+from vprim.assets.partitions import shard_partitions
 from vprim.assets.reporting import accounting_metadata, counts_table, md_table, table_preview
+from vprim.assets.settings import current
 from vprim.assets.sources import catalog as cat
 from vprim.assets.sources import ingest
-from vprim.dagster_project.partitions import shard_partitions
-from vprim.dagster_project.profiles import current
 from vprim.resources.storage import StorageResource
 
 _profile = current()
@@ -50,13 +51,13 @@ def catalog(config: CatalogConfig, storage: StorageResource) -> dg.MaterializeRe
         seed=config.seed,
         workers=config.workers,
     )
-    store.write_parquet(table, cat.CATALOG_PATH)
-    store.write_json(info, cat.CATALOG_INFO_PATH)
+    store.write_parquet(table, layout.CATALOG_PATH)
+    store.write_json(info, layout.CATALOG_INFO_PATH)
     formats = Counter(table["format"].to_pylist())
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": table.num_rows,
-            "path": dg.MetadataValue.path(store.url(cat.CATALOG_PATH)),
+            "path": dg.MetadataValue.path(store.url(layout.CATALOG_PATH)),
             "sources_by_format": dg.MetadataValue.md(counts_table(formats, "format", "sources")),
             "shards": len(set(table["shard"].to_pylist())),
             "preview": dg.MetadataValue.md(table_preview(table)),
@@ -99,7 +100,7 @@ def raw_instances(
     store = storage.get()
     keys = list(context.partition_keys)
     started = time.perf_counter()
-    summaries = ingest.ingest_shards(store, cat.CATALOG_PATH, keys, workers=config.workers)
+    summaries = ingest.ingest_shards(store, layout.CATALOG_PATH, keys, workers=config.workers)
     seconds = time.perf_counter() - started
     boxes = sum(s["boxes"] for s in summaries)
     seen = sum(s["boxes_seen"] for s in summaries)
@@ -140,7 +141,7 @@ def raw_instances(
 
 def _parse_quality(store, keys: list[str]) -> dict:
     """Precision/recall of parse reasons against the synthetic corpus's ``planted`` table."""
-    info = store.read_json(cat.CATALOG_INFO_PATH) if store.exists(cat.CATALOG_INFO_PATH) else {}
+    info = cat.catalog_info(store)
     if not info.get("planted_path"):
         return {}
     scores = ingest.parse_scores_for_shards(store, info["planted_path"], keys)
@@ -149,7 +150,7 @@ def _parse_quality(store, keys: list[str]) -> dict:
 
 def _raw_preview(store, shard_key: str) -> str:
     """The first rows of one shard, read as one small batch (not the whole file)."""
-    with store.fs.open(store.path(ingest.shard_file(ingest.RAW_DIR, shard_key)), "rb") as f:
+    with store.fs.open(store.path(layout.shard_file(layout.RAW_DIR, shard_key)), "rb") as f:
         batches = pq.ParquetFile(f).iter_batches(batch_size=10, columns=PREVIEW_COLUMNS)
         first = next(batches, None)
     return table_preview(pa.Table.from_batches([first])) if first is not None else "_(empty)_"

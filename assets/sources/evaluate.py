@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from vprim.assets.sources import schema as S
+from vprim.assets.contracts import reasons as R
 
 
 def parse_scores(planted: pl.DataFrame, rejects: pl.DataFrame) -> list[dict]:
@@ -19,10 +19,10 @@ def parse_scores(planted: pl.DataFrame, rejects: pl.DataFrame) -> list[dict]:
         planted: rows of the ``planted`` table (any defects; only parse codes are scored).
         rejects: rows of the parse ledger (``rejects`` contract).
     """
-    planted = planted.filter(pl.col("defect").is_in(S.PARSE_REASONS))
+    planted = planted.filter(pl.col("defect").is_in(R.PARSE_REASONS))
     rejects = rejects.filter(pl.col("stage") == "parse")
     rows = []
-    for reason in S.PARSE_REASONS:
+    for reason in R.PARSE_REASONS:
         p = planted.filter(pl.col("defect") == reason)
         r = rejects.filter(pl.col("reason") == reason)
         if p.is_empty() and r.is_empty():

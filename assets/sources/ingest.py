@@ -1,6 +1,6 @@
 """Ingest: read every source of a shard into ``raw_instances`` and the parse ledger.
 
-One shard is a static slice of the catalog (``schema.shard_of``). A shard is written as three
+One shard is a static slice of the catalog (``hashing.shard_of``). A shard is written as three
 files, each atomically: ``raw_instances/shard=NNN.parquet``, ``rejects/stage=parse/shard=NNN
 .parquet`` and ``source_stats/shard=NNN.parquet`` (per source: files, images, boxes seen/kept/
 rejected). A broken file or source becomes ledger rows and the shard goes on; only a bug in
@@ -21,8 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from vprim.assets.contracts import hashing as H
+from vprim.assets.contracts import layout
+from vprim.assets.contracts import schemas as S
+from vprim.assets.contracts.reasons import Reason
 from vprim.assets.parallel import map_shards
-from vprim.assets.sources import schema as S
 from vprim.assets.sources.readers import READERS, detect_format
 from vprim.assets.sources.readers.base import (
     PREFETCH_WINDOW,
@@ -33,10 +36,6 @@ from vprim.assets.sources.readers.base import (
     Source,
 )
 from vprim.assets.storage import PARQUET_OPTIONS, Storage, parquet_writer
-
-RAW_DIR = "raw_instances"
-PARSE_REJECTS_DIR = "rejects/stage=parse"
-SOURCE_STATS_DIR = "source_stats"
 
 SOURCE_STATS_SCHEMA = pa.schema(
     [
@@ -51,10 +50,6 @@ SOURCE_STATS_SCHEMA = pa.schema(
         pa.field("seconds", pa.float64(), nullable=False),
     ]
 )
-
-
-def shard_file(directory: str, shard_key: str) -> str:
-    return f"{directory}/shard={shard_key}.parquet"
 
 
 @dataclass
@@ -79,7 +74,7 @@ class _RejectRows:
     def boxes(self, uri: str, result: ReadResult) -> None:
         if not result.rejects:
             return
-        ids = S.instance_ids(
+        ids = H.instance_ids(
             self.source_id,
             [r.image_id for r in result.rejects],
             np.array([r.box_index for r in result.rejects]),
@@ -101,7 +96,7 @@ class _RejectRows:
 def _with_ids(source_id: str, fmt: str, boxes: pa.Table) -> pa.Table:
     """Reader columns -> raw_instances columns (adds instance_id, source_id, format)."""
     n = boxes.num_rows
-    ids = S.instance_ids(
+    ids = H.instance_ids(
         source_id, boxes["image_id"], boxes["box_index"].to_numpy(zero_copy_only=False)
     )
     columns = {
@@ -126,7 +121,7 @@ def read_source(source_id: str, uri: str, fmt: str) -> SourceOutcome:
             detected = detect_format(source)
             if detected is None:
                 raise ParseError(
-                    S.PARSE_UNKNOWN_FORMAT,
+                    Reason.PARSE_UNKNOWN_FORMAT,
                     f"format=auto and no file under {uri} looks like any of {S.FORMATS}",
                 )
             resolved_fmt = detected
@@ -134,7 +129,9 @@ def read_source(source_id: str, uri: str, fmt: str) -> SourceOutcome:
         context = reader.prepare(source)
         files = reader.files(source, context)
         if not files:
-            raise ParseError(S.PARSE_MISSING_FILE, f"no {resolved_fmt} annotation files in {uri}")
+            raise ParseError(
+                Reason.PARSE_MISSING_FILE, f"no {resolved_fmt} annotation files in {uri}"
+            )
     except ParseError as exc:
         ledger.file(uri, exc)
         files, stats["files_rejected"] = [], 1
@@ -265,7 +262,7 @@ def _read_file(reader, source: Source, context, path: str, ledger, stats: Counte
     except Exception as exc:  # a reader bug must not stop 98k sources; keep the evidence
         where = traceback.extract_tb(exc.__traceback__)[-1]
         detail = f"{type(exc).__name__}: {exc} at {where.filename}:{where.lineno}"
-        ledger.file(file_url, ParseError(S.PARSE_READER_ERROR, detail))
+        ledger.file(file_url, ParseError(Reason.PARSE_READER_ERROR, detail))
         stats["files_rejected"] += 1
         return None
     for err in result.record_errors:
@@ -301,7 +298,7 @@ def ingest_shard(storage: Storage, catalog: pa.Table, shard_key: str) -> ShardSu
     reject_rows: list[dict] = []
     n_boxes = 0
     with (
-        storage.atomic_path(shard_file(RAW_DIR, shard_key)) as tmp,
+        storage.atomic_path(layout.shard_file(layout.RAW_DIR, shard_key)) as tmp,
         storage.fs.open(tmp, "wb") as f,
     ):
         writer = parquet_writer(f, S.RAW_INSTANCES_SCHEMA)
@@ -323,9 +320,9 @@ def ingest_shard(storage: Storage, catalog: pa.Table, shard_key: str) -> ShardSu
         n_boxes += _flush(writer, pending)
         writer.close()
     rejects = pa.Table.from_pylist(reject_rows, schema=S.REJECTS_SCHEMA)
-    storage.write_parquet(rejects, shard_file(PARSE_REJECTS_DIR, shard_key))
+    storage.write_parquet(rejects, layout.shard_file(layout.rejects_dir("parse"), shard_key))
     stats = pa.Table.from_pylist(stats_rows, schema=SOURCE_STATS_SCHEMA)
-    storage.write_parquet(stats, shard_file(SOURCE_STATS_DIR, shard_key))
+    storage.write_parquet(stats, layout.shard_file(layout.SOURCE_STATS_DIR, shard_key))
     return ShardSummary(
         shard=shard_key,
         sources=len(stats_rows),
@@ -392,9 +389,15 @@ def accounting(storage: Storage, shard_keys: list[str]) -> list[dict]:
     """
     results = []
     for key in shard_keys:
-        seen = storage.read_parquet(shard_file(SOURCE_STATS_DIR, key), columns=["boxes_seen"])
-        raw = pq.ParquetFile(storage.fs.open(storage.path(shard_file(RAW_DIR, key)), "rb"))
-        rej = storage.read_parquet(shard_file(PARSE_REJECTS_DIR, key), columns=["instance_id"])
+        seen = storage.read_parquet(
+            layout.shard_file(layout.SOURCE_STATS_DIR, key), columns=["boxes_seen"]
+        )
+        raw = pq.ParquetFile(
+            storage.fs.open(storage.path(layout.shard_file(layout.RAW_DIR, key)), "rb")
+        )
+        rej = storage.read_parquet(
+            layout.shard_file(layout.rejects_dir("parse"), key), columns=["instance_id"]
+        )
         n_seen = int(pc.sum(seen["boxes_seen"]).as_py() or 0)
         n_raw = raw.metadata.num_rows
         n_rej = rej.num_rows - rej["instance_id"].null_count
@@ -417,12 +420,17 @@ def parse_scores_for_shards(storage: Storage, planted_path: str, shard_keys: lis
     from vprim.assets.sources.evaluate import parse_scores
 
     rejects = pl.concat(
-        [pl.from_arrow(storage.read_parquet(shard_file(PARSE_REJECTS_DIR, k))) for k in shard_keys]
+        [
+            pl.from_arrow(storage.read_parquet(layout.shard_file(layout.rejects_dir("parse"), k)))
+            for k in shard_keys
+        ]
     )
     sources = pl.concat(
         [
             pl.from_arrow(
-                storage.read_parquet(shard_file(SOURCE_STATS_DIR, k), columns=["source_id"])
+                storage.read_parquet(
+                    layout.shard_file(layout.SOURCE_STATS_DIR, k), columns=["source_id"]
+                )
             )
             for k in shard_keys
         ]

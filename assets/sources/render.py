@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vprim.assets.sources.schema import stable_hash64
+from vprim.assets.contracts.hashing import stable_hash64
 
 #: Largest synthetic image drawn (pixels); a hostile URI cannot ask for gigabytes.
 MAX_PIXELS = 64 * 1024 * 1024

@@ -19,6 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from vprim.assets.contracts import hashing as H
+from vprim.assets.contracts import layout
+from vprim.assets.contracts import schemas as S
 from vprim.assets.lake import checks as C
 from vprim.assets.lake import publish as P
 from vprim.assets.lake import stats
@@ -26,10 +29,9 @@ from vprim.assets.lake.balance import LAKE_SCHEMA, BalanceConfig
 from vprim.assets.lake.build import LakeBuild, build_version, lake_files_sql
 from vprim.assets.quality.curate import CLEAN_SCHEMA, SELECTION_SCHEMA
 from vprim.assets.quality.labels import LABEL_MAP_SCHEMA
-from vprim.assets.sources import schema as S
+from vprim.assets.settings import PROJECT_ROOT
 from vprim.assets.sql import register_macros
 from vprim.assets.storage import Storage
-from vprim.dagster_project.profiles import PROJECT_ROOT
 from vprim.resources.duckdb import DuckDBResource
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z: builds get explicit, increasing times
@@ -77,7 +79,7 @@ def _clean_rows(boxes: list[dict]) -> list[dict]:
     for b in boxes:
         index = per_image[(b["source_id"], b["image_id"])]
         per_image[(b["source_id"], b["image_id"])] += 1
-        instance_id = S.instance_ids(b["source_id"], [b["image_id"]], np.array([index]))[0]
+        instance_id = H.instance_ids(b["source_id"], [b["image_id"]], np.array([index]))[0]
         rows.append(
             {
                 "instance_id": int(instance_id),
@@ -192,7 +194,7 @@ def build(
 
 def read_lake(store: Storage, version: str) -> pa.Table:
     """Every row of a version's samples files, sorted by sample_id."""
-    files = store.glob(f"{P.samples_dir(version)}/*/*.parquet")
+    files = store.glob(f"{layout.lake_samples_dir(version)}/*/*.parquet")
     table = pa.concat_tables([pq.read_table(f) for f in files])
     return table.sort_by("sample_id")
 
@@ -507,7 +509,7 @@ def test_split_is_a_function_of_the_image(tmp_path, permille):
 def test_samples_files_follow_the_lake_schema(tmp_path):
     store = mixed_root(tmp_path)
     built = build(store, BalanceConfig(cap=5, buckets=4))
-    files = store.glob(f"{P.samples_dir(built.version)}/*/*.parquet")
+    files = store.glob(f"{layout.lake_samples_dir(built.version)}/*/*.parquet")
     assert len(files) == len(built.manifest["files"]) >= 1
     for f in files:
         assert pq.read_schema(f).remove_metadata().equals(LAKE_SCHEMA.remove_metadata())
@@ -574,7 +576,7 @@ def test_manifest_count_tampering_is_caught(tmp_path, count):
     built = build(store, BalanceConfig(cap=5, buckets=4))
     manifest = P.read_manifest(store, built.version)
     manifest["counts"][count] += 1
-    store.write_json(manifest, P.version_dir(built.version), P.MANIFEST)
+    store.write_json(manifest, layout.lake_version_dir(built.version), layout.LAKE_MANIFEST)
     outcomes = _outcomes(store, built.version)
     assert not outcomes["manifest_counts_match"].passed
     assert [n for n, o in outcomes.items() if not o.passed] == ["manifest_counts_match"]
@@ -613,7 +615,7 @@ def test_a_bad_extra_samples_file_is_caught(tmp_path):
     bad["n_boxes"] = 1
     store.write_parquet(
         pa.Table.from_pylist([bad], LAKE_SCHEMA),
-        P.samples_dir(built.version),
+        layout.lake_samples_dir(built.version),
         "label_bucket=999",
         "part-0.parquet",
     )
@@ -671,7 +673,7 @@ def test_publish_and_retention(tmp_path):
     assert v == sorted(v) and len(set(v)) == 4
     assert v[0].startswith("20231114T221320-")
     assert P.versions(store) == v
-    assert P.read_text(store, P.STAGED) == v[3]
+    assert P.read_text(store, layout.LAKE_STAGED) == v[3]
     assert P.current_version(store) is None
 
     assert P.publish(store, v[0]) is None
@@ -694,7 +696,11 @@ def test_publish_and_retention(tmp_path):
         P.apply_retention(store, keep=0)
     removed = P.apply_retention(store, keep=2)
     assert removed == [old_incomplete, v[0], new_incomplete]
-    assert P.versions(store) == [v[1], v[2], v[3]]  # CURRENT v1, newest two v2 v3 (STAGED v3)
+    assert P.versions(store) == [
+        v[1],
+        v[2],
+        v[3],
+    ]  # CURRENT v1, newest two v2 v3 (STAGED v3)
     assert P.apply_retention(store, keep=1) == [v[2]]
     assert P.versions(store) == [v[1], v[3]]
     assert read_lake(store, v[1]).num_rows == 3
@@ -759,8 +765,8 @@ def test_a_build_killed_mid_write_leaves_the_published_version_intact(tmp_path):
 
     (second,) = [v for v in P.versions(store) if v != first]
     assert second == P.new_version(manifest["inputs_digest"], T0 + 60)
-    assert not store.exists(P.version_dir(second), P.MANIFEST)
-    written = store.glob(f"{P.samples_dir(second)}/*/*.parquet")
+    assert not store.exists(layout.lake_version_dir(second), layout.LAKE_MANIFEST)
+    written = store.glob(f"{layout.lake_samples_dir(second)}/*/*.parquet")
     assert len(written) == 1  # only the first bucket made it, and never a half file
     assert pq.read_metadata(written[0]).num_rows > 0
     with pytest.raises(P.LakeError):

@@ -6,9 +6,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vprim.assets.contracts import hashing as H
+from vprim.assets.contracts import layout
+from vprim.assets.contracts import schemas as S
 from vprim.assets.quality import curate
-from vprim.assets.sources import schema as S
-from vprim.assets.sources.ingest import RAW_DIR, SOURCE_STATS_DIR, SOURCE_STATS_SCHEMA, shard_file
+from vprim.assets.sources.ingest import SOURCE_STATS_SCHEMA
 from vprim.assets.storage import Storage
 
 
@@ -41,13 +43,13 @@ def _boxes(source: str, label: str, n_images: int, box=(10.0, 10.0, 40.0, 40.0),
 
 def _write(tmp_path, rows, images: dict[str, int]) -> Storage:
     storage = Storage(str(tmp_path))
-    ids = S.instance_ids(
+    ids = H.instance_ids(
         "x", [f"{r['source_id']}/{r['image_id']}" for r in rows], [r["box_index"] for r in rows]
     )
     for r, i in zip(rows, ids.tolist()):
         r["instance_id"] = i
     storage.write_parquet(
-        pa.Table.from_pylist(rows, S.RAW_INSTANCES_SCHEMA), shard_file(RAW_DIR, "000")
+        pa.Table.from_pylist(rows, S.RAW_INSTANCES_SCHEMA), layout.shard_file(layout.RAW_DIR, "000")
     )
     stats = [
         {
@@ -64,7 +66,8 @@ def _write(tmp_path, rows, images: dict[str, int]) -> Storage:
         for s, k in images.items()
     ]
     storage.write_parquet(
-        pa.Table.from_pylist(stats, SOURCE_STATS_SCHEMA), shard_file(SOURCE_STATS_DIR, "000")
+        pa.Table.from_pylist(stats, SOURCE_STATS_SCHEMA),
+        layout.shard_file(layout.SOURCE_STATS_DIR, "000"),
     )
     return storage
 
@@ -96,13 +99,15 @@ def test_every_box_has_one_fate(tmp_path):
     counts = curate.curate_shard(storage, "000", LABEL_MAP)
     (acct,) = curate.accounting(storage, ["000"])
     assert acct["ok"] and acct["raw"] == len(rows)
-    clean = pq.read_table(storage.path(shard_file(curate.CLEAN_DIR, "000")))
+    clean = pq.read_table(storage.path(layout.shard_file(layout.CLEAN_DIR, "000")))
     assert set(clean["source_id"].to_pylist()) == {"good", "mixed"}
     assert set(clean["canonical_label"].to_pylist()) == {"dog", "car"}
     assert counts["clean"] == clean.num_rows == 9 + 4
     ledger = {
-        stage: pq.read_table(storage.path(shard_file(d, "000"))).to_pylist()
-        for stage, d in curate.STAGE_DIRS.items()
+        stage: pq.read_table(
+            storage.path(layout.shard_file(layout.rejects_dir(stage), "000"))
+        ).to_pylist()
+        for stage in ("label", "geometry", "source")
     }
     by = lambda stage: sorted((r["source_id"], r["reason"]) for r in ledger[stage])  # noqa: E731
     assert by("label") == sorted(
@@ -115,7 +120,9 @@ def test_every_box_has_one_fate(tmp_path):
     assert ("empty", "source_missing_annotations") in by("source")
     selection = {
         r["source_id"]: r
-        for r in pq.read_table(storage.path(shard_file(curate.SELECTION_DIR, "000"))).to_pylist()
+        for r in pq.read_table(
+            storage.path(layout.shard_file(layout.SELECTION_DIR, "000"))
+        ).to_pylist()
     }
     assert selection["good"]["decision"] == "keep" and selection["mixed"]["decision"] == "keep"
     assert selection["bad"]["reason"] == "source_label_quality"

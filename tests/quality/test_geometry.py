@@ -17,8 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vprim.assets.contracts import hashing as H
+from vprim.assets.contracts import reasons as R
+from vprim.assets.contracts import schemas as S
 from vprim.assets.quality import geometry as G
-from vprim.assets.sources import schema as S
 
 CFG = G.GeometryConfig()
 
@@ -47,7 +49,7 @@ def table(*boxes: dict) -> pa.Table:
             r["box_index"] = seen.get(key, 0)
         seen[key] = max(seen.get(key, 0), r["box_index"]) + 1
         r["image_uri"] = f"synthetic://{r['source_id']}/{r['image_id']}"
-        r["instance_id"] = int(S.instance_ids(r["source_id"], [r["image_id"]], [r["box_index"]])[0])
+        r["instance_id"] = int(H.instance_ids(r["source_id"], [r["image_id"]], [r["box_index"]])[0])
         rows.append(r)
     return pa.Table.from_pylist(rows, schema=S.RAW_INSTANCES_SCHEMA)
 
@@ -95,9 +97,9 @@ def test_rows_stay_aligned_with_the_input():
 
 
 def test_precedence_is_a_permutation_of_the_box_reasons():
-    assert sorted(G.PRECEDENCE) == sorted(S.BOX_REASONS)
+    assert sorted(G.PRECEDENCE) == sorted(R.BOX_REASONS)
     assert G.PRECEDENCE[0] == "non_finite_box" and G.PRECEDENCE[-1] == "duplicate_box"
-    assert len(set(G.FLAG_BITS.values())) == len(S.BOX_REASONS) <= 16  # fits uint16
+    assert len(set(G.FLAG_BITS.values())) == len(R.BOX_REASONS) <= 16  # fits uint16
 
 
 def test_config_rejects_nonsense():
@@ -413,7 +415,7 @@ def test_every_flag_is_kept_and_the_first_names_the_reason():
 
 def test_reason_is_the_first_set_flag_in_precedence():
     rng = np.random.default_rng(0)
-    flags = rng.integers(0, 1 << len(S.BOX_REASONS), 500).astype(np.uint16)
+    flags = rng.integers(0, 1 << len(R.BOX_REASONS), 500).astype(np.uint16)
     out = G._result(pa.table({"x": np.zeros(500)}), flags, (np.zeros(500),) * 4)
     for f, r in zip(flags.tolist(), out["reason"].to_pylist()):
         first = next((p for p in G.PRECEDENCE if f & G.FLAG_BITS[p]), None)
@@ -559,7 +561,7 @@ def test_stable_string_hash_is_fnv1a_then_splitmix():
         [0xCBF29CE484222325, 0xAF63DC4C8601EC8C, 0x85944171F73967E8, 0xCBF29CE484222325],
         dtype=np.uint64,
     )
-    assert (got == S._splitmix64(fnv)).all()
+    assert (got == H._splitmix64(fnv)).all()
 
 
 # --- scoring ---------------------------------------------------------------------------------
@@ -619,8 +621,8 @@ def test_tiny_corpus_box_reasons_precision_and_recall(tiny_checked):
     _, checked, _, planted, _ = tiny_checked
     rows = [r for r in G.score(checked.select(["instance_id", "reason"]), planted)]
     by_reason = {r["reason"]: r for r in rows if r["level"] == "box"}
-    planted_codes = set(pc.unique(planted["defect"]).to_pylist()) & set(S.BOX_REASONS)
-    assert planted_codes == set(S.BOX_REASONS)  # the tiny corpus plants every box reason
+    planted_codes = set(pc.unique(planted["defect"]).to_pylist()) & set(R.BOX_REASONS)
+    assert planted_codes == set(R.BOX_REASONS)  # the tiny corpus plants every box reason
     for reason in planted_codes:
         r = by_reason[reason]
         assert r["precision"] >= 0.98 and r["recall"] >= 0.98, r
@@ -632,7 +634,7 @@ def test_tiny_corpus_label_defects_are_geometrically_clean(tiny_checked):
     # boxes planted with a label defect are drawn like clean boxes: the geometry keeps them
     _, checked, _, planted, _ = tiny_checked
     label_ids = pc.filter(
-        planted["instance_id"], pc.is_in(planted["defect"], pa.array(list(S.LABEL_REASONS)))
+        planted["instance_id"], pc.is_in(planted["defect"], pa.array(list(R.LABEL_REASONS)))
     )
     mask = pc.is_in(checked["instance_id"], label_ids)
     flagged = pc.filter(checked["reason"], mask)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from vprim.assets.sources import schema as S
+from vprim.assets.contracts import schemas as S
+from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers import coco as coco_module
 from vprim.assets.sources.readers.base import ParseError, Source
 from vprim.assets.sources.readers.coco import CocoReader
@@ -91,7 +92,7 @@ def _reference(source: Source, path: Path):
         image_id = str(img["id"]) if img is not None else str(ann.get("image_id"))
         box_index = seen[image_id] = seen.get(image_id, -1) + 1
         if img is None:
-            rejects.append((image_id, box_index, S.PARSE_UNKNOWN_IMAGE))
+            rejects.append((image_id, box_index, Reason.PARSE_UNKNOWN_IMAGE))
             continue
         try:
             uri = source.image_uri(img["file_name"], base)
@@ -100,7 +101,7 @@ def _reference(source: Source, path: Path):
             continue
         cat = cats.get(key(ann.get("category_id")))
         if cat is None or not isinstance(cat.get("name"), str):
-            rejects.append((image_id, box_index, S.PARSE_UNKNOWN_CATEGORY))
+            rejects.append((image_id, box_index, Reason.PARSE_UNKNOWN_CATEGORY))
             continue
         bbox = ann.get("bbox")
         if not (
@@ -108,7 +109,7 @@ def _reference(source: Source, path: Path):
             and len(bbox) == 4
             and all(isinstance(v, int | float) and not isinstance(v, bool) for v in bbox)
         ):
-            rejects.append((image_id, box_index, S.PARSE_MALFORMED_BOX))
+            rejects.append((image_id, box_index, Reason.PARSE_MALFORMED_BOX))
             continue
         x, y, w, h = (float(v) for v in bbox)
         seg = ann.get("segmentation")
@@ -446,7 +447,7 @@ def test_truncated_file(tmp_path: Path, cut: float) -> None:
     path.write_text(full[:end])
     for block_size in (7, 1 << 20):
         error = _read_error(path, block_size=block_size)
-        assert error.reason == S.PARSE_INVALID_JSON, error.detail
+        assert error.reason == Reason.PARSE_INVALID_JSON, error.detail
         assert "instances_x.json" in error.detail
 
 
@@ -454,7 +455,7 @@ def test_truncated_file(tmp_path: Path, cut: float) -> None:
 def test_empty_file(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "instances_e.json"
     path.write_bytes(content)
-    assert _read_error(path).reason == S.PARSE_EMPTY_FILE
+    assert _read_error(path).reason == Reason.PARSE_EMPTY_FILE
 
 
 @pytest.mark.parametrize("where", ["file_name", "info"])
@@ -468,7 +469,7 @@ def test_latin1_bytes_are_bad_encoding(tmp_path: Path, where: str) -> None:
     path.write_bytes(json.dumps(doc, ensure_ascii=False).encode("latin-1"))
     for block_size in (3, 1 << 20):
         error = _read_error(path, block_size=block_size)
-        assert error.reason == S.PARSE_BAD_ENCODING
+        assert error.reason == Reason.PARSE_BAD_ENCODING
         assert "not UTF-8" in error.detail
 
 
@@ -497,9 +498,9 @@ def test_unknown_image_and_category(tmp_path: Path) -> None:
     ]
     got = [(r.image_id, r.box_index, r.reason) for r in result.rejects]
     assert got == [
-        ("42", 0, S.PARSE_UNKNOWN_IMAGE),
-        ("1", 1, S.PARSE_UNKNOWN_CATEGORY),
-        ("42", 1, S.PARSE_UNKNOWN_IMAGE),
+        ("42", 0, Reason.PARSE_UNKNOWN_IMAGE),
+        ("1", 1, Reason.PARSE_UNKNOWN_CATEGORY),
+        ("42", 1, Reason.PARSE_UNKNOWN_IMAGE),
     ]
     assert "category_id 2" in result.rejects[1].detail
 
@@ -523,7 +524,11 @@ def test_malformed_bbox(tmp_path: Path, bbox, why: str) -> None:
     result = _read(_write(tmp_path, _doc([_ann(1, 1), bad, _ann(1, 3)])))
     assert [r["box_index"] for r in result.boxes.to_pylist()] == [0, 2]
     (reject,) = result.rejects
-    assert (reject.image_id, reject.box_index, reject.reason) == ("1", 1, S.PARSE_MALFORMED_BOX)
+    assert (reject.image_id, reject.box_index, reject.reason) == (
+        "1",
+        1,
+        Reason.PARSE_MALFORMED_BOX,
+    )
     assert why in reject.detail
 
 
@@ -538,8 +543,8 @@ def test_path_escape_rejects_that_images_boxes(tmp_path: Path, name: str) -> Non
     result = _read(_write(tmp_path, _doc([_ann(1, 1), _ann(2, 1), _ann(1, 3)], images=images)))
     assert [r["image_id"] for r in result.boxes.to_pylist()] == ["2"]
     assert [(r.image_id, r.box_index, r.reason) for r in result.rejects] == [
-        ("1", 0, S.PARSE_PATH_ESCAPE),
-        ("1", 1, S.PARSE_PATH_ESCAPE),
+        ("1", 0, Reason.PARSE_PATH_ESCAPE),
+        ("1", 1, Reason.PARSE_PATH_ESCAPE),
     ]
 
 
@@ -567,7 +572,9 @@ def test_missing_image_size(tmp_path: Path) -> None:
     result = _read(_write(tmp_path, _doc([_ann(1, 1), _ann(2, 1)], images=images)))
     rows = result.boxes.to_pylist()
     assert [(r["image_width"], r["image_height"]) for r in rows] == [(64, 48)]
-    assert [(r.image_id, r.reason) for r in result.rejects] == [("2", S.PARSE_MISSING_IMAGE_SIZE)]
+    assert [(r.image_id, r.reason) for r in result.rejects] == [
+        ("2", Reason.PARSE_MISSING_IMAGE_SIZE)
+    ]
     assert result.images == 3
 
 
@@ -582,8 +589,8 @@ def test_string_ids_and_interleaved_box_index(tmp_path: Path) -> None:
     rows = result.boxes.to_pylist()
     assert [(r["image_id"], r["box_index"]) for r in rows] == [("a", 0), ("b", 0), ("a", 1)]
     assert [(r.image_id, r.box_index, r.reason) for r in result.rejects] == [
-        ("1", 0, S.PARSE_UNKNOWN_IMAGE),
-        ("b", 1, S.PARSE_UNKNOWN_CATEGORY),
+        ("1", 0, Reason.PARSE_UNKNOWN_IMAGE),
+        ("b", 1, Reason.PARSE_UNKNOWN_CATEGORY),
     ]
 
 
@@ -616,7 +623,7 @@ def test_malformed_json(tmp_path: Path, text: str) -> None:
     path = tmp_path / "instances_m.json"
     path.write_text(text)
     for block_size in (3, 1 << 20):
-        assert _read_error(path, block_size=block_size).reason == S.PARSE_INVALID_JSON
+        assert _read_error(path, block_size=block_size).reason == Reason.PARSE_INVALID_JSON
 
 
 def test_detect(tmp_path: Path) -> None:

@@ -9,8 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from vprim.assets.contracts import hashing as H
+from vprim.assets.contracts import schemas as S
 from vprim.assets.sources import ingest
-from vprim.assets.sources import schema as S
 from vprim.assets.sources.catalog import validate_catalog, with_fingerprints, with_shards
 from vprim.assets.storage import Storage
 
@@ -49,7 +50,7 @@ def test_good_source_reads_every_box(tmp_path):
     assert table["raw_label"].to_pylist() == ["dog", "dog"]
     assert table["x1"].to_pylist() == [40.0, 70.0]
     assert out.stats["boxes_seen"] == 2 and out.stats["boxes_rejected"] == 0
-    expected = S.instance_ids("good", ["7", "7"], [0, 1]).tolist()
+    expected = H.instance_ids("good", ["7", "7"], [0, 1]).tolist()
     assert table["instance_id"].to_pylist() == expected
 
 

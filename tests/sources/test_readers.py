@@ -18,7 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from vprim.assets.sources import schema as S
+from vprim.assets.contracts import reasons as R
+from vprim.assets.contracts import schemas as S
+from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers import DETECT_ORDER, READERS, detect_format, get_reader
 from vprim.assets.sources.readers.base import BoxReject, ParseError, ReadResult, Source
 
@@ -58,9 +60,9 @@ def check_result(result: ReadResult) -> None:
     keys += [(r.image_id, r.box_index) for r in result.rejects]
     assert len(keys) == len(set(keys)), "box_index must be unique within an image"
     for r in result.rejects:
-        assert r.reason in S.PARSE_REASONS and r.detail
+        assert r.reason in R.PARSE_REASONS and r.detail
     for e in result.record_errors:
-        assert e.reason in S.PARSE_REASONS and e.detail
+        assert e.reason in R.PARSE_REASONS and e.detail
 
 
 def read(fmt: str, uri: Path | str) -> Outcome:
@@ -205,45 +207,49 @@ OI_HEADER = "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsGroupOf\n
 
 FILE_REJECTS = [
     # zero bytes
-    pytest.param("voc", "a.xml", b"", S.PARSE_EMPTY_FILE, id="voc-empty"),
+    pytest.param("voc", "a.xml", b"", Reason.PARSE_EMPTY_FILE, id="voc-empty"),
     # only whitespace is empty too
-    pytest.param("voc", "a.xml", b" \n\t\n", S.PARSE_EMPTY_FILE, id="voc-whitespace"),
+    pytest.param("voc", "a.xml", b" \n\t\n", Reason.PARSE_EMPTY_FILE, id="voc-whitespace"),
     # latin-1 bytes and no encoding declaration
     pytest.param(
         "voc",
         "a.xml",
         "<annotation><filename>caf\u00e9.jpg</filename></annotation>".encode("latin-1"),
-        S.PARSE_BAD_ENCODING,
+        Reason.PARSE_BAD_ENCODING,
         id="voc-latin1",
     ),
     # XML cut off mid-element
     pytest.param(
-        "voc", "a.xml", b"<annotation><object><name>dog", S.PARSE_INVALID_XML, id="voc-cut"
+        "voc", "a.xml", b"<annotation><object><name>dog", Reason.PARSE_INVALID_XML, id="voc-cut"
     ),
     # well-formed XML that is not a VOC annotation (CVAT's <annotations> root)
     pytest.param(
-        "voc", "a.xml", b"<annotations><image/></annotations>", S.PARSE_INVALID_XML, id="voc-root"
+        "voc",
+        "a.xml",
+        b"<annotations><image/></annotations>",
+        Reason.PARSE_INVALID_XML,
+        id="voc-root",
     ),
     # entity expansion (billion laughs) is refused, not expanded
-    pytest.param("voc", "a.xml", BILLION_LAUGHS, S.PARSE_INVALID_XML, id="voc-entities"),
+    pytest.param("voc", "a.xml", BILLION_LAUGHS, Reason.PARSE_INVALID_XML, id="voc-entities"),
     # an external entity (XXE) is refused, the file it names is never read
-    pytest.param("voc", "a.xml", EXTERNAL_ENTITY, S.PARSE_INVALID_XML, id="voc-xxe"),
+    pytest.param("voc", "a.xml", EXTERNAL_ENTITY, Reason.PARSE_INVALID_XML, id="voc-xxe"),
     # a YOLO label file with a byte that is not UTF-8
     pytest.param(
         "yolo",
         "a.txt",
         b"0 0.5 0.5 0.1 0.1\n0 0.5 \xff 0.1 0.1\n",
-        S.PARSE_BAD_ENCODING,
+        Reason.PARSE_BAD_ENCODING,
         id="yolo-encoding",
     ),
     # an Open Images box CSV of zero bytes
-    pytest.param("openimages", "x-bbox.csv", b"", S.PARSE_EMPTY_FILE, id="oi-empty"),
+    pytest.param("openimages", "x-bbox.csv", b"", Reason.PARSE_EMPTY_FILE, id="oi-empty"),
     # a field that is not UTF-8
     pytest.param(
         "openimages",
         "x-bbox.csv",
         OI_HEADER.encode() + b"a,x,/m/0,1,0.1,\xff,0.1,0.2,0\n",
-        S.PARSE_BAD_ENCODING,
+        Reason.PARSE_BAD_ENCODING,
         id="oi-encoding",
     ),
     # a box CSV without the XMax column
@@ -251,7 +257,7 @@ FILE_REJECTS = [
         "openimages",
         "x-bbox.csv",
         b"ImageID,LabelName,XMin,YMin,YMax\na,/m/0,0.1,0.1,0.2\n",
-        S.PARSE_INVALID_CSV,
+        Reason.PARSE_INVALID_CSV,
         id="oi-columns",
     ),
     # not a CSV at all: thousands of rows with the wrong number of fields
@@ -259,18 +265,18 @@ FILE_REJECTS = [
         "openimages",
         "x-bbox.csv",
         OI_HEADER.encode() + b"junk;junk\n" * 1200,
-        S.PARSE_INVALID_CSV,
+        Reason.PARSE_INVALID_CSV,
         id="oi-not-csv",
     ),
     # an ODVG file of zero bytes, and one of blank lines
-    pytest.param("odvg", "a.jsonl", b"", S.PARSE_EMPTY_FILE, id="odvg-empty"),
-    pytest.param("odvg", "a.jsonl", b"\n  \n\n", S.PARSE_EMPTY_FILE, id="odvg-blank"),
+    pytest.param("odvg", "a.jsonl", b"", Reason.PARSE_EMPTY_FILE, id="odvg-empty"),
+    pytest.param("odvg", "a.jsonl", b"\n  \n\n", Reason.PARSE_EMPTY_FILE, id="odvg-blank"),
     # its only line is not UTF-8
     pytest.param(
         "odvg",
         "a.jsonl",
         b'{"filename": "caf\xe9.jpg"}\n',
-        S.PARSE_BAD_ENCODING,
+        Reason.PARSE_BAD_ENCODING,
         id="odvg-encoding",
     ),
     # its only line is truncated JSON
@@ -278,35 +284,43 @@ FILE_REJECTS = [
         "odvg",
         "a.jsonl",
         b'{"filename": "a.jpg", "detection": {',
-        S.PARSE_INVALID_JSON,
+        Reason.PARSE_INVALID_JSON,
         id="odvg-cut",
     ),
     # valid JSON that is no ODVG record (not an object; no filename)
     pytest.param(
-        "odvg", "a.jsonl", b"[1, 2]\n" + b'{"width": 3}\n', S.PARSE_INVALID_JSON, id="odvg-record"
+        "odvg",
+        "a.jsonl",
+        b"[1, 2]\n" + b'{"width": 3}\n',
+        Reason.PARSE_INVALID_JSON,
+        id="odvg-record",
     ),
     # nesting deep enough to exhaust the recursion limit is invalid JSON, not a crash
-    pytest.param("odvg", "a.jsonl", b"[" * 100_000, S.PARSE_INVALID_JSON, id="odvg-deep"),
+    pytest.param("odvg", "a.jsonl", b"[" * 100_000, Reason.PARSE_INVALID_JSON, id="odvg-deep"),
     # LabelMe: empty, not UTF-8, truncated, shapes not a list, absurdly deep
-    pytest.param("labelme", "a.json", b"", S.PARSE_EMPTY_FILE, id="labelme-empty"),
+    pytest.param("labelme", "a.json", b"", Reason.PARSE_EMPTY_FILE, id="labelme-empty"),
     pytest.param(
         "labelme",
         "a.json",
         b'{"shapes": [], "imagePath": "\xe9.jpg"}',
-        S.PARSE_BAD_ENCODING,
+        Reason.PARSE_BAD_ENCODING,
         id="labelme-encoding",
     ),
     pytest.param(
-        "labelme", "a.json", b'{"shapes": [{"label": "dog"', S.PARSE_INVALID_JSON, id="labelme-cut"
+        "labelme",
+        "a.json",
+        b'{"shapes": [{"label": "dog"',
+        Reason.PARSE_INVALID_JSON,
+        id="labelme-cut",
     ),
     pytest.param(
         "labelme",
         "a.json",
         b'{"shapes": {"label": "dog"}}',
-        S.PARSE_INVALID_JSON,
+        Reason.PARSE_INVALID_JSON,
         id="labelme-shapes",
     ),
-    pytest.param("labelme", "a.json", b"[" * 100_000, S.PARSE_INVALID_JSON, id="labelme-deep"),
+    pytest.param("labelme", "a.json", b"[" * 100_000, Reason.PARSE_INVALID_JSON, id="labelme-deep"),
 ]
 
 
@@ -392,7 +406,7 @@ def test_voc_box_rejects_keep_their_index(tmp_path):
         + voc_object("last")
     )
     out = read("voc", write(tmp_path / "src", {"a.xml": voc_file(objects)}))
-    assert out.reasons == [S.PARSE_MALFORMED_BOX] * 4
+    assert out.reasons == [Reason.PARSE_MALFORMED_BOX] * 4
     assert sorted(r.box_index for r in out.rejects) == [1, 2, 3, 4]
     assert [(r["raw_label"], r["box_index"]) for r in out.rows] == [("ok", 0), ("last", 5)]
 
@@ -401,7 +415,7 @@ def test_voc_missing_image_size(tmp_path):
     # no <size> and the image does not exist: every box is rejected, the image still counted
     xml = voc_file(voc_object() + voc_object("cat"), filename="missing.jpg", size=None)
     out = read("voc", write(tmp_path / "src", {"a.xml": xml}))
-    assert out.reasons == [S.PARSE_MISSING_IMAGE_SIZE] * 2 and out.boxes.num_rows == 0
+    assert out.reasons == [Reason.PARSE_MISSING_IMAGE_SIZE] * 2 and out.boxes.num_rows == 0
     assert out.images == 1
 
 
@@ -417,10 +431,10 @@ def test_voc_missing_image_size(tmp_path):
 )
 def test_voc_path_escape(tmp_path, filename):
     out = read("voc", write(tmp_path / "src", {"a.xml": voc_file(voc_object(), filename)}))
-    assert out.reasons == [S.PARSE_PATH_ESCAPE]
+    assert out.reasons == [Reason.PARSE_PATH_ESCAPE]
     # without objects the refused path is still reported (one record error)
     out = read("voc", write(tmp_path / "src2", {"a.xml": voc_file("", filename)}))
-    assert [e.reason for e in out.record_errors] == [S.PARSE_PATH_ESCAPE]
+    assert [e.reason for e in out.record_errors] == [Reason.PARSE_PATH_ESCAPE]
 
 
 def test_voc_declared_encodings_and_bom(tmp_path):
@@ -487,25 +501,25 @@ def test_yolo_names_priority(tmp_path):
     "files, reason",
     [
         # no class names anywhere: the whole source is a missing file
-        ({"a.txt": "0 0.5 0.5 1 1\n"}, S.PARSE_MISSING_FILE),
+        ({"a.txt": "0 0.5 0.5 1 1\n"}, Reason.PARSE_MISSING_FILE),
         # an empty obj.names
-        ({"obj.names": "", "a.txt": "0 0.5 0.5 1 1\n"}, S.PARSE_EMPTY_FILE),
+        ({"obj.names": "", "a.txt": "0 0.5 0.5 1 1\n"}, Reason.PARSE_EMPTY_FILE),
         # data.yaml that is not YAML
-        ({"data.yaml": "names: [a, b\n", "a.txt": "0 0.5 0.5 1 1\n"}, S.PARSE_MISSING_FILE),
+        ({"data.yaml": "names: [a, b\n", "a.txt": "0 0.5 0.5 1 1\n"}, Reason.PARSE_MISSING_FILE),
         # data.yaml with a Python tag: safe_load refuses it, nothing runs
         (
             {
                 "data.yaml": "names: !!python/object/apply:os.system ['true']\n",
                 "a.txt": "0 1 1 1 1",
             },
-            S.PARSE_MISSING_FILE,
+            Reason.PARSE_MISSING_FILE,
         ),
         # data.yaml without names
-        ({"data.yaml": "nc: 3\n", "a.txt": "0 0.5 0.5 1 1\n"}, S.PARSE_MISSING_FILE),
+        ({"data.yaml": "nc: 3\n", "a.txt": "0 0.5 0.5 1 1\n"}, Reason.PARSE_MISSING_FILE),
         # class names that are not UTF-8
-        ({"obj.names": b"caf\xe9\n", "a.txt": "0 0.5 0.5 1 1\n"}, S.PARSE_BAD_ENCODING),
+        ({"obj.names": b"caf\xe9\n", "a.txt": "0 0.5 0.5 1 1\n"}, Reason.PARSE_BAD_ENCODING),
         # obj.data pointing outside the source
-        ({"obj.names": "a\n", "obj.data": "train = ../../x.txt\n"}, S.PARSE_PATH_ESCAPE),
+        ({"obj.names": "a\n", "obj.data": "train = ../../x.txt\n"}, Reason.PARSE_PATH_ESCAPE),
     ],
 )
 def test_yolo_source_level_rejects(tmp_path, files, reason):
@@ -575,12 +589,12 @@ def test_yolo_box_rejects(tmp_path):
     image(root / "x.png", 10, 10)
     out = read("yolo", root)
     assert {r.box_index: r.reason for r in out.rejects} == {
-        1: S.PARSE_MALFORMED_BOX,
-        2: S.PARSE_MALFORMED_BOX,
-        3: S.PARSE_MALFORMED_BOX,
-        4: S.PARSE_MALFORMED_BOX,
-        5: S.PARSE_UNKNOWN_CATEGORY,
-        6: S.PARSE_UNKNOWN_CATEGORY,
+        1: Reason.PARSE_MALFORMED_BOX,
+        2: Reason.PARSE_MALFORMED_BOX,
+        3: Reason.PARSE_MALFORMED_BOX,
+        4: Reason.PARSE_MALFORMED_BOX,
+        5: Reason.PARSE_UNKNOWN_CATEGORY,
+        6: Reason.PARSE_UNKNOWN_CATEGORY,
     }
     assert [(r["box_index"], r["raw_label"]) for r in out.rows] == [(0, "a"), (7, "b")]
 
@@ -592,7 +606,7 @@ def test_yolo_missing_image_and_empty_label_file(tmp_path):
         "y.txt": "",  # an empty label file: an image without objects, not a reject
     }
     out = read("yolo", write(tmp_path / "src", files))
-    assert out.reasons == [S.PARSE_MISSING_IMAGE_SIZE] * 2
+    assert out.reasons == [Reason.PARSE_MISSING_IMAGE_SIZE] * 2
     assert out.images == 2 and out.file_errors == {}
 
 
@@ -600,7 +614,7 @@ def test_yolo_image_list_path_escape(tmp_path):
     # the image list names an image outside the source for this label file
     files = {"obj.names": "a\n", "train.txt": "../outside/x.jpg\n", "x.txt": "0 0.5 0.5 1 1\n"}
     out = read("yolo", write(tmp_path / "src", files))
-    assert out.reasons == [S.PARSE_PATH_ESCAPE]
+    assert out.reasons == [Reason.PARSE_PATH_ESCAPE]
 
 
 # --- Open Images -----------------------------------------------------------------------------
@@ -679,13 +693,13 @@ def test_openimages_box_rejects(tmp_path):
     out = read("openimages", oi_source(tmp_path / "src", rows, **{"img_image_ids.csv": ids}))
     got = sorted((r.image_id, r.box_index, r.reason) for r in out.rejects)
     assert got == [
-        ("", 0, S.PARSE_MALFORMED_BOX),
-        ("abs", 0, S.PARSE_PATH_ESCAPE),
-        ("esc", 0, S.PARSE_PATH_ESCAPE),
-        ("img1", 1, S.PARSE_UNKNOWN_CATEGORY),
-        ("img1", 2, S.PARSE_MALFORMED_BOX),
-        ("img1", 3, S.PARSE_MALFORMED_BOX),
-        ("nosize", 0, S.PARSE_MISSING_IMAGE_SIZE),
+        ("", 0, Reason.PARSE_MALFORMED_BOX),
+        ("abs", 0, Reason.PARSE_PATH_ESCAPE),
+        ("esc", 0, Reason.PARSE_PATH_ESCAPE),
+        ("img1", 1, Reason.PARSE_UNKNOWN_CATEGORY),
+        ("img1", 2, Reason.PARSE_MALFORMED_BOX),
+        ("img1", 3, Reason.PARSE_MALFORMED_BOX),
+        ("nosize", 0, Reason.PARSE_MISSING_IMAGE_SIZE),
     ]
     assert [(r["image_id"], r["box_index"]) for r in out.rows] == [("img1", 0), ("img1", 4)]
     assert out.images == 5
@@ -696,7 +710,7 @@ def test_openimages_bad_row_in_the_middle(tmp_path):
     rows = ["img1,x,/m/dog,1,0,1,0,1,0", "img1,x,/m/dog", "img2,x,/m/cat,1,0,1,0,1,0"]
     out = read("openimages", oi_source(tmp_path / "src", rows))
     assert [r["image_id"] for r in out.rows] == ["img1", "img2"]
-    assert [e.reason for e in out.record_errors] == [S.PARSE_INVALID_CSV]
+    assert [e.reason for e in out.record_errors] == [Reason.PARSE_INVALID_CSV]
     assert "line 3" in out.record_errors[0].detail
 
 
@@ -713,7 +727,7 @@ def test_openimages_broken_descriptions_reject_the_source(tmp_path):
     root = oi_source(tmp_path / "src", [], **{"class-descriptions.csv": b"/m/a,\xff\n"})
     with pytest.raises(ParseError) as err:
         get_reader("openimages").prepare(Source("src", str(root)))
-    assert err.value.reason == S.PARSE_BAD_ENCODING
+    assert err.value.reason == Reason.PARSE_BAD_ENCODING
 
 
 # --- ODVG ------------------------------------------------------------------------------------
@@ -767,8 +781,8 @@ def test_odvg_bad_line_in_the_middle(tmp_path):
     )
     out = read("odvg", write(tmp_path / "src", {"a.jsonl": lines}))
     assert [(e.reason, e.detail.split(":")[0]) for e in out.record_errors] == [
-        (S.PARSE_INVALID_JSON, "a.jsonl line 2"),
-        (S.PARSE_INVALID_JSON, "a.jsonl line 4"),
+        (Reason.PARSE_INVALID_JSON, "a.jsonl line 2"),
+        (Reason.PARSE_INVALID_JSON, "a.jsonl line 4"),
     ]
     assert [(r["image_id"], r["box_index"]) for r in out.rows] == [
         ("a.jpg", 0),
@@ -805,13 +819,13 @@ def test_odvg_box_rejects_and_nonfinite(tmp_path):
     line2 += '[{"bbox": [NaN, Infinity, -Infinity, 1], "category": "tokens"}]}}'  # JSON NaN tokens
     out = read("odvg", write(tmp_path / "src", {"a.jsonl": line + "\n" + line2 + "\n"}))
     assert {r.box_index: r.reason for r in out.rejects} == {
-        1: S.PARSE_MALFORMED_BOX,
-        2: S.PARSE_MALFORMED_BOX,
-        3: S.PARSE_MALFORMED_BOX,
-        4: S.PARSE_UNKNOWN_CATEGORY,
-        5: S.PARSE_MALFORMED_BOX,
-        6: S.PARSE_MALFORMED_BOX,
-        8: S.PARSE_MALFORMED_BOX,
+        1: Reason.PARSE_MALFORMED_BOX,
+        2: Reason.PARSE_MALFORMED_BOX,
+        3: Reason.PARSE_MALFORMED_BOX,
+        4: Reason.PARSE_UNKNOWN_CATEGORY,
+        5: Reason.PARSE_MALFORMED_BOX,
+        6: Reason.PARSE_MALFORMED_BOX,
+        8: Reason.PARSE_MALFORMED_BOX,
     }
     rows = {r["raw_label"]: r for r in out.rows}
     assert set(rows) == {"ok", "strings", "tokens", "huge"}
@@ -828,15 +842,15 @@ def test_odvg_missing_size_and_path_escape(tmp_path):
         {"filename": "/abs.jpg", "grounding": {"regions": []}},  # refused, no boxes: record error
     )
     out = read("odvg", write(tmp_path / "src", {"a.jsonl": records}))
-    assert out.reasons == [S.PARSE_MISSING_IMAGE_SIZE] * 2 + [S.PARSE_PATH_ESCAPE]
-    assert [e.reason for e in out.record_errors] == [S.PARSE_PATH_ESCAPE]
+    assert out.reasons == [Reason.PARSE_MISSING_IMAGE_SIZE] * 2 + [Reason.PARSE_PATH_ESCAPE]
+    assert [e.reason for e in out.record_errors] == [Reason.PARSE_PATH_ESCAPE]
 
 
 def test_odvg_broken_label_map_rejects_the_source(tmp_path):
     root = write(tmp_path / "src", {"label_map.json": "{1: ", "a.jsonl": "{}\n"})
     with pytest.raises(ParseError) as err:
         get_reader("odvg").prepare(Source("src", str(root)))
-    assert err.value.reason == S.PARSE_INVALID_JSON
+    assert err.value.reason == Reason.PARSE_INVALID_JSON
 
 
 # --- LabelMe ---------------------------------------------------------------------------------
@@ -931,7 +945,7 @@ def test_labelme_box_rejects(tmp_path):
     root = write(tmp_path / "src", {"a.json": labelme(shapes, imageWidth=5, imageHeight=5)})
     out = read("labelme", root)
     assert {r.box_index: r.reason for r in out.rejects} == {
-        i: S.PARSE_MALFORMED_BOX for i in (1, 2, 3, 4, 5, 6, 7)
+        i: Reason.PARSE_MALFORMED_BOX for i in (1, 2, 3, 4, 5, 6, 7)
     }
     assert [r["box_index"] for r in out.rows] == [0, 8]
     x0, _, _, y1 = out.xyxy()[1]
@@ -947,8 +961,8 @@ def test_labelme_missing_size_and_path_escape(tmp_path):
         "other.json": json.dumps({"categories": ["dog"]}),  # not LabelMe: ignored, not counted
     }
     out = read("labelme", write(tmp_path / "src", files))
-    assert out.reasons == [S.PARSE_MISSING_IMAGE_SIZE] * 2 + [S.PARSE_PATH_ESCAPE]
-    assert [e.reason for e in out.record_errors] == [S.PARSE_PATH_ESCAPE]
+    assert out.reasons == [Reason.PARSE_MISSING_IMAGE_SIZE] * 2 + [Reason.PARSE_PATH_ESCAPE]
+    assert [e.reason for e in out.record_errors] == [Reason.PARSE_PATH_ESCAPE]
     assert out.images == 2 and out.file_errors == {}
 
 
@@ -1035,6 +1049,6 @@ def test_mutated_files_only_raise_parse_errors(tmp_path, fmt, rel, data):
     try:
         result = reader.read_file(source, context, str(root / rel))
     except ParseError as exc:
-        assert exc.reason in S.PARSE_REASONS
+        assert exc.reason in R.PARSE_REASONS
     else:
         check_result(result)

@@ -24,7 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from vprim.assets.sources import schema as S
+from vprim.assets.contracts import hashing as H
+from vprim.assets.contracts import reasons as R
+from vprim.assets.contracts import schemas as S
+from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources import synthetic as G
 from vprim.assets.sources.render import open_image, render_image
 
@@ -325,7 +328,7 @@ def self_intersects(flat: list[float]) -> bool:
 
 
 def _box_id(source_id: str, box: dict) -> int:
-    return int(S.instance_ids(source_id, [box["image_id"]], [box["box_index"]])[0])
+    return int(H.instance_ids(source_id, [box["image_id"]], [box["box_index"]])[0])
 
 
 # --- tests: generation -----------------------------------------------------------------------
@@ -411,29 +414,29 @@ def test_planted_contract_and_coverage(tiny, planted):
     assert table.schema.equals(S.PLANTED_SCHEMA, check_metadata=False)
     codes = Counter(r["defect"] for r in planted)
     expected = {
-        *S.BOX_REASONS,
+        *R.BOX_REASONS,
         "label_gibberish",
         "label_private",
         "label_vague",
         "source_label_quality",
         "source_oversized_everywhere",
         "source_missing_annotations",
-        S.PARSE_INVALID_JSON,
-        S.PARSE_BAD_ENCODING,
-        S.PARSE_MISSING_IMAGE_SIZE,
-        S.PARSE_UNKNOWN_FORMAT,
-        S.PARSE_EMPTY_FILE,
-        S.PARSE_PATH_ESCAPE,
+        Reason.PARSE_INVALID_JSON,
+        Reason.PARSE_BAD_ENCODING,
+        Reason.PARSE_MISSING_IMAGE_SIZE,
+        Reason.PARSE_UNKNOWN_FORMAT,
+        Reason.PARSE_EMPTY_FILE,
+        Reason.PARSE_PATH_ESCAPE,
         "duplicate_image",
     }
     assert expected <= set(codes), expected - set(codes)
-    box_level = {*S.BOX_REASONS, "label_gibberish", "label_private", "label_vague",
-                 S.PARSE_MISSING_IMAGE_SIZE, S.PARSE_PATH_ESCAPE}  # fmt: skip
+    box_level = {*R.BOX_REASONS, "label_gibberish", "label_private", "label_vague",
+                 Reason.PARSE_MISSING_IMAGE_SIZE, Reason.PARSE_PATH_ESCAPE}  # fmt: skip
     ids = set()
     for r in planted:
         if r["defect"] in box_level:
             assert r["image_id"] is not None and r["box_index"] is not None
-            want = S.instance_ids(r["source_id"], [r["image_id"]], [r["box_index"]])[0]
+            want = H.instance_ids(r["source_id"], [r["image_id"]], [r["box_index"]])[0]
             assert r["instance_id"] == int(want)
             ids.add((r["source_id"], r["instance_id"]))
         elif r["defect"] == "duplicate_image":  # image level
@@ -497,12 +500,12 @@ def test_planted_boxes_match_the_files(catalog, planted, read, vocab_keys):
             assert box["polygon"] and self_intersects(box["polygon"])
         elif d.startswith("label_"):
             assert vocab_row(box["label"], vocab_keys) is None, box["label"]
-        elif d == S.PARSE_PATH_ESCAPE:
+        elif d == Reason.PARSE_PATH_ESCAPE:
             assert ".." in box["ref"]
-        elif d == S.PARSE_MISSING_IMAGE_SIZE:
+        elif d == Reason.PARSE_MISSING_IMAGE_SIZE:
             assert box["size"] is None and "://" not in box["ref"]
         checked[d] += 1
-    assert set(checked) >= set(S.BOX_REASONS)
+    assert set(checked) >= set(R.BOX_REASONS)
 
 
 def test_clean_boxes_are_clearly_clean(catalog, planted, read, vocab_keys):
@@ -557,7 +560,7 @@ def test_source_level_truth(catalog, planted, read):
     for row in catalog.to_pylist():
         sid, r = row["source_id"], read[row["source_id"]]
         if row["format"] == "auto":
-            assert src_rows[sid] == {S.PARSE_UNKNOWN_FORMAT}
+            assert src_rows[sid] == {Reason.PARSE_UNKNOWN_FORMAT}
             continue
         n_boxes = len(r.boxes)
         images_with = {b["image_id"] for b in r.boxes}
@@ -677,7 +680,7 @@ def test_small_scale_numbers(tmp_path):
     geometry = src["source_oversized_everywhere"] + src["source_missing_annotations"]
     assert 0.09 <= geometry / 2000 <= 0.15
     codes = {p["defect"] for p in planted}
-    assert set(S.BOX_REASONS) <= codes
+    assert set(R.BOX_REASONS) <= codes
 
 
 # --- renderer --------------------------------------------------------------------------------
@@ -780,10 +783,10 @@ def test_real_readers_agree_with_planted(catalog, planted):
             if boxes.num_rows:
                 image_ids = boxes["image_id"].to_pylist()
                 images_with_boxes.update(image_ids)
-                ids = S.instance_ids(sid, image_ids, boxes["box_index"].to_numpy())
+                ids = H.instance_ids(sid, image_ids, boxes["box_index"].to_numpy())
                 seen.update(int(v) for v in ids)
             for rej in result.rejects:
-                rejects[int(S.instance_ids(sid, [rej.image_id], [rej.box_index])[0])] = rej.reason
+                rejects[int(H.instance_ids(sid, [rej.image_id], [rej.box_index])[0])] = rej.reason
         where = f"{sid} ({row['format']})"
         assert errors == file_rows[sid], where
         for iid, defect in want[sid].items():

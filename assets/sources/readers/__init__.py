@@ -6,7 +6,7 @@ The contract every reader follows is ``docs/FORMATS.md``.
 
 from __future__ import annotations
 
-from vprim.assets.sources import schema as S
+from vprim.assets.contracts import schemas as S
 from vprim.assets.sources.readers.base import FormatReader, ParseError, Source
 from vprim.assets.sources.readers.coco import CocoReader
 from vprim.assets.sources.readers.labelme import LabelmeReader

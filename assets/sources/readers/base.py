@@ -26,7 +26,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vprim.assets.sources import schema as S
+from vprim.assets.contracts import reasons as R
+from vprim.assets.contracts import schemas as S
+from vprim.assets.contracts.reasons import Reason
 
 #: Image references with these URL schemes are taken as they are (they cannot escape the
 #: source folder because they never name a local path). ``file://`` is not among them.
@@ -73,13 +75,13 @@ class ParseError(Exception):
     """A file (or a whole source) that cannot be read; becomes one ``rejects`` row.
 
     Args:
-        reason: one of ``schema.PARSE_REASONS``.
+        reason: one of ``reasons.PARSE_REASONS``.
         detail: one line that tells a user what is wrong and where.
     """
 
     def __init__(self, reason: str, detail: str):
-        if reason not in S.PARSE_REASONS:
-            raise ValueError(f"unknown parse reason {reason!r}; add it to schema.PARSE_REASONS")
+        if reason not in R.PARSE_REASONS:
+            raise ValueError(f"unknown parse reason {reason!r}; add it to reasons.PARSE_REASONS")
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = " ".join(str(detail).split())[:500]
@@ -103,7 +105,7 @@ class BoxReject:
 class ReadResult:
     """What one annotation file yields.
 
-    ``boxes`` follows ``schema.READER_SCHEMA``. ``rejects`` are box-level parse rejects: they
+    ``boxes`` follows ``schemas.READER_SCHEMA``. ``rejects`` are box-level parse rejects: they
     were counted on read (so ``boxes_seen == boxes.num_rows + len(rejects)``) and get an
     ``instance_id`` like any box. ``images`` counts the images the file described, with or
     without boxes: the quality stage estimates missing annotations from images without boxes.
@@ -272,7 +274,7 @@ def empty_reader_table() -> pa.Table:
 def decode_text(data: bytes, where: str) -> str:
     """Decode annotation bytes: UTF-8 (BOM allowed) or UTF-16/32 with a BOM; else reject."""
     if not data.strip():
-        raise ParseError(S.PARSE_EMPTY_FILE, f"{where} is empty")
+        raise ParseError(Reason.PARSE_EMPTY_FILE, f"{where} is empty")
     for bom, codec in (
         (b"\xef\xbb\xbf", "utf-8-sig"),
         (b"\xff\xfe\x00\x00", "utf-32"),
@@ -284,12 +286,12 @@ def decode_text(data: bytes, where: str) -> str:
             try:
                 return data.decode(codec)
             except UnicodeDecodeError as exc:
-                raise ParseError(S.PARSE_BAD_ENCODING, f"{where}: {exc}") from None
+                raise ParseError(Reason.PARSE_BAD_ENCODING, f"{where}: {exc}") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ParseError(
-            S.PARSE_BAD_ENCODING, f"{where} is not UTF-8 (byte {exc.start}: {exc.reason})"
+            Reason.PARSE_BAD_ENCODING, f"{where} is not UTF-8 (byte {exc.start}: {exc.reason})"
         ) from None
 
 
@@ -412,7 +414,7 @@ class Source:
             path = fs._strip_protocol(uri)
         self.fs: fsspec.AbstractFileSystem = fs
         if not fs.exists(path):
-            raise ParseError(S.PARSE_MISSING_FILE, f"source {source_id}: {uri} does not exist")
+            raise ParseError(Reason.PARSE_MISSING_FILE, f"source {source_id}: {uri} does not exist")
         self.single_file: str | None = None if fs.isdir(path) else path
         self.root: str = posixpath.dirname(path) if self.single_file else path.rstrip("/")
         protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
@@ -465,11 +467,11 @@ class Source:
         """
         ref = ref.replace("\\", "/")
         if ref.startswith("/") or ref.startswith("file:") or (len(ref) > 1 and ref[1] == ":"):
-            raise ParseError(S.PARSE_PATH_ESCAPE, f"absolute path {ref!r} in {self.source_id}")
+            raise ParseError(Reason.PARSE_PATH_ESCAPE, f"absolute path {ref!r} in {self.source_id}")
         joined = posixpath.normpath(posixpath.join(base or self.root, ref))
         if joined != self.root and not joined.startswith(self.root + "/"):
             raise ParseError(
-                S.PARSE_PATH_ESCAPE, f"{ref!r} leaves the folder of source {self.source_id}"
+                Reason.PARSE_PATH_ESCAPE, f"{ref!r} leaves the folder of source {self.source_id}"
             )
         return joined
 
@@ -480,7 +482,9 @@ class Source:
         if scheme in REMOTE_SCHEMES:
             return ref
         if scheme and len(scheme) > 1:
-            raise ParseError(S.PARSE_PATH_ESCAPE, f"image URL scheme {scheme!r} is not allowed")
+            raise ParseError(
+                Reason.PARSE_PATH_ESCAPE, f"image URL scheme {scheme!r} is not allowed"
+            )
         return self.url(self.inside(ref, base))
 
     def find(self) -> list[str]:
@@ -514,7 +518,9 @@ class Source:
             with self.fs.open(path, "rb") as f:
                 return f.read()
         except (FileNotFoundError, IsADirectoryError):
-            raise ParseError(S.PARSE_MISSING_FILE, f"{self.relpath(path)} does not exist") from None
+            raise ParseError(
+                Reason.PARSE_MISSING_FILE, f"{self.relpath(path)} does not exist"
+            ) from None
 
     def read_text(self, path: str) -> str:
         return decode_text(self.read_bytes(path), self.relpath(path))
@@ -540,7 +546,7 @@ class Source:
         header = self.image_size(image_uri)
         if header is None:
             detail = f"{where}: no usable size and image {image_uri} is not readable"
-            return 0, 0, ParseError(S.PARSE_MISSING_IMAGE_SIZE, detail)
+            return 0, 0, ParseError(Reason.PARSE_MISSING_IMAGE_SIZE, detail)
         return header[0], header[1], None
 
     def image_size(self, image_uri: str) -> tuple[int, int] | None:

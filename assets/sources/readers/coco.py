@@ -55,7 +55,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from vprim.assets.sources import schema as S
+from vprim.assets.contracts import schemas as S
+from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers.base import (
     REMOTE_SCHEMES,
     BoxReject,
@@ -371,7 +372,7 @@ class _Images:
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 raise ParseError(
-                    S.PARSE_INVALID_JSON, f"{where}images[{self.count + i}] is not an object"
+                    Reason.PARSE_INVALID_JSON, f"{where}images[{self.count + i}] is not an object"
                 )
         self.ids.append(_int_keys([item.get("id") for item in items]))
         self.widths.append(np.array([_size_value(it.get("width")) for it in items], np.int64))
@@ -401,7 +402,8 @@ class _Categories:
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 raise ParseError(
-                    S.PARSE_INVALID_JSON, f"{where}categories[{self.count + i}] is not an object"
+                    Reason.PARSE_INVALID_JSON,
+                    f"{where}categories[{self.count + i}] is not an object",
                 )
         self.ids.append(_int_keys([item.get("id") for item in items]))
         names = [item.get("name") for item in items]
@@ -443,7 +445,8 @@ class _Annotations:
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 raise ParseError(
-                    S.PARSE_INVALID_JSON, f"{where}annotations[{self.count + i}] is not an object"
+                    Reason.PARSE_INVALID_JSON,
+                    f"{where}annotations[{self.count + i}] is not an object",
                 )
             bbox = item.get("bbox")
             problem = _bbox_problem(bbox)
@@ -691,7 +694,7 @@ class _CocoStream:
 
     # -- errors -----------------------------------------------------------------------------
     def invalid(self, what: str) -> ParseError:
-        return ParseError(S.PARSE_INVALID_JSON, f"{self.where}: {what}")
+        return ParseError(Reason.PARSE_INVALID_JSON, f"{self.where}: {what}")
 
     # -- bytes --------------------------------------------------------------------------------
     def piece(self, start: int, end: int) -> bytes | memoryview:
@@ -750,7 +753,7 @@ class _CocoStream:
             self.utf8.decode(block)
         except UnicodeDecodeError as exc:
             raise ParseError(
-                S.PARSE_BAD_ENCODING,
+                Reason.PARSE_BAD_ENCODING,
                 f"{self.where} is not UTF-8 (byte {self.base + exc.start}: {exc.reason})",
             ) from None
 
@@ -897,7 +900,7 @@ class _CocoStream:
             where = "a string" if self.scanner.in_string else f"nesting depth {self.scanner.depth}"
             raise self.invalid(f"truncated JSON: the file ends inside {where} at byte {self.base}")
         if not bytes(self.skeleton).strip():
-            raise ParseError(S.PARSE_EMPTY_FILE, f"{self.where} is empty")
+            raise ParseError(Reason.PARSE_EMPTY_FILE, f"{self.where} is empty")
         try:
             top = msgspec.json.decode(self.skeleton)
         except msgspec.DecodeError as exc:
@@ -915,7 +918,7 @@ class _CocoStream:
             self.utf8.decode(b"", final=True)
         except UnicodeDecodeError:
             raise ParseError(
-                S.PARSE_BAD_ENCODING, f"{self.where} is not UTF-8 (ends inside a character)"
+                Reason.PARSE_BAD_ENCODING, f"{self.where} is not UTF-8 (ends inside a character)"
             ) from None
 
 
@@ -1006,7 +1009,7 @@ class CocoReader(FormatReader):
                 while block := f.read(self.block_size):
                     stream.feed(block)
         except FileNotFoundError:
-            raise ParseError(S.PARSE_MISSING_FILE, f"{where} does not exist") from None
+            raise ParseError(Reason.PARSE_MISSING_FILE, f"{where} does not exist") from None
         top = stream.finish()
         for key in _TRACKED:
             if key in top and top[key] is not None and not isinstance(top[key], list):
@@ -1078,7 +1081,7 @@ def _image_uris(
         for i in unsafe_at.tolist():
             name = names[i].as_py()
             if name is None:
-                problems[i] = (S.PARSE_MISSING_FILE, "the image has no file_name")
+                problems[i] = (Reason.PARSE_MISSING_FILE, "the image has no file_name")
                 continue
             try:
                 fixed[i] = source.image_uri(name, base)
@@ -1144,7 +1147,7 @@ def _assemble(
         size = source.image_size(uris[i].as_py())
         if size is None:
             problems[i] = (
-                S.PARSE_MISSING_IMAGE_SIZE,
+                Reason.PARSE_MISSING_IMAGE_SIZE,
                 "no width/height in the file and the image is unreadable",
             )
         else:
@@ -1220,7 +1223,7 @@ def _rejects(
         code = int(reason[i])
         if code == _UNKNOWN_IMAGE:
             why, detail = (
-                S.PARSE_UNKNOWN_IMAGE,
+                Reason.PARSE_UNKNOWN_IMAGE,
                 (f"annotations[{i}]: image_id {_show(ann_img[i])} is not defined in 'images'"),
             )
         elif code == _IMAGE_PROBLEM:
@@ -1228,11 +1231,11 @@ def _rejects(
         elif code == _UNKNOWN_CATEGORY:
             what = "has no name" if unnamed[i] else "is not defined in 'categories'"
             why, detail = (
-                S.PARSE_UNKNOWN_CATEGORY,
+                Reason.PARSE_UNKNOWN_CATEGORY,
                 (f"annotations[{i}]: category_id {_show(ann_cat[i])} {what}"),
             )
         else:
-            why, detail = S.PARSE_MALFORMED_BOX, f"annotations[{i}]: {anns.bad_boxes[i]}"
+            why, detail = Reason.PARSE_MALFORMED_BOX, f"annotations[{i}]: {anns.bad_boxes[i]}"
         out.append(BoxReject(image_id[i].as_py(), int(box_index[i]), why, detail))
     return out
 

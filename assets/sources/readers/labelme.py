@@ -16,7 +16,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
-from vprim.assets.sources import schema as S
+from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers.base import (
     IMAGE_EXTENSIONS,
     PLAIN_NUMBER_TYPES,
@@ -134,13 +134,13 @@ class LabelmeReader(FormatReader):
         try:
             doc = json.loads(source.read_text(path))
         except (ValueError, RecursionError) as exc:
-            raise ParseError(S.PARSE_INVALID_JSON, f"{where}: {exc}") from None
+            raise ParseError(Reason.PARSE_INVALID_JSON, f"{where}: {exc}") from None
         if not isinstance(doc, dict) or "shapes" not in doc:
             # Another JSON file of the folder (a class list, a config): not an annotation.
             return ReadResult(boxes=BoxColumns().table(), images=0)
         shapes = doc["shapes"]
         if not isinstance(shapes, list):
-            raise ParseError(S.PARSE_INVALID_JSON, f"{where}: 'shapes' is not a list")
+            raise ParseError(Reason.PARSE_INVALID_JSON, f"{where}: 'shapes' is not a list")
         image_id = posixpath.splitext(where)[0]
 
         # (box_index, shape, shape_type); point/line/linestrip are not boxes: not counted
@@ -172,7 +172,7 @@ class LabelmeReader(FormatReader):
             result = self._box(shape, shape_type)
             if isinstance(result, str):
                 detail = f"{where} shape {box_index}: {result}"
-                rejects.append(BoxReject(image_id, box_index, S.PARSE_MALFORMED_BOX, detail))
+                rejects.append(BoxReject(image_id, box_index, Reason.PARSE_MALFORMED_BOX, detail))
                 continue
             if image_error is not None:
                 rejects.append(BoxReject.of(image_id, box_index, image_error))

@@ -14,7 +14,7 @@ import posixpath
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from vprim.assets.sources import schema as S
+from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers.base import (
     PLAIN_NUMBER_TYPES,
     BoxColumns,
@@ -105,9 +105,9 @@ class OdvgReader(FormatReader):
         try:
             doc = json.loads(source.read_text(path))
         except (ValueError, RecursionError) as exc:
-            raise ParseError(S.PARSE_INVALID_JSON, f"{where}: {exc}") from None
+            raise ParseError(Reason.PARSE_INVALID_JSON, f"{where}: {exc}") from None
         if not isinstance(doc, dict):
-            raise ParseError(S.PARSE_INVALID_JSON, f"{where} is not a JSON object")
+            raise ParseError(Reason.PARSE_INVALID_JSON, f"{where} is not a JSON object")
         return {
             str(key): str(name)
             for key, name in doc.items()
@@ -124,7 +124,7 @@ class OdvgReader(FormatReader):
         try:
             f = source.fs.open(path, "rb")
         except FileNotFoundError:
-            raise ParseError(S.PARSE_MISSING_FILE, f"{where} does not exist") from None
+            raise ParseError(Reason.PARSE_MISSING_FILE, f"{where} does not exist") from None
         with f:
             first = f.readline()
             if first.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
@@ -148,7 +148,7 @@ class OdvgReader(FormatReader):
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     error = ParseError(
-                        S.PARSE_BAD_ENCODING,
+                        Reason.PARSE_BAD_ENCODING,
                         f"{where} line {lineno} is not UTF-8 (byte {exc.start}: {exc.reason})",
                     )
                     n_errors += 1
@@ -162,7 +162,7 @@ class OdvgReader(FormatReader):
             try:
                 self._record(source, label_map, state, json.loads(line), where, lineno)
             except (ParseError, ValueError, RecursionError) as exc:
-                reason = exc.reason if isinstance(exc, ParseError) else S.PARSE_INVALID_JSON
+                reason = exc.reason if isinstance(exc, ParseError) else Reason.PARSE_INVALID_JSON
                 detail = exc.detail if isinstance(exc, ParseError) else f"{exc}"
                 n_errors += 1
                 if len(errors) < _MAX_RECORD_ERRORS:
@@ -171,7 +171,7 @@ class OdvgReader(FormatReader):
             records += 1
         if records == 0:
             if not errors:
-                raise ParseError(S.PARSE_EMPTY_FILE, f"{where} has no JSON line")
+                raise ParseError(Reason.PARSE_EMPTY_FILE, f"{where} has no JSON line")
             more = f" ({n_errors} unreadable lines, no readable record)" if n_errors > 1 else ""
             raise ParseError(errors[0].reason, errors[0].detail + more)
         if n_errors > len(errors):
@@ -199,10 +199,10 @@ class OdvgReader(FormatReader):
     ) -> None:
         """Add one line's boxes; ParseError (a record error) when the line is no ODVG record."""
         if not isinstance(record, dict):
-            raise ParseError(S.PARSE_INVALID_JSON, "not a JSON object")
+            raise ParseError(Reason.PARSE_INVALID_JSON, "not a JSON object")
         filename = record.get("filename")
         if not isinstance(filename, str) or not filename:
-            raise ParseError(S.PARSE_INVALID_JSON, "no 'filename' string")
+            raise ParseError(Reason.PARSE_INVALID_JSON, "no 'filename' string")
         items: list[tuple[object, str]] = []
         for key, list_key, name_key in _VARIANTS:
             part = record.get(key)
@@ -210,7 +210,7 @@ class OdvgReader(FormatReader):
                 continue
             entries = part.get(list_key) if isinstance(part, dict) else None
             if not isinstance(entries, list):
-                raise ParseError(S.PARSE_INVALID_JSON, f"'{key}.{list_key}' is not a list")
+                raise ParseError(Reason.PARSE_INVALID_JSON, f"'{key}.{list_key}' is not a list")
             items.extend((entry, name_key) for entry in entries)
 
         image_error: ParseError | None = None
@@ -230,7 +230,7 @@ class OdvgReader(FormatReader):
                 header = state.sizes[image_uri]
                 if header is None:
                     image_error = ParseError(
-                        S.PARSE_MISSING_IMAGE_SIZE,
+                        Reason.PARSE_MISSING_IMAGE_SIZE,
                         f"{where} line {lineno}: no width/height and image {filename!r} "
                         "is not readable",
                     )
@@ -263,10 +263,10 @@ class OdvgReader(FormatReader):
     ) -> tuple[str, tuple[float, float, float, float]] | _Rejected:
         """The label and box of an entry, or why it cannot become a row."""
         if not isinstance(item, dict):
-            return _Rejected(S.PARSE_MALFORMED_BOX, "box entry is not a JSON object")
+            return _Rejected(Reason.PARSE_MALFORMED_BOX, "box entry is not a JSON object")
         box = _bbox(item.get("bbox"))
         if isinstance(box, str):
-            return _Rejected(S.PARSE_MALFORMED_BOX, box)
+            return _Rejected(Reason.PARSE_MALFORMED_BOX, box)
         name = item.get(name_key)
         if isinstance(name, str) and name:
             return name, box
@@ -276,9 +276,9 @@ class OdvgReader(FormatReader):
             if key is not None and key in label_map:
                 return label_map[key], box
             return _Rejected(
-                S.PARSE_UNKNOWN_CATEGORY,
+                Reason.PARSE_UNKNOWN_CATEGORY,
                 f"label {str(label)[:40]!r} has no {name_key} and is not in {LABEL_MAP}",
             )
         if isinstance(name, str):
             return name, box  # an empty name: the label stage judges it
-        return _Rejected(S.PARSE_MALFORMED_BOX, f"box has neither '{name_key}' nor 'label'")
+        return _Rejected(Reason.PARSE_MALFORMED_BOX, f"box has neither '{name_key}' nor 'label'")

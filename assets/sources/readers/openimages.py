@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from vprim.assets.sources import schema as S
+from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers.base import (
     IMAGE_EXTENSIONS,
     REMOTE_SCHEMES,
@@ -81,7 +81,7 @@ class OpenImagesContext:
 def _csv_bytes(data: bytes, where: str) -> bytes:
     """Bytes pyarrow can read: empty -> ParseError; UTF-16/32 (with a BOM) -> UTF-8."""
     if not data or data.isspace():
-        raise ParseError(S.PARSE_EMPTY_FILE, f"{where} is empty")
+        raise ParseError(Reason.PARSE_EMPTY_FILE, f"{where} is empty")
     if data.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
         return decode_text(data, where).encode("utf-8")
     return data
@@ -135,7 +135,7 @@ def _read_strings(
         )
     except pa.ArrowException as exc:
         message = str(exc)
-        reason = S.PARSE_BAD_ENCODING if "UTF8" in message else S.PARSE_INVALID_CSV
+        reason = Reason.PARSE_BAD_ENCODING if "UTF8" in message else Reason.PARSE_INVALID_CSV
         raise ParseError(reason, f"{where}: {message}") from None
 
 
@@ -238,7 +238,9 @@ class OpenImagesReader(FormatReader):
                 data, where, ["f0", "f1"], autogenerate=True, on_bad_row=lambda row: "skip"
             )
             if table.num_columns < 2:
-                raise ParseError(S.PARSE_INVALID_CSV, f"{where}: expected LabelName,DisplayName")
+                raise ParseError(
+                    Reason.PARSE_INVALID_CSV, f"{where}: expected LabelName,DisplayName"
+                )
             label, name = table["f0"], table["f1"]
             if len(label) and label[0].as_py().strip() == "LabelName":  # optional header
                 label, name = label[1:], name[1:]
@@ -377,7 +379,7 @@ class OpenImagesReader(FormatReader):
             size = source.image_size(uris[i])
             if size is None:
                 errors[i] = ParseError(
-                    S.PARSE_MISSING_IMAGE_SIZE,
+                    Reason.PARSE_MISSING_IMAGE_SIZE,
                     f"{where}: {ids[int(i)].as_py()!r} is not in images.meta and its image "
                     f"{uris[i]} is not readable",
                 )
@@ -393,14 +395,14 @@ class OpenImagesReader(FormatReader):
         missing = [c for c in REQUIRED if c not in header]
         if missing:
             raise ParseError(
-                S.PARSE_INVALID_CSV, f"{where}: no column {', '.join(missing)} in the header"
+                Reason.PARSE_INVALID_CSV, f"{where}: no column {', '.join(missing)} in the header"
             )
         bad_rows: list[ParseError] = []
 
         def on_bad_row(row: pacsv.InvalidRow) -> str:
             bad_rows.append(
                 ParseError(
-                    S.PARSE_INVALID_CSV,
+                    Reason.PARSE_INVALID_CSV,
                     f"{where} line {row.number}: {row.actual_columns} fields, "
                     f"expected {row.expected_columns}",
                 )
@@ -507,10 +509,10 @@ class OpenImagesReader(FormatReader):
             code = reason[row]
             if code == _MALFORMED:
                 what = "no ImageID" if not image_id else "a coordinate is not a number"
-                rejected = (S.PARSE_MALFORMED_BOX, f"{where} data row {row + 1}: {what}")
+                rejected = (Reason.PARSE_MALFORMED_BOX, f"{where} data row {row + 1}: {what}")
             elif code == _UNKNOWN:
                 rejected = (
-                    S.PARSE_UNKNOWN_CATEGORY,
+                    Reason.PARSE_UNKNOWN_CATEGORY,
                     f"{where} data row {row + 1}: {label[:80]!r} has no class description",
                 )
             else:

@@ -15,7 +15,7 @@ import pyarrow as pa
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from vprim.assets.sources import schema as S
+from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers.base import (
     BoxColumns,
     BoxReject,
@@ -50,7 +50,7 @@ def _xml_text(data: bytes, where: str) -> str:
     try:
         return decode_text(data, where)
     except ParseError as exc:
-        if exc.reason != S.PARSE_BAD_ENCODING:
+        if exc.reason != Reason.PARSE_BAD_ENCODING:
             raise
         declared = _DECLARED_ENCODING.match(data)
         if declared is None:
@@ -70,10 +70,12 @@ def parse_voc_xml(data: bytes, where: str) -> ET.Element:
     try:
         root = parse(text)
     except (ET.ParseError, DefusedXmlException, ValueError, RecursionError) as exc:
-        raise ParseError(S.PARSE_INVALID_XML, f"{where}: {type(exc).__name__}: {exc}") from None
+        raise ParseError(
+            Reason.PARSE_INVALID_XML, f"{where}: {type(exc).__name__}: {exc}"
+        ) from None
     if root.tag != "annotation":
         raise ParseError(
-            S.PARSE_INVALID_XML, f"{where}: root element is <{root.tag}>, not <annotation>"
+            Reason.PARSE_INVALID_XML, f"{where}: root element is <{root.tag}>, not <annotation>"
         )
     return root
 
@@ -237,10 +239,12 @@ class VocReader(FormatReader):
             box = _box(obj)
             if label is None:
                 rejects.append(
-                    BoxReject(image_id, index, S.PARSE_MALFORMED_BOX, f"{where}: no <name>")
+                    BoxReject(image_id, index, Reason.PARSE_MALFORMED_BOX, f"{where}: no <name>")
                 )
             elif isinstance(box, str):
-                rejects.append(BoxReject(image_id, index, S.PARSE_MALFORMED_BOX, f"{where}: {box}"))
+                rejects.append(
+                    BoxReject(image_id, index, Reason.PARSE_MALFORMED_BOX, f"{where}: {box}")
+                )
             elif image_error is not None:
                 rejects.append(BoxReject.of(image_id, index, image_error))
             else:

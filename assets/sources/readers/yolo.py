@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-from vprim.assets.sources import schema as S
+from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers.base import (
     IMAGE_EXTENSIONS,
     REMOTE_SCHEMES,
@@ -78,7 +78,9 @@ def _names_from_yaml(text: str, where: str) -> dict[int, str]:
     try:
         doc = yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError, ValueError, TypeError, OverflowError) as exc:
-        raise ParseError(S.PARSE_MISSING_FILE, f"{where} is not readable YAML: {exc}") from None
+        raise ParseError(
+            Reason.PARSE_MISSING_FILE, f"{where} is not readable YAML: {exc}"
+        ) from None
     names = doc.get("names") if isinstance(doc, dict) else None
     scalar = (str, int, float)
     if isinstance(names, list):
@@ -94,7 +96,7 @@ def _names_from_yaml(text: str, where: str) -> dict[int, str]:
             if index is not None and isinstance(value, scalar) and not isinstance(value, bool):
                 out[index] = str(value)
         return out
-    raise ParseError(S.PARSE_MISSING_FILE, f"{where} has no 'names' list or mapping")
+    raise ParseError(Reason.PARSE_MISSING_FILE, f"{where} has no 'names' list or mapping")
 
 
 @dataclass(frozen=True)
@@ -111,22 +113,22 @@ def _parse_line(tokens: list[str], context: YoloContext) -> _Line:
     n = len(tokens)
     if n != 5 and (n < 7 or n % 2 == 0):
         return _Line(
-            reason=S.PARSE_MALFORMED_BOX,
+            reason=Reason.PARSE_MALFORMED_BOX,
             detail=f"{n} values, expected 'cls cx cy w h' or 'cls x1 y1 x2 y2 x3 y3 ...'",
         )
     cls = class_index(tokens[0])
     if cls is None:
         return _Line(
-            reason=S.PARSE_MALFORMED_BOX, detail=f"class {tokens[0][:40]!r} is not an index"
+            reason=Reason.PARSE_MALFORMED_BOX, detail=f"class {tokens[0][:40]!r} is not an index"
         )
     try:
         values = tuple(float(t) for t in tokens[1:])
     except ValueError:
-        return _Line(reason=S.PARSE_MALFORMED_BOX, detail="a coordinate is not a number")
+        return _Line(reason=Reason.PARSE_MALFORMED_BOX, detail="a coordinate is not a number")
     label = context.names.get(cls)
     if label is None:
         return _Line(
-            reason=S.PARSE_UNKNOWN_CATEGORY,
+            reason=Reason.PARSE_UNKNOWN_CATEGORY,
             detail=f"class {cls} is not among the {len(context.names)} names of "
             f"{posixpath.basename(context.names_file)}",
         )
@@ -200,12 +202,12 @@ class YoloReader(FormatReader):
                 continue
             if names:
                 return names, path
-            errors.append(ParseError(S.PARSE_MISSING_FILE, f"{where} names no class"))
+            errors.append(ParseError(Reason.PARSE_MISSING_FILE, f"{where} names no class"))
         if errors:
             first = errors[0]
             raise ParseError(first.reason, f"no usable YOLO class names: {first.detail}")
         raise ParseError(
-            S.PARSE_MISSING_FILE,
+            Reason.PARSE_MISSING_FILE,
             f"source {source.source_id}: no obj.names, classes.txt, *.names or data.yaml",
         )
 
@@ -331,7 +333,7 @@ class YoloReader(FormatReader):
                 if uri is None or size is None:
                     what = "no image found" if uri is None else f"image {uri} is not readable"
                     image_error = ParseError(
-                        S.PARSE_MISSING_IMAGE_SIZE, f"{where}: {what}, so no image size"
+                        Reason.PARSE_MISSING_IMAGE_SIZE, f"{where}: {what}, so no image size"
                     )
                 else:
                     image_uri, (width, height) = uri, size

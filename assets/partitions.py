@@ -1,11 +1,14 @@
-"""Static source shards: a source's shard is a stable hash of its id (``schema.shard_of``)."""
+"""Static source shards, the partitions of every sharded asset.
+
+A source's shard is a stable hash of its id (``contracts.hashing.shard_of``).
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from vprim.assets.sources.catalog import shard_key
-from vprim.dagster_project.profiles import current
+from vprim.assets.contracts.layout import shard_key
+from vprim.assets.settings import current
 
 SHARD_COUNT = current().shards
 

@@ -1,0 +1,79 @@
+"""The stable hash behind every key a contract names: ``instance_id``, shards, image keys.
+
+Stable means the same bytes give the same number on every run, machine and library version:
+the hash is a fixed algorithm on the UTF-8 bytes, never a library's own ``hash()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def stable_hash64(text: str) -> int:
+    """A 64-bit hash of ``text`` that never changes across runs, machines or versions."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix64(values: np.ndarray) -> np.ndarray:
+    """Vectorised splitmix64 finaliser (wrapping uint64 arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = values + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        return z ^ (z >> np.uint64(31))
+
+
+def image_keys(source_id: str, image_ids: Sequence[str] | pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """uint64 key of each (source_id, image_id); hashed once per distinct image."""
+    if isinstance(image_ids, pa.ChunkedArray):
+        image_ids = image_ids.combine_chunks()
+    if isinstance(image_ids, pa.Array):  # an Arrow column: hash its distinct values only
+        encoded = pc.dictionary_encode(image_ids)
+        keys = image_keys(source_id, encoded.dictionary.to_pylist())
+        return keys[encoded.indices.to_numpy(zero_copy_only=False)]
+    cache: dict[str, int] = {}
+    out = np.empty(len(image_ids), dtype=np.uint64)
+    for i, image_id in enumerate(image_ids):
+        key = cache.get(image_id)
+        if key is None:
+            key = cache[image_id] = stable_hash64(f"{source_id}\x1f{image_id}")
+        out[i] = key
+    return out
+
+
+def instance_ids(
+    source_id: str, image_ids: Sequence[str] | pa.ChunkedArray | pa.Array, box_index: np.ndarray
+) -> np.ndarray:
+    """Stable uint64 ``instance_id`` for boxes of one source.
+
+    Args:
+        source_id: the catalog id of the source.
+        image_ids: ``(n,)`` image id of each box (the format's own image identifier, as str).
+        box_index: ``(n,)`` 0-based position of the box among its image's boxes, in file order.
+
+    Returns:
+        ``(n,)`` uint64 array. The same inputs give the same ids on every run and machine.
+    """
+    box_index = np.asarray(box_index, dtype=np.uint64)
+    if len(image_ids) != len(box_index):
+        raise ValueError(
+            f"image_ids has {len(image_ids)} entries but box_index has {len(box_index)}"
+        )
+    keys = image_keys(source_id, image_ids)
+    with np.errstate(over="ignore"):
+        return _splitmix64(keys ^ (box_index * _GOLDEN))
+
+
+def shard_of(source_id: str, n_shards: int) -> int:
+    """The static shard a source belongs to: a stable hash of its id modulo ``n_shards``."""
+    return stable_hash64(source_id) % n_shards
