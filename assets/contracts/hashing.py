@@ -14,6 +14,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
+#: joins the parts of a composite key, in Python and in SQL (``chr(31)``)
+KEY_SEPARATOR = "\x1f"
+
+
+def md5_64(*parts: object) -> int:
+    """The first 8 bytes of the md5 of the parts' text joined by ``KEY_SEPARATOR``, little-endian.
+
+    SQL computes the same number with the macro ``stable_hash64`` (``sql/macros``): DuckDB's
+    ``md5_number`` reads the digest little-endian, so its low 64 bits are these.
+    """
+    text = KEY_SEPARATOR.join(str(p) for p in parts)
+    return int.from_bytes(hashlib.md5(text.encode("utf-8")).digest()[:8], "little")
+
+
 def stable_hash64(text: str) -> int:
     """A 64-bit hash of ``text`` that never changes across runs, machines or versions."""
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
