@@ -1,4 +1,8 @@
-"""The code location loads, and its asset graph is what the README says it is."""
+"""The code location loads and behaves: schedules, GPU routing, executor, settings.
+
+Its whole shape (assets, checks, jobs, schedules, sensors) is snapshotted in
+``test_code_location.py``.
+"""
 
 from __future__ import annotations
 
@@ -14,65 +18,6 @@ from vprim.dagster_project.definitions import defs
 
 def test_definitions_load_and_validate():
     dg.Definitions.validate_loadable(defs)
-
-
-def test_asset_graph_snapshot():
-    graph = defs.resolve_asset_graph()
-    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert {"catalog", "raw_instances", "parse_rejects"} <= keys
-    raw = graph.get(dg.AssetKey("raw_instances"))
-    assert {d.to_user_string() for d in raw.parent_keys} == {"catalog"}
-    assert raw.partitions_def is not None
-    assert raw.partitions_def.get_partition_keys() == ["000", "001", "002", "003"]
-    assert graph.get(dg.AssetKey("catalog")).partitions_def is None
-    checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
-    assert ("raw_instances", "every_box_accounted_for") in checks
-    assert raw.backfill_policy == dg.BackfillPolicy.multi_run(8)
-    quality = {
-        "label_vocabulary",
-        "label_embeddings",
-        "label_map",
-        "clean_instances",
-        "quality_rejects",
-        "source_selection",
-        "curation_funnel",
-    }
-    assert quality <= keys
-    clean = graph.get(dg.AssetKey("clean_instances"))
-    assert {d.to_user_string() for d in clean.parent_keys} == {"raw_instances", "label_map"}
-    assert clean.partitions_def == raw.partitions_def
-    assert ("clean_instances", "raw_equals_clean_plus_rejected") in checks
-    assert {"lake_samples", "lake"} <= keys
-    lake_samples = graph.get(dg.AssetKey("lake_samples"))
-    assert {d.to_user_string() for d in lake_samples.parent_keys} == {
-        "clean_instances",
-        "source_selection",
-        "label_map",
-    }
-    assert {d.to_user_string() for d in graph.get(dg.AssetKey("lake")).parent_keys} == {
-        "lake_samples"
-    }
-    lake_checks = {name for key, name in checks if key == "lake_samples"}
-    assert lake_checks == {
-        "lake_schema",
-        "boxes_inside_images",
-        "no_rejected_label",
-        "cap_respected",
-        "no_duplicate_image_label",
-        "manifest_counts_match",
-    }
-    for name in lake_checks:  # a failing check stops the publish
-        spec = defs.resolve_asset_graph().get_check_spec(dg.AssetCheckKey(lake_samples.key, name))
-        assert spec.blocking
-
-
-def test_jobs_schedules_sensors():
-    assert {j.name for j in defs.jobs} >= {"rebuild_dataset", "ingest_shards"}
-    (schedule,) = list(defs.schedules)
-    assert schedule.name == "nightly_recuration"
-    assert schedule.cron_schedule == "0 2 * * *"
-    assert schedule.execution_timezone == "UTC"
-    assert {s.name for s in defs.sensors} == {"catalog_change_sensor"}
 
 
 def test_nightly_schedule_requests_one_run_over_every_shard():
