@@ -28,8 +28,8 @@ TABLES = {
     "source_selection": "source_selection/*.parquet",
     "lake": "lake/v={version}/samples/*/*.parquet",
 }
-#: columns that measure a run rather than describe the data
-VOLATILE = {"seconds"}
+#: columns that measure a run rather than describe the data (``v``: the lake version folder)
+VOLATILE = {"seconds", "v"}
 
 
 def _lake_version(root: str) -> str | None:
