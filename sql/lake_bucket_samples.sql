@@ -1,8 +1,11 @@
 -- One label bucket: every (source, image, label) candidate sample with its boxes ordered left
 -- to right (bucket_groups), and its fate (bucket_samples, joined on bucket_groups' rowid).
--- `capped`: beyond the first {cap} images of its (source, label) in the seeded hash order.
+-- `capped`: beyond the first {cap} images of its (source, label) in the seeded order
+-- stable_hash64(seed, source_id, image_id), ties (none expected) by image_id.
 -- `duplicate`: the same (image, label) is already kept from another source (same normalised
--- URI); the sample kept is the first source in a seeded hash order. The two rankings run on
+-- URI); the sample kept is the first source in the seeded order stable_hash64(seed, source_id).
+-- Both orders are md5-based (sql/macros/stable_hash64.sql; key parts joined by chr(31)), so the
+-- same inputs and config keep the same rows on every DuckDB release. The two rankings run on
 -- the narrow columns only: carrying the box lists through both window sorts cost more than
 -- the rankings themselves. The normalised URI itself is not kept: only what the later steps
 -- need of it (its md5 for the image count, its md5 permille for the split), so the join that
@@ -23,14 +26,14 @@ WITH ranked AS (
            normalise_uri(image_uri) AS image_key,
            row_number() OVER (
                PARTITION BY source_id, label
-               ORDER BY hash({seed}, source_id, image_id), image_id
+               ORDER BY stable_hash64(concat_ws(chr(31), {seed}, source_id, image_id)), image_id
            ) > {cap} AS capped
     FROM bucket_groups
 )
 SELECT group_row, source_id, image_id, label, n_boxes, capped,
        NOT capped AND row_number() OVER (
            PARTITION BY image_key, label, capped
-           ORDER BY hash({seed}, source_id), source_id, image_id
+           ORDER BY stable_hash64(concat_ws(chr(31), {seed}, source_id)), source_id, image_id
        ) > 1 AS duplicate,
        md5_number(image_key) AS image,  -- the image's identity (lake_bucket_images)
        md5_permille(image_key)::SMALLINT AS permille  -- the split (lake_bucket_rows)

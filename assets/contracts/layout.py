@@ -28,6 +28,7 @@ LAKE_DIR = "lake"
 LAKE_CURRENT = f"{LAKE_DIR}/CURRENT"
 LAKE_STAGED = f"{LAKE_DIR}/STAGED"
 LAKE_MANIFEST = "_manifest.json"
+LAKE_DISTRIBUTION_PNG = "label_distribution.png"  # in a version's folder: the balance plot
 
 # camps and model
 CAMPS_DIR = "camps"
@@ -62,6 +63,11 @@ def lake_version_dir(version: str) -> str:
 
 def lake_samples_dir(version: str) -> str:
     return f"{lake_version_dir(version)}/samples"
+
+
+def lake_bucket_file(version: str, bucket: int) -> str:
+    """One label bucket's samples file of a lake version."""
+    return f"{lake_samples_dir(version)}/label_bucket={bucket:03d}/part-0.parquet"
 
 
 def lake_samples_glob(version: str) -> str:

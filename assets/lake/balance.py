@@ -3,7 +3,9 @@
 The report's rule: for each (kept source, canonical label) take at most ``cap`` images in a
 seeded hash order (an image brings all of its clean boxes of that label), then keep each
 (image, label) once across sources. Images are the same when their normalised URIs are
-(``sql/macros/normalise_uri.sql``).
+(``sql/macros/normalise_uri.sql``). Every key that decides a row or names it (the label bucket,
+the cap order, the choice among duplicates, ``sample_id``) is the md5-based ``stable_hash64``
+(``sql/macros/stable_hash64.sql``, = ``contracts.hashing.md5_64``), never DuckDB's ``hash()``.
 
 Streaming and bounded: one DuckDB scan of ``clean_instances`` writes the boxes partitioned by a
 stable hash of the label (``sql/lake_stage.sql``); each bucket is then grouped, ranked and
@@ -29,6 +31,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vprim.assets.contracts import layout
 from vprim.assets.sql import load, register_macros
 from vprim.assets.storage import Storage, parquet_writer
 
@@ -223,18 +226,18 @@ def balance(
     store: Storage,
     clean_files: list[str],
     selection_files: list[str],
-    samples_dir: str,
+    version: str,
     config: BalanceConfig,
     scratch: str | None = None,
     on_bucket: Callable[[BucketResult], None] | None = None,
 ) -> Balanced:
-    """Balance every bucket into ``samples_dir/label_bucket=NN/part-0.parquet``.
+    """Balance every bucket into the version's ``samples/label_bucket=NNN/part-0.parquet``.
 
     Args:
         con: a DuckDB connection (its memory limit and threads bound the work).
         store: where the lake is written.
         clean_files, selection_files: local paths or URLs DuckDB reads.
-        samples_dir: folder under the storage root.
+        version: the lake version written (``layout.lake_bucket_file``).
         config: the balancing rule.
         scratch: a local folder for the by-bucket staging (a temporary folder by default).
         on_bucket: called after each bucket is written (progress reporting).
@@ -250,7 +253,7 @@ def balance(
         os.makedirs(images_dir)
         results = []
         for bucket, files in sorted(by_bucket.items()):
-            rel = f"{samples_dir}/label_bucket={bucket:03d}/part-0.parquet"
+            rel = layout.lake_bucket_file(version, bucket)
             images_path = os.path.join(images_dir, f"bucket-{bucket:03d}.parquet")
             result = balance_bucket(con, files, config, store, rel, images_path)
             result.bucket = bucket

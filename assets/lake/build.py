@@ -14,8 +14,8 @@ from vprim.assets.lake import publish as P
 from vprim.assets.lake.balance import LAKE_SCHEMA, BalanceConfig, Balanced, BucketResult, balance
 from vprim.assets.storage import Storage
 
-CLEAN_GLOB = "clean_instances/shard=*.parquet"
-SELECTION_GLOB = "source_selection/shard=*.parquet"
+CLEAN_GLOB = layout.shard_file(layout.CLEAN_DIR, "*")
+SELECTION_GLOB = layout.shard_file(layout.SELECTION_DIR, "*")
 
 
 @dataclass
@@ -34,7 +34,7 @@ def input_files(store: Storage) -> dict[str, list[str]]:
     }
     if not found["clean_instances"]:
         raise P.LakeError(
-            f"no clean_instances under {store.url('clean_instances')}: "
+            f"no clean_instances under {store.url(layout.CLEAN_DIR)}: "
             "materialise the quality stage (make rebuild-dataset) before the lake"
         )
     if store.exists(layout.LABEL_MAP_PATH):
@@ -69,7 +69,7 @@ def build_version(
         store,
         [_duck(store, p) for p in files["clean_instances"]],
         [_duck(store, p) for p in files["source_selection"]],
-        layout.lake_samples_dir(version),
+        version,
         config,
         scratch=scratch,
         on_bucket=on_bucket,
@@ -84,7 +84,8 @@ def build_version(
         "schema_version": LAKE_SCHEMA.metadata[b"vprim.schema_version"].decode(),
         "schema": {f.name: str(f.type) for f in LAKE_SCHEMA},
         "config": config.as_dict(),
-        # sample ids, the cap order and buckets use DuckDB's hash(): same DuckDB, same rows
+        # for the record: the keys (sample ids, the cap order, buckets) are md5-based
+        # (stable_hash64) and do not depend on it
         "duckdb_version": duckdb.__version__,
         "inputs": digests,
         "inputs_digest": digest,

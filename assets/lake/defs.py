@@ -6,8 +6,8 @@ Wiring, config and metadata only; the work is in ``balance.py``, ``build.py``, `
 """
 
 import dagster as dg
-import numpy as np
 
+from vprim.assets.configs import dagster_config
 from vprim.assets.contracts import layout
 from vprim.assets.lake import checks as C
 from vprim.assets.lake import publish as P
@@ -19,25 +19,12 @@ from vprim.assets.settings import current
 from vprim.resources.duckdb import DUCKDB_HEAVY, DuckDBResource
 from vprim.resources.storage import StorageResource
 
-_profile = current()
 
+class LakeConfig(dagster_config(BalanceConfig, name="LakeConfig", seed=current().seed)):
+    """How the lake is balanced (``BalanceConfig``'s fields: the report's N = 1,000 images per
+    source and label ...), and where the by-bucket staging goes."""
 
-class LakeConfig(dg.Config):
-    """How the lake is balanced (the report's N = 1,000 images per source and label)."""
-
-    cap: int = 1000
-    seed: int = _profile.seed
-    buckets: int = 16
-    holdout_permille: int = 20
     scratch_dir: str = ""  # local folder for the by-bucket staging; empty = system temp
-
-    def balance(self) -> BalanceConfig:
-        return BalanceConfig(
-            cap=self.cap,
-            seed=self.seed,
-            buckets=self.buckets,
-            holdout_permille=self.holdout_permille,
-        )
 
 
 class PublishConfig(dg.Config):
@@ -73,10 +60,9 @@ def lake_samples(
                          f"{bucket.instances:,} instances")  # fmt: skip
 
     build = build_version(
-        store, con, config.balance(), scratch=config.scratch_dir or None, on_bucket=progress
+        store, con, config.settings(), scratch=config.scratch_dir or None, on_bucket=progress
     )
-    png_rel = f"{layout.lake_version_dir(build.version)}/label_distribution.png"
-    yield dg.MaterializeResult(metadata=_build_metadata(store, build, png_rel))
+    yield dg.MaterializeResult(metadata=_build_metadata(store, build))
     for outcome in C.run_checks(store, con, build.version):
         yield dg.AssetCheckResult(
             check_name=outcome.name,
@@ -85,29 +71,9 @@ def lake_samples(
         )
 
 
-def _build_metadata(store, build, png_rel: str) -> dict:
+def _build_metadata(store, build) -> dict:
     counts = build.manifest["counts"]
-    labels = build.labels
-    before = np.asarray(labels["instances_before"].to_numpy(zero_copy_only=False), dtype=float)
-    after = np.nan_to_num(
-        np.asarray(labels["instances_kept"].to_numpy(zero_copy_only=False), dtype=float)
-    )
-    with store.fs.open(store.path(png_rel), "wb") as f:
-        f.write(stats.png_plot(before, after))
-    distribution = [
-        {"when": "before balancing", **stats.distribution(before)},
-        {"when": "in the lake", **stats.distribution(after)},
-    ]
-    bal = counts["balance"]
-    funnel = [
-        {"step": "clean samples (source, image, label)", "samples": bal["samples_before"],
-         "instances": bal["instances_before"]},
-        {"step": "over the per-(source, label) cap", "samples": bal["samples_capped"],
-         "instances": bal["instances_capped"]},
-        {"step": "duplicate (image, label) across sources", "samples": bal["samples_duplicate"],
-         "instances": bal["instances_duplicate"]},
-        {"step": "in the lake", "samples": counts["rows"], "instances": counts["instances"]},
-    ]  # fmt: skip
+    report = stats.balance_report(store, build.version, counts, build.labels)
     return {
         "version": build.version,
         "dagster/row_count": counts["rows"],
@@ -116,15 +82,11 @@ def _build_metadata(store, build, png_rel: str) -> dict:
         "labels": counts["labels"],
         "images": counts["images"],
         "holdout_rows": counts["holdout_rows"],
-        "balance_funnel": dg.MetadataValue.md(md_table(funnel)),
-        "label_distribution": dg.MetadataValue.md(md_table(distribution)),
-        "label_distribution_plot": dg.MetadataValue.md(
-            "```\n" + stats.text_plot(before, after) + "\n```"
-        ),
-        "label_distribution_png": dg.MetadataValue.path(store.url(png_rel)),
-        "largest_labels": dg.MetadataValue.md(
-            table_preview(labels.sort_by([("instances_before", "descending")]), 15)
-        ),
+        "balance_funnel": dg.MetadataValue.md(md_table(report.funnel)),
+        "label_distribution": dg.MetadataValue.md(md_table(report.distribution)),
+        "label_distribution_plot": dg.MetadataValue.md("```\n" + report.text_plot + "\n```"),
+        "label_distribution_png": dg.MetadataValue.path(store.url(report.png_path)),
+        "largest_labels": dg.MetadataValue.md(table_preview(report.largest_labels, 15)),
         "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in build.seconds.items()}),
         "path": dg.MetadataValue.path(store.url(layout.lake_version_dir(build.version))),
     }
@@ -144,21 +106,16 @@ def _meta(value):
 )
 def lake(config: PublishConfig, storage: StorageResource, duckdb: DuckDBResource):
     store = storage.get()
-    version = P.read_text(store, layout.LAKE_STAGED)
-    if version is None:
-        raise P.LakeError("nothing staged: materialise lake_samples first")
-    previous = P.publish(store, version)
-    removed = P.apply_retention(store, config.retention)
+    done = P.publish_staged(store, config.retention)
     con = duckdb.connect()  # its views now read the published version
-    manifest = P.read_manifest(store, version)
     return dg.MaterializeResult(
         metadata={
-            "version": version,
-            "previous_version": previous or "",
-            "removed_versions": dg.MetadataValue.json(removed),
-            "dagster/row_count": manifest["counts"]["rows"],
-            "instances": manifest["counts"]["instances"],
-            "path": dg.MetadataValue.path(store.url(layout.lake_version_dir(version))),
+            "version": done.version,
+            "previous_version": done.previous or "",
+            "removed_versions": dg.MetadataValue.json(done.removed),
+            "dagster/row_count": done.manifest["counts"]["rows"],
+            "instances": done.manifest["counts"]["instances"],
+            "path": dg.MetadataValue.path(store.url(layout.lake_version_dir(done.version))),
             "funnel_raw_to_lake": dg.MetadataValue.md(_view(con, "lake_funnel")),
             "label_histogram": dg.MetadataValue.md(_view(con, "lake_label_histogram", 20)),
             "source_contribution": dg.MetadataValue.md(_view(con, "lake_source_contribution", 20)),

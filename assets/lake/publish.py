@@ -18,6 +18,7 @@ import hashlib
 import json
 import posixpath
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow.parquet as pq
@@ -98,6 +99,24 @@ def publish(store: Storage, version: str) -> str | None:
     previous = current_version(store)
     write_text(store, layout.LAKE_CURRENT, version)
     return previous
+
+
+@dataclass
+class Published:
+    version: str
+    previous: str | None  # the version it replaced
+    removed: list[str]  # versions the retention removed
+    manifest: dict
+
+
+def publish_staged(store: Storage, retention: int) -> Published:
+    """Publish the version named in ``lake/STAGED``, then keep ``retention`` complete versions."""
+    version = read_text(store, layout.LAKE_STAGED)
+    if version is None:
+        raise LakeError("nothing staged: materialise lake_samples first")
+    previous = publish(store, version)
+    removed = apply_retention(store, retention)
+    return Published(version, previous, removed, read_manifest(store, version))
 
 
 def versions(store: Storage) -> list[str]:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 from PIL import Image, ImageDraw
+
+from vprim.assets.contracts import layout
+from vprim.assets.storage import Storage
 
 
 def gini(counts: np.ndarray) -> float:
@@ -94,3 +99,63 @@ def png_plot(before: np.ndarray, after: np.ndarray, size: tuple[int, int] = (640
     out = io.BytesIO()
     img.save(out, format="PNG")
     return out.getvalue()
+
+
+@dataclass
+class BalanceReport:
+    """What a built version shows about its balancing (``lake_samples``' metadata).
+
+    Attributes:
+        funnel: samples and instances per step, clean samples to the lake.
+        distribution: :func:`distribution` of instances per label, before and in the lake.
+        text_plot: :func:`text_plot` of the same.
+        png_path: the :func:`png_plot`, written under the storage root.
+        largest_labels: the per-label counts, most instances before balancing first.
+    """
+
+    funnel: list[dict]
+    distribution: list[dict]
+    text_plot: str
+    png_path: str
+    largest_labels: pa.Table
+
+
+def balance_funnel(counts: dict) -> list[dict]:
+    """Samples and instances at each step of balancing, from a manifest's ``counts``."""
+    bal = counts["balance"]
+    return [
+        {"step": "clean samples (source, image, label)", "samples": bal["samples_before"],
+         "instances": bal["instances_before"]},
+        {"step": "over the per-(source, label) cap", "samples": bal["samples_capped"],
+         "instances": bal["instances_capped"]},
+        {"step": "duplicate (image, label) across sources", "samples": bal["samples_duplicate"],
+         "instances": bal["instances_duplicate"]},
+        {"step": "in the lake", "samples": counts["rows"], "instances": counts["instances"]},
+    ]  # fmt: skip
+
+
+def balance_report(store: Storage, version: str, counts: dict, labels: pa.Table) -> BalanceReport:
+    """The report of a built version; writes its PNG plot into the version's folder.
+
+    Args:
+        counts: the manifest's ``counts``.
+        labels: per-label counts with ``instances_before`` and ``instances_kept`` (null where
+            nothing was kept), as ``build.LakeBuild.labels``.
+    """
+    before = np.asarray(labels["instances_before"].to_numpy(zero_copy_only=False), dtype=float)
+    after = np.nan_to_num(
+        np.asarray(labels["instances_kept"].to_numpy(zero_copy_only=False), dtype=float)
+    )
+    png_path = f"{layout.lake_version_dir(version)}/{layout.LAKE_DISTRIBUTION_PNG}"
+    with store.fs.open(store.path(png_path), "wb") as f:
+        f.write(png_plot(before, after))
+    return BalanceReport(
+        funnel=balance_funnel(counts),
+        distribution=[
+            {"when": "before balancing", **distribution(before)},
+            {"when": "in the lake", **distribution(after)},
+        ],
+        text_plot=text_plot(before, after),
+        png_path=png_path,
+        largest_labels=labels.sort_by([("instances_before", "descending")]),
+    )
