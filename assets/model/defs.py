@@ -1,15 +1,14 @@
-"""Dagster wiring for the model: ``training_run`` and ``evaluation`` (logic in the modules)."""
-
-import json
+"""Dagster wiring for the model: ``training_run`` and ``evaluation`` (logic in ``train.py``
+and ``evaluate.py``)."""
 
 import dagster as dg
 from pydantic import Field
 
+from vprim.assets.configs import dagster_config
+from vprim.assets.contracts import layout
 from vprim.assets.model import evaluate as ev
-from vprim.assets.model.data import encode_rows, read_rows
 from vprim.assets.model.model import kv_accounting
-from vprim.assets.model.tokenizer import Tokenizer
-from vprim.assets.model.train import TrainConfig, load_checkpoint, model_from_checkpoint, train
+from vprim.assets.model.train import TrainConfig, curve_table, train_on_camps
 from vprim.resources.compute import ComputeResource
 from vprim.resources.storage import StorageResource
 
@@ -23,43 +22,12 @@ GPU_TAGS = {
 }
 
 
-class TrainingRunConfig(dg.Config):
+class TrainingRunConfig(dagster_config(TrainConfig, name="TrainingRunConfig", checkpoint_every=50)):
+    """How the run trains (``TrainConfig``'s fields), its name, and which camp rows it reads."""
+
     run_name: str = "default"
-    size: str = "tiny"
-    steps: int = 300
-    batch: int = 32
-    lr: float = 2e-3
-    camps: dict[str, float] = Field(default_factory=lambda: {"counting": 1.0})
-    difficulties: list[str] = Field(default_factory=list)
-    seed: int = 0
-    checkpoint_every: int = 50
+    difficulties: list[str] = Field(default_factory=list)  # empty: every difficulty
     max_rows_per_camp: int = 4000
-
-
-def _train_config(c: TrainingRunConfig) -> TrainConfig:
-    return TrainConfig(
-        size=c.size, steps=c.steps, batch=c.batch, lr=c.lr, camps=dict(c.camps), seed=c.seed,
-        checkpoint_every=c.checkpoint_every,
-    )  # fmt: skip
-
-
-def _train_rows(store, c: TrainingRunConfig) -> dict[str, list[dict]]:
-    diffs = tuple(c.difficulties)
-    return {
-        camp: read_rows(store, f"camps/{camp}/train/*.parquet", diffs, c.max_rows_per_camp)
-        for camp in c.camps
-    }
-
-
-def _curve_table(curve: list[float], kl: list[float], points: int = 25) -> str:
-    """LM loss (and the indexers' KL, when trained) every few steps, as markdown."""
-    every = max(1, len(curve) // points)
-    if len(kl) != len(curve):
-        kl = []
-    lines = ["| step | loss | indexer KL |", "|---:|---:|---:|"]
-    lines += [f"| {i + 1} | {curve[i]:.4f} | {f'{kl[i]:.4f}' if kl else ''} |"
-              for i in range(0, len(curve), every)]  # fmt: skip
-    return "\n".join(lines)
 
 
 @dg.asset(
@@ -76,53 +44,39 @@ def training_run(
     compute: ComputeResource,
 ) -> dg.MaterializeResult:
     store, device = storage.get(), compute.torch_device()
-    rows = _train_rows(store, config)
-    tok = Tokenizer.build(r["prompt"] + " " + r["target"] for rs in rows.values() for r in rs)
-    cfg = _train_config(config)
-    mcfg = cfg.model_config(len(tok))
-    data = {c: encode_rows(rs, tok, mcfg.image_size, cfg.max_text) for c, rs in rows.items()}
-    out = train(store, config.run_name, data, tok, cfg, device=device)
-    curve = out["loss_curve"]
-    kv = kv_accounting(mcfg.image_size, mcfg.image_size)
+    out = train_on_camps(
+        store,
+        config.run_name,
+        config.settings(),
+        difficulties=tuple(config.difficulties),
+        max_rows_per_camp=config.max_rows_per_camp,
+        device=device,
+    )
+    curve, kl = out["loss_curve"], out["indexer_kl_curve"]
+    kv = kv_accounting(out["image_size"], out["image_size"])
     context.log.info(f"{config.run_name}: {len(curve)} steps, final loss {curve[-1]:.4f}")
     return dg.MaterializeResult(
         metadata={
             "run_name": config.run_name,
             "device": device,
-            "train_rows": {c: len(rs) for c, rs in rows.items()},
+            "train_rows": out["train_rows"],
             "parameters": out["parameters"],
             "steps": out["steps"],
             "resumed_from_step": out["resumed_from"] if out["resumed_from"] is not None else -1,
             "seconds": out["seconds"],
             "final_loss": float(curve[-1]),
             "first_loss": float(curve[0]),
-            "final_indexer_kl": float(out["indexer_kl_curve"][-1])
-            if out["indexer_kl_curve"]
-            else -1.0,
-            "loss_curve": dg.MetadataValue.md(_curve_table(curve, out["indexer_kl_curve"])),
-            "image_size": mcfg.image_size,
+            "final_indexer_kl": float(kl[-1]) if kl else -1.0,
+            "loss_curve": dg.MetadataValue.md(curve_table(curve, kl)),
+            "image_size": out["image_size"],
             "kv_entries_per_image": kv["kv_entries"],
             "pixels_per_kv_entry": kv["pixels_per_entry"],
             "kv_accounting_756": kv_accounting(756, 756),
             "kv_accounting_800": kv_accounting(800, 800),
-            "model_config": mcfg.to_dict(),
-            "checkpoint": store.path("model/runs", config.run_name),
+            "model_config": out["model_config"],
+            "checkpoint": store.path(layout.model_run_dir(config.run_name)),
         }
     )
-
-
-def _scorecard_md(card: dict[str, dict]) -> str:
-    lines = ["| eval set | n | accuracy (95% CI) | mean reward (95% CI) | baseline accuracy "
-             "| baseline reward |", "|---|---:|---|---|---:|---:|"]  # fmt: skip
-    for name, c in sorted(card.items()):
-        if "accuracy" not in c:  # several camps in one set: see the scorecard JSON
-            continue
-        lines.append(
-            f"| {name} | {c['n']} | {c['accuracy']:.3f} ± {c['accuracy_ci95']:.3f} | "
-            f"{c['reward']:.3f} ± {c['reward_ci95']:.3f} | {c.get('baseline_accuracy', '')} | "
-            f"{c.get('baseline_reward', '')} |"
-        )
-    return "\n".join(lines)
 
 
 class EvaluationConfig(dg.Config):
@@ -152,45 +106,28 @@ def evaluation(
     storage: StorageResource,
     compute: ComputeResource,
 ) -> dg.MaterializeResult:
-    store, device = storage.get(), compute.torch_device()
-    state = load_checkpoint(store, config.run_name)
-    if state is None:
-        raise dg.Failure(f"no checkpoint for run {config.run_name!r}: materialise training_run")
-    model, tok = model_from_checkpoint(state, device)
-    diffs = tuple(config.difficulties)
-    card: dict[str, dict] = {}
-    for name in config.eval_sets:
-        rows = read_rows(store, f"camps/eval/{name}.parquet", diffs, config.max_rows)
-        if not rows:
-            raise dg.Failure(f"eval set {name!r} has no rows under camps/eval/")
-        data = encode_rows(rows, tok, model.c.image_size, model.c.max_text)
-        preds = ev.predict(model, tok, data, config.batch, config.max_new_tokens, device)
-        path = f"model/evals/{config.run_name}/{name}-step{state['step']:07d}.jsonl"
-        with store.atomic_path(path) as tmp, store.fs.open(tmp, "w") as f:
-            f.write(ev.to_jsonl(preds))
-        card[name] = ev.scorecard(preds, rows)
-        context.log.info(f"{name}: {card[name]}")
-    last = "model/evals/last_scorecard.json"
-    previous = None
-    if store.exists(last):
-        with store.fs.open(store.path(last), "r") as f:
-            previous = json.load(f)["scorecard"]
-    comparison = ev.compare(card, previous)
-    with store.atomic_path(last) as tmp, store.fs.open(tmp, "w") as f:
-        json.dump({"run_name": config.run_name, "step": state["step"], "scorecard": card}, f)
-    lines = ["| eval set | metric | current | previous | delta |", "|---|---|---:|---:|---:|"]
-    lines += [
-        f"| {r['eval_set']} | {r['metric']} | {r['current']} | {r['previous']} | {r['delta']} |"
-        for r in comparison
-    ]
+    try:
+        done = ev.evaluate_run(
+            storage.get(),
+            config.run_name,
+            list(config.eval_sets),
+            difficulties=tuple(config.difficulties),
+            max_rows=config.max_rows,
+            batch=config.batch,
+            max_new_tokens=config.max_new_tokens,
+            device=compute.torch_device(),
+            log=context.log.info,
+        )
+    except ev.EvaluationError as e:
+        raise dg.Failure(str(e)) from e
     return dg.MaterializeResult(
         metadata={
             "run_name": config.run_name,
-            "step": state["step"],
-            "scorecard": card,
-            "scorecard_table": dg.MetadataValue.md(_scorecard_md(card)),
-            "comparison": dg.MetadataValue.md("\n".join(lines)),
-            "previous_found": previous is not None,
+            "step": done.step,
+            "scorecard": done.scorecard,
+            "scorecard_table": dg.MetadataValue.md(ev.scorecard_table(done.scorecard)),
+            "comparison": dg.MetadataValue.md(ev.comparison_table(done.comparison)),
+            "previous_found": done.previous is not None,
         }
     )
 

@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pyarrow as pa
 import torch
 
 from vprim.assets.camps import scorer
-from vprim.assets.model.data import Encoded
+from vprim.assets.contracts import layout
+from vprim.assets.model.data import Encoded, encode_rows, read_rows
 from vprim.assets.model.model import CompactVLM
 from vprim.assets.model.tokenizer import Tokenizer
+from vprim.assets.model.train import load_checkpoint, model_from_checkpoint
 
 
 @torch.no_grad()
@@ -84,3 +88,83 @@ def compare(current: dict[str, dict], previous: dict[str, dict] | None) -> list[
             rows.append({"eval_set": name, "metric": k, "current": v, "previous": prev,
                          "delta": delta})  # fmt: skip
     return rows
+
+
+class EvaluationError(RuntimeError):
+    """The run has no checkpoint, or an eval set has no rows."""
+
+
+@dataclass
+class Evaluation:
+    step: int  # the checkpoint's step
+    scorecard: dict[str, dict]  # per eval set: :func:`scorecard`
+    previous: dict[str, dict] | None  # the previous evaluation's scorecard, if any
+    comparison: list[dict]  # :func:`compare` of the two
+
+
+def evaluate_run(
+    storage,
+    run: str,
+    eval_sets: list[str],
+    *,
+    difficulties: tuple[str, ...],
+    max_rows: int,
+    batch: int,
+    max_new_tokens: int,
+    device: str = "cpu",
+    log: Callable[[str], None] | None = None,
+) -> Evaluation:
+    """Greedy answers of ``run``'s newest checkpoint on each eval set (its first ``max_rows``
+    rows of the given ``difficulties``), written as predictions JSONL and scored; the
+    scorecard then replaces ``model/evals/last_scorecard.json``, after it is compared with it.
+    """
+    state = load_checkpoint(storage, run)
+    if state is None:
+        raise EvaluationError(f"no checkpoint for run {run!r}: materialise training_run")
+    model, tok = model_from_checkpoint(state, device)
+    card: dict[str, dict] = {}
+    for name in eval_sets:
+        rows = read_rows(storage, layout.eval_set_path(name), difficulties, max_rows)
+        if not rows:
+            raise EvaluationError(f"eval set {name!r} has no rows under camps/eval/")
+        data = encode_rows(rows, tok, model.c.image_size, model.c.max_text)
+        preds = predict(model, tok, data, batch, max_new_tokens, device)
+        path = layout.predictions_path(run, name, state["step"])
+        with storage.atomic_path(path) as tmp, storage.fs.open(tmp, "w") as f:
+            f.write(to_jsonl(preds))
+        card[name] = scorecard(preds, rows)
+        if log is not None:
+            log(f"{name}: {card[name]}")
+    previous = None
+    if storage.exists(layout.LAST_SCORECARD_PATH):
+        with storage.fs.open(storage.path(layout.LAST_SCORECARD_PATH), "r") as f:
+            previous = json.load(f)["scorecard"]
+    comparison = compare(card, previous)
+    with storage.atomic_path(layout.LAST_SCORECARD_PATH) as tmp, storage.fs.open(tmp, "w") as f:
+        json.dump({"run_name": run, "step": state["step"], "scorecard": card}, f)
+    return Evaluation(state["step"], card, previous, comparison)
+
+
+def scorecard_table(card: dict[str, dict]) -> str:
+    """The scorecards of single-camp eval sets as markdown (several camps: see the JSON)."""
+    lines = ["| eval set | n | accuracy (95% CI) | mean reward (95% CI) | baseline accuracy "
+             "| baseline reward |", "|---|---:|---|---|---:|---:|"]  # fmt: skip
+    for name, c in sorted(card.items()):
+        if "accuracy" not in c:  # several camps in one set: see the scorecard JSON
+            continue
+        lines.append(
+            f"| {name} | {c['n']} | {c['accuracy']:.3f} ± {c['accuracy_ci95']:.3f} | "
+            f"{c['reward']:.3f} ± {c['reward_ci95']:.3f} | {c.get('baseline_accuracy', '')} | "
+            f"{c.get('baseline_reward', '')} |"
+        )
+    return "\n".join(lines)
+
+
+def comparison_table(comparison: list[dict]) -> str:
+    """:func:`compare`'s rows as markdown."""
+    lines = ["| eval set | metric | current | previous | delta |", "|---|---|---:|---:|---:|"]
+    lines += [
+        f"| {r['eval_set']} | {r['metric']} | {r['current']} | {r['previous']} | {r['delta']} |"
+        for r in comparison
+    ]
+    return "\n".join(lines)

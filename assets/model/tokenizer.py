@@ -40,6 +40,11 @@ class Tokenizer:
         words = [w for w, c in counts.most_common() if c >= min_count][:max_words]
         return cls(sorted(words))
 
+    @classmethod
+    def for_rows(cls, rows: Iterable[dict]) -> Tokenizer:
+        """:meth:`build` on camp rows: the words of their prompts and targets."""
+        return cls.build(r["prompt"] + " " + r["target"] for r in rows)
+
     def __len__(self) -> int:
         return len(self.pieces)
 

@@ -12,20 +12,34 @@ import io
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vprim.assets.model.data import Encoded
+from vprim.assets.contracts import layout
+from vprim.assets.model.data import Encoded, encode_rows, read_rows
 from vprim.assets.model.model import SIZES, CompactVLM, ModelConfig
 from vprim.assets.model.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """How a run trains (what its checkpoints record; a run resumes only under the same).
+
+    Attributes:
+        size: the model size (``model.SIZES``).
+        steps, batch, lr: the optimisation (AdamW, linear warmup then cosine decay).
+        camps: the mix: camp -> weight of its rows in a batch.
+        seed: seeds the weights and the batches (drawn from ``(seed, step)``).
+        checkpoint_every: steps between checkpoints (and one at the end).
+        warmup: steps of linear warmup.
+        max_text: prompt + target tokens kept per row.
+        indexer_loss: weight of the indexers' KL (their only gradient); 0: untrained.
+    """
+
     size: str = "tiny"
     steps: int = 300
     batch: int = 32
@@ -35,7 +49,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     warmup: int = 20
     max_text: int = 160
-    indexer_loss: float = 1.0  # weight of the indexers' KL (their only gradient); 0: untrained
+    indexer_loss: float = 1.0
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         if self.size not in SIZES:
@@ -43,28 +57,25 @@ class TrainConfig:
         return ModelConfig(vocab_size=vocab_size, max_text=self.max_text, **SIZES[self.size])
 
 
-def _run_dir(run: str) -> str:
-    return f"model/runs/{run}"
-
-
 def save_checkpoint(storage, run: str, state: dict) -> str:
     buf = io.BytesIO()
     torch.save(state, buf)
-    name = f"ckpt-{state['step']:07d}.pt"
-    with storage.atomic_path(_run_dir(run), name) as tmp, storage.fs.open(tmp, "wb") as f:
+    folder, name = layout.model_run_dir(run), f"ckpt-{state['step']:07d}.pt"
+    with storage.atomic_path(folder, name) as tmp, storage.fs.open(tmp, "wb") as f:
         f.write(buf.getvalue())
-    with storage.atomic_path(_run_dir(run), "LATEST") as tmp, storage.fs.open(tmp, "w") as f:
+    with storage.atomic_path(folder, "LATEST") as tmp, storage.fs.open(tmp, "w") as f:
         f.write(name)
-    return storage.path(_run_dir(run), name)
+    return storage.path(folder, name)
 
 
 def load_checkpoint(storage, run: str) -> dict | None:
     """The newest checkpoint of ``run`` (tensors and plain types only: ``weights_only``)."""
-    if not storage.exists(_run_dir(run), "LATEST"):
+    folder = layout.model_run_dir(run)
+    if not storage.exists(folder, "LATEST"):
         return None
-    with storage.fs.open(storage.path(_run_dir(run), "LATEST"), "r") as f:
+    with storage.fs.open(storage.path(folder, "LATEST"), "r") as f:
         name = f.read().strip()
-    with storage.fs.open(storage.path(_run_dir(run), name), "rb") as f:
+    with storage.fs.open(storage.path(folder, name), "rb") as f:
         return torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
 
 
@@ -194,3 +205,45 @@ def train(
         "parameters": sum(p.numel() for p in model.parameters()),
         "model_config": mcfg.to_dict(),
     }
+
+
+def camp_rows(
+    storage, camps: Iterable[str], difficulties: tuple[str, ...], max_rows_per_camp: int
+) -> dict[str, list[dict]]:
+    """The training rows of each camp (``camps/<camp>/train/``): the first ``max_rows_per_camp``
+    of the given ``difficulties`` (all when empty)."""
+    return {
+        camp: read_rows(storage, layout.camp_train_glob(camp), difficulties, max_rows_per_camp)
+        for camp in camps
+    }
+
+
+def train_on_camps(
+    storage,
+    run: str,
+    cfg: TrainConfig,
+    *,
+    difficulties: tuple[str, ...],
+    max_rows_per_camp: int,
+    device: str = "cpu",
+) -> dict:
+    """Train (or resume) ``run`` on the camps of ``cfg.camps``: read their rows, build the
+    tokenizer from them, encode and :func:`train`. Returns :func:`train`'s summary plus
+    ``train_rows`` (rows per camp) and ``image_size``."""
+    rows = camp_rows(storage, cfg.camps, difficulties, max_rows_per_camp)
+    tok = Tokenizer.for_rows(r for rs in rows.values() for r in rs)
+    size = cfg.model_config(len(tok)).image_size
+    data = {c: encode_rows(rs, tok, size, cfg.max_text) for c, rs in rows.items()}
+    out = train(storage, run, data, tok, cfg, device=device)
+    return {**out, "train_rows": {c: len(rs) for c, rs in rows.items()}, "image_size": size}
+
+
+def curve_table(curve: list[float], kl: list[float], points: int = 25) -> str:
+    """LM loss (and the indexers' KL, when trained) every few steps, as markdown."""
+    every = max(1, len(curve) // points)
+    if len(kl) != len(curve):
+        kl = []
+    lines = ["| step | loss | indexer KL |", "|---:|---:|---:|"]
+    lines += [f"| {i + 1} | {curve[i]:.4f} | {f'{kl[i]:.4f}' if kl else ''} |"
+              for i in range(0, len(curve), every)]  # fmt: skip
+    return "\n".join(lines)
