@@ -56,8 +56,6 @@ def register_views(con: duckdb.DuckDBPyConnection, root: str) -> list[str]:
 
 def _current_lake_glob(storage: Storage) -> str:
     """The published lake version's samples files, or a path that matches nothing."""
-    from vprim.assets.lake import publish  # the lake's layout; it imports nothing of this module
-
-    version = publish.current_version(storage)
-    rel = layout.lake_samples_glob(version) if version else "lake/.none/*.parquet"
+    version = storage.read_text(layout.LAKE_CURRENT)
+    rel = layout.lake_samples_glob(version) if version else f"{layout.LAKE_DIR}/.none/*.parquet"
     return storage.url(rel).replace("'", "''")

@@ -96,6 +96,18 @@ class Storage:
             json.dump(obj, f, indent=1, sort_keys=True, default=str)
         return self.path(*parts)
 
+    def read_text(self, *parts: str) -> str | None:
+        """A small text file's stripped content; None when it is missing or empty."""
+        if not self.exists(*parts):
+            return None
+        with self.fs.open(self.path(*parts), "r") as f:
+            return f.read().strip() or None
+
+    def write_text(self, text: str, *parts: str) -> None:
+        """Replace a small text file atomically (readers see the old or the new, never half)."""
+        with self.atomic_path(*parts) as tmp, self.fs.open(tmp, "w") as f:
+            f.write(text + "\n")
+
     def read_json(self, *parts: str) -> object:
         with self.fs.open(self.path(*parts), "r") as f:
             return json.load(f)

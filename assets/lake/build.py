@@ -93,7 +93,7 @@ def build_version(
         "files": P.file_facts(store, version, [r.path for r in results]),
     }
     store.write_json(manifest, layout.lake_version_dir(version), layout.LAKE_MANIFEST)
-    P.write_text(store, layout.LAKE_STAGED, version)
+    store.write_text(version, layout.LAKE_STAGED)
     seconds["manifest"] = time.perf_counter() - t2
     return LakeBuild(version, manifest, labels, seconds)
 

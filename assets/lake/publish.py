@@ -52,21 +52,8 @@ def inputs_digest(inputs: dict[str, str], config: dict) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def read_text(store: Storage, rel: str) -> str | None:
-    if not store.exists(rel):
-        return None
-    with store.fs.open(store.path(rel), "r") as f:
-        return f.read().strip() or None
-
-
-def write_text(store: Storage, rel: str, text: str) -> None:
-    """Replace a small text file atomically (readers see the old or the new, never half)."""
-    with store.atomic_path(rel) as tmp, store.fs.open(tmp, "w") as f:
-        f.write(text + "\n")
-
-
 def current_version(store: Storage) -> str | None:
-    return read_text(store, layout.LAKE_CURRENT)
+    return store.read_text(layout.LAKE_CURRENT)
 
 
 def read_manifest(store: Storage, version: str) -> dict:
@@ -97,7 +84,7 @@ def publish(store: Storage, version: str) -> str | None:
     """Make ``version`` the one readers see; returns the version it replaced."""
     read_manifest(store, version)  # refuses an incomplete version
     previous = current_version(store)
-    write_text(store, layout.LAKE_CURRENT, version)
+    store.write_text(version, layout.LAKE_CURRENT)
     return previous
 
 
@@ -111,7 +98,7 @@ class Published:
 
 def publish_staged(store: Storage, retention: int) -> Published:
     """Publish the version named in ``lake/STAGED``, then keep ``retention`` complete versions."""
-    version = read_text(store, layout.LAKE_STAGED)
+    version = store.read_text(layout.LAKE_STAGED)
     if version is None:
         raise LakeError("nothing staged: materialise lake_samples first")
     previous = publish(store, version)
@@ -134,7 +121,7 @@ def apply_retention(store: Storage, keep: int | None, building: str | None = Non
     """
     if keep is not None and keep < 1:
         raise ValueError(f"retention={keep}: at least the published version must be kept")
-    protected = {current_version(store), read_text(store, layout.LAKE_STAGED), building} - {None}
+    protected = {current_version(store), store.read_text(layout.LAKE_STAGED), building} - {None}
     complete = [
         v
         for v in versions(store)

@@ -673,7 +673,7 @@ def test_publish_and_retention(tmp_path):
     assert v == sorted(v) and len(set(v)) == 4
     assert v[0].startswith("20231114T221320-")
     assert P.versions(store) == v
-    assert P.read_text(store, layout.LAKE_STAGED) == v[3]
+    assert store.read_text(layout.LAKE_STAGED) == v[3]
     assert P.current_version(store) is None
 
     assert P.publish(store, v[0]) is None
