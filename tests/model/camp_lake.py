@@ -6,7 +6,7 @@ in every image), one instance per cell of a 3x3 grid so no box hides another, on
 renderer's textured gradient background; a share of the images is held out by the lake's
 own split. One question per image (``questions_per_image=1``), so every seed asks something.
 The rows come from the counting camp itself (``counting_run``, ``coarse`` family) and the
-held-out eval set from ``evalsets.build_counting_coarse``: the model sees what a real run
+held-out eval set from ``evalsets.build_eval``: the model sees what a real run
 sees, at a size the CPU can train on.
 """
 
@@ -17,10 +17,10 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from tests.lake.test_lake import box, build, write_root
+from tests.lake.roots import box, build, write_root
 from vprim.assets.camps.counting import CountingConfig
-from vprim.assets.camps.counting_spatial_runs import counting_run
-from vprim.assets.camps.evalsets import build_counting_coarse
+from vprim.assets.camps.evalsets import build_eval
+from vprim.assets.camps.runs import counting_run
 from vprim.assets.lake import publish as P
 from vprim.assets.lake.balance import BalanceConfig
 from vprim.assets.storage import Storage
@@ -60,7 +60,7 @@ def coarse_rows(store: Storage, n_train: int, n_eval: int) -> tuple[list[dict], 
     try:
         train = counting_run(store, con, range(n_train), split="train", families=("coarse",),
                              config=ONE_QUESTION)  # fmt: skip
-        build_counting_coarse(store, con, n_eval, config=ONE_QUESTION)
+        build_eval(store, "counting_coarse", n_eval, config=ONE_QUESTION, con=con)
     finally:
         con.close()
     return train.rows, store.read_parquet("camps/eval/counting_coarse.parquet").to_pylist()

@@ -1,17 +1,21 @@
 """counting_coarse_eval, training_run and evaluation materialise through Dagster in the tiny
 configuration, on counting-camp rows over a tiny lake; evaluation's scorecard is the camps'
-scorer's and the second evaluation compares with the first."""
+scorer's and the second evaluation compares with the first. The run config's settings are
+TrainConfig's, with the defaults the launchpad always showed."""
 
 from __future__ import annotations
+
+import json
 
 import dagster as dg
 import duckdb
 
 from tests.model.camp_lake import coarse_lake
-from vprim.assets.camps.counting_spatial_runs import counting_run
-from vprim.assets.camps.defs_counting_spatial import counting_coarse_eval
+from vprim.assets.camps.defs import counting_coarse_eval
+from vprim.assets.camps.runs import counting_run
 from vprim.assets.camps.schema import write_rows
-from vprim.assets.model.defs import evaluation, training_run
+from vprim.assets.model.defs import TrainingRunConfig, evaluation, training_run
+from vprim.assets.model.train import TrainConfig, load_checkpoint
 from vprim.resources.compute import ComputeResource
 from vprim.resources.duckdb import DuckDBResource
 from vprim.resources.storage import StorageResource
@@ -28,7 +32,7 @@ def test_training_and_evaluation_materialise(tmp_path):
         "duckdb": DuckDBResource(root=str(tmp_path)),
         "compute": ComputeResource(),
     }
-    train_cfg = {"steps": 3, "batch": 4, "checkpoint_every": 2, "run_name": "t"}
+    train_cfg = {"steps": 3, "batch": 4, "checkpoint_every": 2, "run_name": "t", "warmup": 1}
     eval_cfg = {"run_name": "t", "max_new_tokens": 8, "eval_sets": ["counting_coarse"]}
     run_config = {
         "ops": {
@@ -63,6 +67,34 @@ def test_training_and_evaluation_materialise(tmp_path):
         if attempt == 1:
             assert "| counting_coarse | accuracy |" in eval_md["comparison"].value
     assert store.glob("model/evals/t/counting_coarse-step*.jsonl")
+    # a TrainConfig setting the old hand-written config lacked reaches the run
+    recorded = json.loads(load_checkpoint(store, "t")["train_config"])
+    assert (recorded["warmup"], recorded["steps"], recorded["checkpoint_every"]) == (1, 3, 2)
     eval_rows = store.read_parquet("camps/eval/counting_coarse.parquet").to_pylist()
     assert {r["split"] for r in eval_rows} == {"eval"}
     assert not {r["image_uri"] for r in eval_rows} & {r["image_uri"] for r in rows}
+
+
+def test_training_run_config_is_train_config_with_the_old_defaults():
+    config = TrainingRunConfig()
+    # the launchpad's defaults before TrainingRunConfig was made from TrainConfig
+    assert (config.run_name, config.size, config.steps, config.batch, config.lr) == (
+        "default",
+        "tiny",
+        300,
+        32,
+        2e-3,
+    )
+    assert (config.camps, config.difficulties, config.seed) == ({"counting": 1.0}, [], 0)
+    assert (config.checkpoint_every, config.max_rows_per_camp) == (50, 4000)
+    assert config.settings() == TrainConfig(checkpoint_every=50)  # 50 here, 100 in the dataclass
+    fields = set(TrainingRunConfig.model_fields)
+    assert fields == {f for f in TrainConfig.__dataclass_fields__} | {
+        "run_name",
+        "difficulties",
+        "max_rows_per_camp",
+    }
+    custom = TrainingRunConfig(steps=7, camps={"spatial": 2.0}, indexer_loss=0.0)
+    assert custom.settings() == TrainConfig(
+        steps=7, camps={"spatial": 2.0}, indexer_loss=0.0, checkpoint_every=50
+    )

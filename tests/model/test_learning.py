@@ -54,7 +54,7 @@ def _learn_and_score(tmp_path):
     assert max(r["seed"] for r in train_rows) < 2**40 <= min(r["seed"] for r in eval_rows)
     t_rows = time.monotonic() - t0
 
-    tok = Tokenizer.build(r["prompt"] + " " + r["target"] for r in train_rows)
+    tok = Tokenizer.for_rows(train_rows)
     cfg = TrainConfig(size="tiny", steps=steps, batch=batch, lr=3e-3, checkpoint_every=steps)
     size = cfg.model_config(len(tok)).image_size
     out = train(store, "learn", {"counting": encode_rows(train_rows, tok, size, cfg.max_text)},

@@ -20,7 +20,7 @@ class Crash(RuntimeError):
 @pytest.fixture(scope="module")
 def setup():
     rows = squares_rows(16, seed=0)
-    tok = Tokenizer.build(r["prompt"] + " " + r["target"] for r in rows)
+    tok = Tokenizer.for_rows(rows)
     cfg = TrainConfig(steps=4, batch=4, checkpoint_every=2, warmup=1)
     data = {"counting": encode_rows(rows, tok, 126, cfg.max_text)}
     return rows, tok, cfg, data
