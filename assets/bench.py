@@ -54,7 +54,7 @@ def measure(cmd: list[str], cwd: Path = PROJECT_ROOT, interval: float = 0.05) ->
 
 def bench_ingest(scale: str, out: Path, workers: int) -> dict:
     """Whole ingest of the synthetic corpus at ``scale``: boxes/s and peak RSS."""
-    from vprim.assets.sources.synthetic import generate_corpus
+    from vprim.assets.sources.synthetic.corpus import generate_corpus
 
     corpus = generate_corpus(str(out / f"corpus-{scale}"), scale=scale, seed=0, workers=workers)
     code = (

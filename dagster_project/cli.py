@@ -167,7 +167,7 @@ def _lake_version(root: str) -> str | None:
 def cmd_generate(args: argparse.Namespace) -> int:
     from vprim.assets.contracts.layout import synthetic_dir
     from vprim.assets.settings import current
-    from vprim.assets.sources.synthetic import generate_corpus
+    from vprim.assets.sources.synthetic.corpus import generate_corpus
 
     profile = current(_env(args))
     out = args.out or synthetic_dir(profile.root, profile.scale, args.seed)

@@ -180,7 +180,7 @@ def build_catalog(
     """
     info: dict = {}
     if not catalog_url:
-        from vprim.assets.sources.synthetic import generate_corpus
+        from vprim.assets.sources.synthetic.corpus import generate_corpus
 
         corpus = generate_corpus(
             synthetic_dir(storage_root, scale, seed), scale=scale, seed=seed, workers=workers

@@ -594,7 +594,7 @@ def test_score_counts_matches_by_instance_and_source():
 @pytest.fixture(scope="module")
 def tiny_checked(tmp_path_factory):
     from vprim.assets.sources.ingest import SOURCE_STATS_SCHEMA, read_source
-    from vprim.assets.sources.synthetic import generate_corpus
+    from vprim.assets.sources.synthetic.corpus import generate_corpus
 
     corpus = generate_corpus(str(tmp_path_factory.mktemp("geometry") / "tiny"), "tiny", seed=0)
     catalog = pq.read_table(corpus.catalog_path)

@@ -312,7 +312,7 @@ def corpus_labels_with_truth(root: str) -> tuple[dict[str, str], pa.Table]:
     """Distinct raw labels of a generated corpus with their planted truth, and per-source
     box counts, read through the real format readers (``read_source``)."""
     from vprim.assets.sources.ingest import read_source
-    from vprim.assets.sources.synthetic import generate_corpus
+    from vprim.assets.sources.synthetic.corpus import generate_corpus
 
     corpus = generate_corpus(root, "tiny")
     planted = pq.read_table(corpus.planted_path)

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vprim.assets.sources import ingest
-from vprim.assets.sources import synthetic as G
+from vprim.assets.sources.synthetic import corpus as G
 from vprim.assets.sources.readers import READERS
 from vprim.assets.sources.readers.base import (
     REMOTE_SCHEMES,

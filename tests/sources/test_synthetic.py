@@ -28,16 +28,19 @@ from vprim.assets.contracts import hashing as H
 from vprim.assets.contracts import reasons as R
 from vprim.assets.contracts import schemas as S
 from vprim.assets.contracts.reasons import Reason
-from vprim.assets.sources import synthetic as G
 from vprim.assets.sources.render import open_image, render_image
+from vprim.assets.sources.synthetic.corpus import MARKER, Corpus, content_hash, generate_corpus
+from vprim.assets.sources.synthetic.labels import VAGUE_LABELS
+from vprim.assets.sources.synthetic.plan import SCALES, plan_source, source_id_of
+from vprim.assets.sources.synthetic.vocabulary import VOCABULARY_PATH, load_vocabulary, surface_form
 
 # --- fixtures --------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> G.Corpus:
+def tiny(tmp_path_factory) -> Corpus:
     t = time.perf_counter()
-    corpus = G.generate_corpus(str(tmp_path_factory.mktemp("tiny") / "corpus"), "tiny", seed=0)
+    corpus = generate_corpus(str(tmp_path_factory.mktemp("tiny") / "corpus"), "tiny", seed=0)
     print(f"tiny generated in {time.perf_counter() - t:.2f}s")
     return corpus
 
@@ -280,7 +283,7 @@ def _compact(label: str) -> str:
 
 @pytest.fixture(scope="module")
 def vocab_keys() -> dict[str, int]:
-    vocab = G.load_vocabulary()
+    vocab = load_vocabulary()
     keys = {}
     for row, (canon, syns) in enumerate(zip(vocab.canonical, vocab.synonyms)):
         for term in (canon, *syns):
@@ -345,7 +348,7 @@ def _tree(root: str) -> dict[str, bytes]:
 
 def test_tiny_is_deterministic_and_independent_of_workers(tiny, tmp_path):
     t = time.perf_counter()
-    other = G.generate_corpus(str(tmp_path / "again"), "tiny", seed=0, workers=2)
+    other = generate_corpus(str(tmp_path / "again"), "tiny", seed=0, workers=2)
     print(f"tiny with 2 workers in {time.perf_counter() - t:.2f}s")
     assert Path(tiny.planted_path).read_bytes() == Path(other.planted_path).read_bytes()
     assert _tree(tiny.sources_dir) == _tree(other.sources_dir)
@@ -357,33 +360,33 @@ def test_tiny_is_deterministic_and_independent_of_workers(tiny, tmp_path):
     assert (tiny.n_sources, tiny.n_boxes) == (other.n_sources, other.n_boxes)
     # the same folder regenerated from scratch: byte-identical catalog too
     first = Path(other.catalog_path).read_bytes()
-    os.remove(Path(other.catalog_path).parent / G.MARKER)
-    again = G.generate_corpus(str(tmp_path / "again"), "tiny", seed=0)
+    os.remove(Path(other.catalog_path).parent / MARKER)
+    again = generate_corpus(str(tmp_path / "again"), "tiny", seed=0)
     assert Path(again.catalog_path).read_bytes() == first
     # another seed is another corpus
-    seeded = G.generate_corpus(str(tmp_path / "seed1"), "tiny", seed=1)
+    seeded = generate_corpus(str(tmp_path / "seed1"), "tiny", seed=1)
     assert Path(seeded.planted_path).read_bytes() != Path(tiny.planted_path).read_bytes()
 
 
 def test_cached_and_atomic(tmp_path):
     out = tmp_path / "c"
-    first = G.generate_corpus(str(out), "tiny", seed=3)
+    first = generate_corpus(str(out), "tiny", seed=3)
     stamp = os.stat(first.catalog_path).st_mtime_ns
-    marker = json.loads((out / G.MARKER).read_text())
+    marker = json.loads((out / MARKER).read_text())
     assert marker["scale"] == "tiny" and marker["seed"] == 3
     assert marker["n_sources"] == first.n_sources and marker["n_boxes"] == first.n_boxes
     t = time.perf_counter()
-    second = G.generate_corpus(str(out), "tiny", seed=3, workers=2)
+    second = generate_corpus(str(out), "tiny", seed=3, workers=2)
     assert time.perf_counter() - t < 2.0
     assert second == first and os.stat(second.catalog_path).st_mtime_ns == stamp
     # other parameters: rebuilt and swapped in whole
-    third = G.generate_corpus(str(out), "tiny", seed=4)
-    assert json.loads((out / G.MARKER).read_text())["seed"] == 4 and third.seed == 4
+    third = generate_corpus(str(out), "tiny", seed=4)
+    assert json.loads((out / MARKER).read_text())["seed"] == 4 and third.seed == 4
     # a half-written folder (no marker) is never taken as a corpus
     half = tmp_path / "half"
     (half / "sources" / "junk").mkdir(parents=True)
     (half / "catalog.parquet").write_bytes(b"partial")
-    fixed = G.generate_corpus(str(half), "tiny", seed=3)
+    fixed = generate_corpus(str(half), "tiny", seed=3)
     assert pq.read_table(fixed.catalog_path).num_rows == first.n_sources
     assert not (half / "sources" / "junk").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "half"]  # no temp folders left
@@ -391,7 +394,7 @@ def test_cached_and_atomic(tmp_path):
 
 def test_unknown_scale_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown scale"):
-        G.generate_corpus(str(tmp_path / "x"), "huge")
+        generate_corpus(str(tmp_path / "x"), "huge")
 
 
 def test_catalog_contract(tiny, catalog):
@@ -400,12 +403,12 @@ def test_catalog_contract(tiny, catalog):
     assert catalog.schema.equals(S.CATALOG_SCHEMA, check_metadata=False)
     validate_catalog(catalog)
     rows = catalog.to_pylist()
-    assert len(rows) == tiny.n_sources == G.SCALES["tiny"].n_sources
+    assert len(rows) == tiny.n_sources == SCALES["tiny"].n_sources
     for row in rows:
         assert os.path.isabs(row["uri"]) and os.path.isdir(row["uri"])
         assert row["uri"] == os.path.join(tiny.sources_dir, row["source_id"])
         files = [(rel, data) for rel, data in _tree(row["uri"]).items()]
-        assert row["content_hash"] == G.content_hash(files)
+        assert row["content_hash"] == content_hash(files)
     assert {r["format"] for r in rows} == set(S.CATALOG_FORMATS)
 
 
@@ -593,8 +596,8 @@ def test_formats_reference_images_as_documented(catalog, read):
         r = read[row["source_id"]]
         if r is None:
             continue
-        plan = G.plan_source("tiny", 0, int(row["source_id"].split("-")[1]))
-        owner = G.source_id_of(plan.mirror_of) if plan.mirror_of >= 0 else row["source_id"]
+        plan = plan_source("tiny", 0, int(row["source_id"].split("-")[1]))
+        owner = source_id_of(plan.mirror_of) if plan.mirror_of >= 0 else row["source_id"]
         for box in r.boxes:
             if ".." in box["ref"] or "://" not in box["ref"]:
                 continue  # planted path escape / missing size
@@ -622,12 +625,12 @@ def test_mirrors_republish_their_origin_under_other_uri_spellings(catalog, plant
     """A mirror holds its origin's images, labels and boxes; only its id and the spelling of
     the image URIs (query keys swapped) differ, and each of its images is planted once."""
     mirrors = [
-        p for p in (G.plan_source("tiny", 0, i) for i in range(len(catalog))) if p.mirror_of >= 0
+        p for p in (plan_source("tiny", 0, i) for i in range(len(catalog))) if p.mirror_of >= 0
     ]
     assert mirrors, "tiny plants at least one mirror"
     dup_rows = Counter(r["source_id"] for r in planted if r["defect"] == "duplicate_image")
     for plan in mirrors:
-        mine, theirs = read[plan.source_id], read[G.source_id_of(plan.mirror_of)]
+        mine, theirs = read[plan.source_id], read[source_id_of(plan.mirror_of)]
         assert [b["ref"] for b in mine.boxes] != [b["ref"] for b in theirs.boxes]
 
         def content(r):  # str: planted non-finite boxes are NaN, and NaN != NaN
@@ -642,34 +645,34 @@ def test_mirrors_republish_their_origin_under_other_uri_spellings(catalog, plant
 
 
 def test_vocabulary_file():
-    text = G.VOCABULARY_PATH.read_text(encoding="utf-8")
+    text = VOCABULARY_PATH.read_text(encoding="utf-8")
     comments = [ln for ln in text.splitlines() if ln.startswith("#")]
     assert any("CC BY 4.0" in ln for ln in comments)
-    vocab = G.load_vocabulary()
+    vocab = load_vocabulary()
     assert len(vocab) >= 2000
     assert len(set(vocab.canonical)) == len(vocab)
     assert 0.07 <= vocab.holdout.mean() <= 0.13
     car = vocab.canonical.index("car")
     assert {"automobile", "auto", "motorcar"} <= set(vocab.synonyms[car])
     terms = {_compact(t) for c, s in zip(vocab.canonical, vocab.synonyms) for t in (c, *s)}
-    for word in G.VAGUE_LABELS:
+    for word in VAGUE_LABELS:
         assert _compact(word) not in terms, word
 
 
 def test_surface_forms():
-    assert G.surface_form("traffic light", "snake") == "traffic_light"
-    assert G.surface_form("traffic light", "kebab") == "traffic-light"
-    assert G.surface_form("traffic light", "camel") == "TrafficLight"
-    assert G.surface_form("car", "upper") == "CAR"
-    assert G.surface_form("car", "capital", plural=True) == "Cars"
-    assert G.surface_form("box", "plain", plural=True) == "boxes"
-    assert G.surface_form("strawberry", "plain", plural=True) == "strawberries"
+    assert surface_form("traffic light", "snake") == "traffic_light"
+    assert surface_form("traffic light", "kebab") == "traffic-light"
+    assert surface_form("traffic light", "camel") == "TrafficLight"
+    assert surface_form("car", "upper") == "CAR"
+    assert surface_form("car", "capital", plural=True) == "Cars"
+    assert surface_form("box", "plain", plural=True) == "boxes"
+    assert surface_form("strawberry", "plain", plural=True) == "strawberries"
 
 
 @pytest.mark.slow
 def test_small_scale_numbers(tmp_path):
     t = time.perf_counter()
-    corpus = G.generate_corpus(str(tmp_path / "small"), "small", seed=0, workers=2)
+    corpus = generate_corpus(str(tmp_path / "small"), "small", seed=0, workers=2)
     elapsed = time.perf_counter() - t
     print(f"small: {corpus.n_sources} sources, {corpus.n_boxes} boxes in {elapsed:.1f}s")
     assert corpus.n_sources == 2_000

@@ -1,0 +1,229 @@
+"""The plan of each source: its format, kind, size and defects, drawn from (scale, seed, index).
+
+The first ``len(FORCED)`` sources of every scale are fixed (every format, kind and file defect
+at least once); the others are drawn. Each source draws from generators seeded by
+(seed, source index, stream) (:func:`source_rng`), so a source never depends on another one
+or on how many processes generate the corpus.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from vprim.assets.contracts import schemas as S
+from vprim.assets.contracts.reasons import Reason
+
+
+@dataclass(frozen=True)
+class Scale:
+    n_sources: int
+    size: float  # multiplies the median number of images of a source
+    max_images: int
+    chunk: int  # sources per unit of (parallel) work; fixed per scale, so bytes never vary
+
+
+SCALES: dict[str, Scale] = {
+    "tiny": Scale(40, 0.08, 40, 5),
+    "small": Scale(2_000, 0.8, 6_000, 20),
+    "full": Scale(97_984, 1.0, 30_000, 40),
+}
+
+# --- source kinds ----------------------------------------------------------------------------
+GOOD = "good"
+LABELS = "label_bad"
+OVERSIZED = "oversized_everywhere"
+MISSING = "missing_annotations"
+JUNK = "unknown_format"
+
+FORMAT_WEIGHTS = {
+    "coco": 0.28,
+    "yolo": 0.20,
+    "voc": 0.14,
+    "openimages": 0.10,
+    "odvg": 0.12,
+    "labelme": 0.16,
+}
+
+#: formats that write one annotation file per image, and the source size (images) above which
+#: a source becomes less likely to use one of them
+PER_IMAGE_FILE_FORMATS = ("voc", "yolo", "labelme")
+PER_IMAGE_FILE_LIMIT = 150
+
+#: file defects each format can carry in a way its reader must report unambiguously
+FILE_DEFECTS: dict[str, tuple[str, ...]] = {
+    "coco": ("invalid_json", "bad_encoding", "empty_file", "path_escape"),
+    "odvg": ("invalid_json", "path_escape"),
+    "voc": ("bad_encoding", "missing_image_size", "empty_file", "path_escape"),
+    "labelme": ("missing_image_size", "path_escape"),
+    "yolo": (),
+    "openimages": (),
+}
+FILE_DEFECT_CODES = {
+    "invalid_json": Reason.PARSE_INVALID_JSON,
+    "bad_encoding": Reason.PARSE_BAD_ENCODING,
+    "empty_file": Reason.PARSE_EMPTY_FILE,
+    "missing_image_size": Reason.PARSE_MISSING_IMAGE_SIZE,
+    "path_escape": Reason.PARSE_PATH_ESCAPE,
+}
+
+#: Sources 0..len-1 of every scale: every format, kind and file defect at least once.
+#: (format, kind, file defect); a good source without a file defect here plants every box
+#: defect its format can express and a bad label of each kind.
+FORCED: tuple[tuple[str, str, str | None], ...] = (
+    *((fmt, GOOD, None) for fmt in S.FORMATS),
+    ("coco", LABELS, "only_bad"),
+    ("yolo", LABELS, None),
+    ("voc", LABELS, None),
+    ("openimages", LABELS, None),
+    ("labelme", LABELS, "only_bad"),
+    ("coco", OVERSIZED, None),
+    ("openimages", OVERSIZED, None),
+    ("labelme", MISSING, None),
+    ("odvg", MISSING, None),
+    ("yolo", MISSING, None),
+    ("coco", GOOD, "invalid_json"),
+    ("odvg", GOOD, "invalid_json"),
+    ("voc", GOOD, "bad_encoding"),
+    ("coco", GOOD, "bad_encoding"),
+    ("labelme", GOOD, "missing_image_size"),
+    ("voc", GOOD, "missing_image_size"),
+    ("voc", GOOD, "empty_file"),
+    ("coco", GOOD, "empty_file"),
+    ("coco", GOOD, "path_escape"),
+    ("labelme", GOOD, "path_escape"),
+    ("voc", GOOD, "path_escape"),
+    ("odvg", GOOD, "path_escape"),
+    ("auto", JUNK, None),
+)
+
+#: formats whose boxes can carry attributes (colour, pose, occluded)
+ATTRIBUTE_FORMATS = ("coco", "voc", "labelme", "openimages")
+
+
+# --- per-source plan -------------------------------------------------------------------------
+@dataclass
+class SourcePlan:
+    """The top-level decisions about one source (cheap; drawn from (seed, index))."""
+
+    index: int
+    source_id: str
+    fmt: str
+    kind: str
+    only_bad: bool
+    file_defect: str | None
+    n_images: int
+    forced_all: bool  # plant every box defect of the format and each bad-label kind
+    attributes: bool
+    segmentation: bool
+    licence: str | None
+    #: a mirror re-publishes source ``mirror_of`` (its images, boxes and labels) under its own
+    #: id, naming the same images with a differently spelled URI: a cross-source duplicate
+    mirror_of: int = -1
+
+    @property
+    def data_index(self) -> int:
+        """The index whose random streams draw this source's content."""
+        return self.mirror_of if self.mirror_of >= 0 else self.index
+
+
+LICENCES = ("CC-BY-4.0", "CC0-1.0", "CC-BY-SA-4.0", "MIT", "Apache-2.0", "CC-BY-NC-4.0", None)
+
+
+def source_rng(seed: int, index: int, stream: int) -> np.random.Generator:
+    """The random stream ``stream`` of source ``index``: 1 plan, 2 content, 3 file bytes,
+    4 mirror."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(index), stream]))
+
+
+def source_id_of(index: int) -> str:
+    return f"syn-{index:06d}"
+
+
+#: share of sources that mirror an earlier good source, and how far back they start looking
+MIRROR_RATE = 0.03
+MIRROR_WINDOW = 300
+
+
+def _draws_mirror(seed: int, index: int) -> bool:
+    # the first source after the forced ones always mirrors, so even ``tiny`` has one
+    if index == len(FORCED):
+        return True
+    return index > len(FORCED) and source_rng(seed, index, 4).random() < MIRROR_RATE
+
+
+def plan_source(scale: str, seed: int, index: int) -> SourcePlan:
+    """Draw the plan of source ``index`` (depends on (scale, seed, index) only).
+
+    A few sources are mirrors (:attr:`SourcePlan.mirror_of`) of the nearest earlier good source
+    without file defects, searching back from a random distance; their own random stream 4
+    decides, so the other sources do not change.
+    """
+    plan = _base_plan(scale, seed, index)
+    if not _draws_mirror(seed, index):
+        return plan
+    back = int(source_rng(seed, index, 4).integers(1, min(MIRROR_WINDOW, index) + 1))
+    for origin in range(index - back, -1, -1):
+        base = _base_plan(scale, seed, origin)
+        if base.kind == GOOD and not base.file_defect and not _draws_mirror(seed, origin):
+            return replace(base, index=index, source_id=plan.source_id, mirror_of=origin)
+    return plan
+
+
+def _base_plan(scale: str, seed: int, index: int) -> SourcePlan:
+    sc = SCALES[scale]
+    rng = source_rng(seed, index, 1)
+    only_bad = False
+    file_defect: str | None = None
+    forced_all = False
+    if index < len(FORCED):
+        fmt, kind, extra = FORCED[index]
+        if kind == LABELS:
+            only_bad = extra == "only_bad"
+        else:
+            file_defect = extra
+        forced_all = kind == GOOD and extra is None
+    else:
+        u = rng.random()
+        kind = JUNK if u < 0.002 else LABELS if u < 0.562 else GOOD
+        if 0.562 <= u < 0.682:
+            kind = OVERSIZED if rng.random() < 0.55 else MISSING
+    median = (250.0 if kind == GOOD else 32.0) * sc.size
+    n_images = int(np.clip(np.round(np.exp(rng.normal(math.log(median), 1.1))), 3, sc.max_images))
+    if index < len(FORCED):
+        n_images = max(n_images, 16 if forced_all else 8)
+    else:
+        # big sources come mostly in one-file formats (one file per image is slow to write)
+        damp = min(1.0, PER_IMAGE_FILE_LIMIT / n_images)
+        weights = np.array(
+            [w * (damp if f in PER_IMAGE_FILE_FORMATS else 1.0) for f, w in FORMAT_WEIGHTS.items()]
+        )
+        fmt = str(rng.choice(list(FORMAT_WEIGHTS), p=weights / weights.sum()))
+        if kind == MISSING and fmt == "openimages":
+            kind = OVERSIZED
+        only_bad = kind == LABELS and rng.random() < 0.3
+        if kind == GOOD and FILE_DEFECTS[fmt] and rng.random() < 0.03:
+            file_defect = str(rng.choice(FILE_DEFECTS[fmt]))
+        if kind == JUNK:
+            fmt = "auto"
+    if kind == MISSING:
+        n_images = max(n_images, 5)
+    attributes = fmt in ATTRIBUTE_FORMATS and (forced_all or rng.random() < 0.25)
+    seg_p = {"coco": 0.3, "yolo": 0.2, "labelme": 0.35}.get(fmt, 0.0)
+    segmentation = seg_p > 0 and (forced_all or rng.random() < seg_p)
+    licence = LICENCES[int(rng.integers(0, len(LICENCES)))]
+    return SourcePlan(
+        index=index,
+        source_id=source_id_of(index),
+        fmt=fmt,
+        kind=kind,
+        only_bad=only_bad,
+        file_defect=file_defect,
+        n_images=n_images,
+        forced_all=forced_all,
+        attributes=attributes,
+        segmentation=segmentation,
+        licence=licence,
+    )
