@@ -18,13 +18,10 @@ import argparse
 import json
 import time
 
-from vprim.assets.camps import counting_spatial_runs as R
-from vprim.assets.camps import evalsets as E
-from vprim.assets.camps.counting import CountingConfig
-from vprim.assets.camps.spatial import SpatialConfig
+from vprim.assets.camps import runs as R
+from vprim.assets.camps.schema import CAMPS
 from vprim.assets.parallel import map_shards
 
-CAMPS = ("counting", "spatial", "maze", "path_tracing")
 #: Default sizes: about 20 s each on 2 busy cores.
 SAMPLES = {"counting": 800, "spatial": 2000, "maze": 2000, "path_tracing": 1000}
 
@@ -32,23 +29,15 @@ SAMPLES = {"counting": 800, "spatial": 2000, "maze": 2000, "path_tracing": 1000}
 def bench(camp: str, samples: int, out: str, lake_root: str | None = None, workers: int = 2,
           partitions: int = 4) -> dict:  # fmt: skip
     """Generate ``samples`` training samples of ``camp``; its figures."""
-    jobs = [{"camp": camp, "partition": p, "partitions": partitions, "train_size": samples}
+    if camp == "counting" and not lake_root:
+        raise ValueError("the counting camp needs --lake-root (a published lake)")
+    jobs = [{"camp": camp, "root": lake_root or out, "out_root": out, "partition": p,
+             "partitions": partitions, "train_size": samples}
             for p in range(partitions)]  # fmt: skip
-    if camp in ("counting", "spatial"):
-        if camp == "counting" and not lake_root:
-            raise ValueError("the counting camp needs --lake-root (a published lake)")
-        config = CountingConfig() if camp == "counting" else SpatialConfig()
-        for job in jobs:
-            job.update(root=lake_root or out, out_root=out, config=config)
-        fn = R.train_partition
-    else:
-        for job in jobs:
-            job["root"] = out
-        fn = E.train_partition
     t0 = time.perf_counter()
-    results = map_shards(fn, jobs, workers)
+    results = map_shards(R.train_partition, jobs, workers)
     wall = time.perf_counter() - t0
-    rows = sum(r.rows if camp in ("counting", "spatial") else r.count for r in results)
+    rows = sum(r.rows for r in results)
     busy = sum(r.seconds for r in results)
     return {
         "camp": camp,

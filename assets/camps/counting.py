@@ -35,6 +35,7 @@ import numpy as np
 
 from vprim.assets.camps import primitives as prim
 from vprim.assets.camps.schema import camp_row
+from vprim.assets.contracts.coords import boxes_to_999
 
 FAMILIES = ("coarse", "attribute", "relation", "negative")
 COLOURS = (
@@ -143,6 +144,7 @@ class CountingConfig:
         max_side: stored images are resized so their longer side is at most this.
         questions_per_image: consecutive seeds asking about the same image (its pixels are
             drawn or read once for all of them).
+        pool_seed: seed of the hash order the split's images are visited in.
     """
 
     family_weights: dict[str, float] = field(
@@ -160,6 +162,7 @@ class CountingConfig:
     attempts: int = 8
     max_side: int = 512
     questions_per_image: int = 2
+    pool_seed: int = 0
 
     def __post_init__(self):
         if self.questions_per_image < 1:
@@ -343,12 +346,9 @@ def draw_constraint(
 
 
 def boxes_999(scene: CountScene, mask: np.ndarray) -> list[list[int]]:
-    """The masked instances' boxes in 0..999, left to right (by x1, then y1, ...)."""
-    out = []
-    for x0, y0, x1, y1 in scene.boxes[mask].tolist():
-        out.append([prim.to_999(x0, scene.width), prim.to_999(y0, scene.height),
-                    prim.to_999(x1, scene.width), prim.to_999(y1, scene.height)])  # fmt: skip
-    return sorted(out)
+    """The masked instances' boxes on the 0..999 grid (the lake's ``boxes_999``:
+    :mod:`vprim.assets.contracts.coords`), left to right (by x1, then y1, ...)."""
+    return sorted(boxes_to_999(scene.boxes[mask], scene.width, scene.height))
 
 
 def hidden_mask(scene: CountScene) -> np.ndarray:

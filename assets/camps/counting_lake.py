@@ -81,8 +81,9 @@ def load_pool(
     if rows.num_rows == 0:
         return []
     attrs: dict[tuple, list] = {}
-    clean = store.url("clean_instances/shard=*.parquet")
-    if store.glob("clean_instances/shard=*.parquet"):
+    clean_glob = layout.shard_file(layout.CLEAN_DIR, "*")
+    clean = store.url(clean_glob)
+    if store.glob(clean_glob):
         con.register("wanted", rows.select(["source_id", "image_id"]))
         for s, i, lab, x0, y0, x1, y1, a in con.execute(
             _ATTR_SQL.format(clean=f"'{clean}'")

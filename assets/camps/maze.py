@@ -22,8 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vprim.assets.camps.primitives import format_answer, format_points, to_999
+from vprim.assets.camps.primitives import format_answer, format_points
 from vprim.assets.camps.schema import camp_row
+from vprim.assets.contracts.coords import to_999_array
 
 KINDS = ("rect", "theta", "hex")
 ALGORITHMS = ("dfs", "prim", "kruskal")
@@ -292,7 +293,7 @@ def generate_maze(seed: int, config: MazeConfig = MazeConfig(), difficulty: str 
         adj = _adjacency(ncell, grid.edges[open_])
         assert bfs(adj, start)[0][goal] < 0
     walk = path if solvable else explore(adj, start)
-    c999 = [[to_999(x, side), to_999(y, side)] for x, y in grid.centers]
+    c999 = to_999_array(grid.centers, side).tolist()
     spacing = np.linalg.norm(np.diff(np.asarray(c999)[grid.edges], axis=1)[:, 0], axis=1)
     img = render(grid, open_, start, goal, side)
     buf = io.BytesIO()

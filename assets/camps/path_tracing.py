@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw
 
 from vprim.assets.camps.primitives import format_answer, format_points
 from vprim.assets.camps.schema import camp_row
+from vprim.assets.contracts.coords import to_999_array
 
 DIFFICULTIES = ("easy", "medium", "hard")
 CURVES = {"easy": (2, 3), "medium": (3, 4), "hard": (5, 6)}  # labelled curves, min..max
@@ -129,7 +130,7 @@ def generate_path(seed: int, config: PathConfig = PathConfig(), difficulty: str 
     img.save(buf, "PNG", compress_level=6)
 
     def to999(a: np.ndarray) -> list[list[int]]:
-        return np.clip(np.rint(a / s * 999), 0, 999).astype(int).tolist()
+        return to_999_array(a, s).tolist()
 
     sub = np.linspace(0, len(pts) - 1, config.curve_points_999).round().astype(int)
     answer = labels[order[q]]

@@ -14,6 +14,9 @@ Every camp writes its targets with :func:`format_boxes`, :func:`format_points` a
 negative or huge numbers) and reports problems in ``errors`` instead of raising. A box or
 point with a coordinate outside 0..999 or the wrong number of coordinates is an error and is
 dropped. ``duplicate_boxes`` counts boxes repeated within one ref (a reward penalises them).
+
+Pixel coordinates become 0..999 integers by one rule, the lake's:
+:mod:`vprim.assets.contracts.coords` (``to_999``, ``boxes_to_999``).
 """
 
 from __future__ import annotations
@@ -21,11 +24,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
-
-
-def to_999(v: float, side: float) -> int:
-    """``round(v / side * 999)`` clamped to 0..999."""
-    return int(min(999, max(0, round(float(v) / float(side) * 999))))
 
 
 def _lists_text(items) -> str:
@@ -154,5 +152,4 @@ __all__ = [
     "format_boxes",
     "format_points",
     "parse_primitives",
-    "to_999",
 ]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +41,7 @@ from vprim.assets.camps.spatial_scene import (
     render_scene,
     sample_scene,
 )
+from vprim.assets.contracts.coords import boxes_to_999
 
 ATTR_ORDER = ("size", "color", "material", "shape")  # CLEVR's word order: "large red metal cube"
 REL_TEXT = {"left": "left of", "right": "right of", "above": "above", "below": "below"}
@@ -61,29 +62,31 @@ FAMILIES: dict[str, tuple[str, str, bool]] = {
 }
 
 
+#: Question kinds: ``tf`` (true/false) and ``open`` (a number or a word).
+KINDS = ("tf", "open")
+
+
 @dataclass(frozen=True)
-class SpatialConfig:
-    """How spatial samples are generated.
+class SpatialConfig(SceneConfig):
+    """How spatial samples are generated: the scene sampler's settings
+    (:class:`~vprim.assets.camps.spatial_scene.SceneConfig`, inherited) and the questions'.
 
     Attributes:
-        scene: the scene sampler's settings.
-        kinds: question kinds allowed (``tf`` true/false, ``open``).
         refuse_rate: share of questions (of families that refer to one object) whose object
             is absent, so the right answer is ``refuse``.
         attempts: questions tried per seed before the seed is skipped.
         family_weights: relative weight of each family (missing: 1).
     """
 
-    scene: SceneConfig = field(default_factory=SceneConfig)
-    kinds: tuple[str, ...] = ("tf", "open")
     refuse_rate: float = 0.12
     attempts: int = 12
     family_weights: dict[str, float] = field(default_factory=dict)
 
-    def families(self) -> tuple[list[str], np.ndarray]:
-        names = [f for f, (_, kind, _) in FAMILIES.items() if kind in self.kinds]
+    def families(self, kinds: Sequence[str] = KINDS) -> tuple[list[str], np.ndarray]:
+        """The families of the question ``kinds`` and their normalised weights."""
+        names = [f for f, (_, kind, _) in FAMILIES.items() if kind in kinds]
         if not names:
-            raise ValueError(f"kinds={self.kinds!r}: expected some of ('tf', 'open')")
+            raise ValueError(f"kinds={tuple(kinds)!r}: expected some of {KINDS}")
         w = np.array([float(self.family_weights.get(f, 1.0)) for f in names])
         return names, w / w.sum()
 
@@ -310,12 +313,7 @@ def build_question(rng: np.random.Generator, scene: Scene, family: str, refuse: 
 
 
 def _boxes_999(scene: Scene, mask: np.ndarray) -> list[list[int]]:
-    out = []
-    for i in np.flatnonzero(mask):
-        x0, y0, x1, y1 = scene.boxes[i]
-        out.append([prim.to_999(x0, scene.width), prim.to_999(y0, scene.height),
-                    prim.to_999(x1, scene.width), prim.to_999(y1, scene.height)])  # fmt: skip
-    return sorted(out)
+    return sorted(boxes_to_999(scene.boxes[mask], scene.width, scene.height))
 
 
 def target_of(scene: Scene, program: list[dict], steps: list[tuple[int, str]]):
@@ -357,17 +355,20 @@ def verify(scene: Scene, meta: dict, target: str) -> None:
                 raise Reject("count_mismatch", f"node {k}")
 
 
-def make_sample(seed: int, config: SpatialConfig = SpatialConfig()) -> tuple[Scene, dict, Counter]:
-    """The question for ``seed`` (before rendering): (scene, fields, rejected attempts).
+def make_sample(
+    seed: int, config: SpatialConfig = SpatialConfig(), kinds: Sequence[str] = KINDS
+) -> tuple[Scene, dict, Counter]:
+    """The question for ``seed`` (before rendering), of one of the question ``kinds``:
+    (scene, fields, rejected attempts).
 
     Raises:
         Reject: every attempt failed (reason ``attempts_exhausted``) or the scene sampler did.
     """
     try:
-        scene = sample_scene(seed, config.scene)
+        scene = sample_scene(seed, config)
     except SceneError as e:
         raise Reject("scene_unplaceable", str(e)) from None
-    names, weights = config.families()
+    names, weights = config.families(kinds)
     rejected: Counter = Counter()
     for attempt in range(config.attempts):
         rng = np.random.default_rng([seed, 1, attempt])
@@ -417,15 +418,15 @@ def encode_png(image) -> bytes:
 
 def generate_spatial(
     seeds: Iterable[int], config: SpatialConfig = SpatialConfig(), *, split: str = "train",
-    eval_set: str | None = None,
+    eval_set: str | None = None, kinds: Sequence[str] = KINDS,
 ) -> tuple[list[dict], Counter]:  # fmt: skip
-    """One row per seed that yields a checked sample (the camp row schema), and the rejected
-    attempts and skipped seeds by reason."""
+    """One row per seed that yields a checked sample of the question ``kinds`` (the camp row
+    schema), and the rejected attempts and skipped seeds by reason."""
     rows, rejects = [], Counter()
     for seed in seeds:
         seed = int(seed)
         try:
-            scene, fields, rejected = make_sample(seed, config)
+            scene, fields, rejected = make_sample(seed, config, kinds)
         except Reject as r:
             rejects[r.reason] += 1
             continue
@@ -442,6 +443,7 @@ def generate_spatial(
 
 __all__ = [
     "FAMILIES",
+    "KINDS",
     "Reject",
     "SpatialConfig",
     "absent_desc",

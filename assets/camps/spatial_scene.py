@@ -44,7 +44,7 @@ class SceneConfig:
     Attributes:
         width, height: canvas in pixels.
         min_objects, max_objects: objects per scene (inclusive).
-        radius: half-size in pixels of (small, large) objects.
+        small_radius, large_radius: half-size in pixels of small and large objects.
         min_gap: minimum distance of two centres on each axis (no relation ties).
         min_visible: minimum visible share of every object's pixels.
         max_overlap: maximum share of an object's box covered by another's box.
@@ -54,10 +54,16 @@ class SceneConfig:
     height: int = 320
     min_objects: int = 3
     max_objects: int = 10
-    radius: tuple[int, int] = (18, 34)
+    small_radius: int = 18
+    large_radius: int = 34
     min_gap: float = 6.0
     min_visible: float = 0.5
     max_overlap: float = 0.45
+
+    @property
+    def radius(self) -> tuple[int, int]:
+        """(small, large) half-sizes in pixels."""
+        return self.small_radius, self.large_radius
 
     def __post_init__(self):
         if not 1 <= self.min_objects <= self.max_objects:

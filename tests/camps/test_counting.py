@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from tests.camps.grid999 import grid_box
 from vprim.assets.camps import primitives as prim
 from vprim.assets.camps.counting import (
     COLOURS,
@@ -85,7 +86,8 @@ def satisfies(scene: CountScene, i: int, c: dict) -> bool:
 
 
 def _box999(b) -> list[int]:
-    return [prim.to_999(b[0], W), prim.to_999(b[1], H), prim.to_999(b[2], W), prim.to_999(b[3], H)]
+    """The box on the 0..999 grid by the tests' own reference (not the camp's function)."""
+    return grid_box(b, W, H)
 
 
 @FAST

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.camps.grid999 import grid_box
 from vprim.assets.camps import primitives as prim
 from vprim.assets.camps.spatial import (
     FAMILIES,
@@ -94,8 +95,8 @@ def _answer(value) -> str:
 
 
 def _box999(o: dict, w: int, h: int) -> list[int]:
-    x0, y0, x1, y1 = o["box"]
-    return [prim.to_999(x0, w), prim.to_999(y0, h), prim.to_999(x1, w), prim.to_999(y1, h)]
+    """The object's box on the 0..999 grid by the tests' own reference."""
+    return grid_box(o["box"], w, h)
 
 
 # --- scenes -------------------------------------------------------------------------------
@@ -209,7 +210,7 @@ def test_rows_are_a_function_of_the_seed():
 
 
 def test_kinds_restrict_the_families_and_refusals_occur():
-    rows, _ = generate_spatial(range(300, 380), SpatialConfig(kinds=("tf",), refuse_rate=0.5))
+    rows, _ = generate_spatial(range(300, 380), SpatialConfig(refuse_rate=0.5), kinds=("tf",))
     metas = [json.loads(r["meta"]) for r in rows]
     assert {m["question_kind"] for m in metas} == {"tf"}
     assert {r["answer"] for r in rows} <= {"yes", "no", "refuse"}
@@ -219,4 +220,4 @@ def test_kinds_restrict_the_families_and_refusals_occur():
 
 def test_config_rejects_unknown_kinds():
     with pytest.raises(ValueError, match="expected some of"):
-        SpatialConfig(kinds=("essay",)).families()
+        SpatialConfig().families(("essay",))

@@ -1,6 +1,6 @@
-"""The counting and spatial camp assets materialise through Dagster on a tiny lake (built with
-the lake tests' helpers), write the row contract, and keep train and eval apart by image and
-by seed."""
+"""The camp assets materialise through Dagster (counting on a tiny lake built with the lake
+tests' helpers), write the row contract, keep train and eval apart by image and by seed, and
+take their generators' settings as run config."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.lake.test_lake import box, build, write_root
-from vprim.assets.camps import counting_spatial_runs as R
-from vprim.assets.camps.defs_counting_spatial import counting_spatial_assets
+from vprim.assets.camps import runs as R
+from vprim.assets.camps.defs import camps_assets
 from vprim.assets.lake import publish as P
 from vprim.assets.lake.balance import BalanceConfig
 from vprim.resources.duckdb import DuckDBResource
@@ -51,6 +51,20 @@ def _tiny_lake(root, n_images: int = 40) -> None:
     P.publish(store, version)
 
 
+CONFIG = {
+    # run config reaches the generator: only coarse and attribute questions
+    "counting_camp": {"train_size": 24, "family_weights": {"coarse": 1.0, "attribute": 1.0}},
+    "counting_eval": {"eval_size": 12},
+    "counting_coarse_eval": {"eval_size": 6},
+    "spatial_camp": {"train_size": 16, "max_objects": 4},  # ... and to the scene sampler
+    "spatial_eval": {"eval_tf_size": 6, "eval_open_size": 6},
+    "maze_camp": {"train_size": 8},
+    "maze_eval": {"eval_size": 4},
+    "path_tracing_camp": {"train_size": 8},
+    "path_tracing_eval": {"eval_size": 4},
+}
+
+
 @pytest.fixture(scope="module")
 def materialised(tmp_path_factory):
     root = tmp_path_factory.mktemp("camps")
@@ -59,18 +73,12 @@ def materialised(tmp_path_factory):
         "storage": StorageResource(root=str(root)),
         "duckdb": DuckDBResource(root=str(root)),
     }
-    config = {
-        "counting_camp": {"config": {"train_size": 24}},
-        "counting_eval": {"config": {"eval_size": 12}},
-        "counting_coarse_eval": {"config": {"eval_size": 6}},
-        "spatial_camp": {"config": {"train_size": 16}},
-        "spatial_eval": {"config": {"eval_tf_size": 6, "eval_open_size": 6}},
-    }
-    partitioned = [a for a in counting_spatial_assets if a.partitions_def is not None]
-    unpartitioned = [a for a in counting_spatial_assets if a.partitions_def is None]
+    partitioned = [a for a in camps_assets if a.partitions_def is not None]
+    unpartitioned = [a for a in camps_assets if a.partitions_def is None]
 
     def ops(assets):
-        return {"ops": {a.key.to_user_string(): config[a.key.to_user_string()] for a in assets}}
+        names = [a.key.to_user_string() for a in assets]
+        return {"ops": {name: {"config": CONFIG[name]} for name in names}}
 
     results = {}
     for key in ("seeds-00", "seeds-01"):
@@ -87,17 +95,31 @@ def _read(root, rel):
     return pq.read_table(root / rel).to_pylist()
 
 
+def _metadata(results, run: str, asset: str) -> dict:
+    (mat,) = results[run].asset_materializations_for_node(asset)
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
 def test_assets_materialise_with_counts_and_a_grid(materialised):
-    _, results = materialised
+    root, results = materialised
     assert all(r.success for r in results.values())
     for key in ("seeds-00", "seeds-01"):
-        for mat in results[key].asset_materializations_for_node("counting_camp"):
-            meta = mat.metadata
-            assert meta["dagster/row_count"].value > 0
-            assert "coarse" in meta["by_difficulty"].value
-            assert meta["samples_grid"].value.startswith("![counting samples](data:image/png")
-    spatial = results["eval"].asset_materializations_for_node("spatial_eval")[0].metadata
-    assert "refuse" in spatial["by_answer_type"].value or spatial["dagster/row_count"].value > 0
+        for camp in ("counting", "spatial", "maze", "path_tracing"):
+            meta = _metadata(results, key, f"{camp}_camp")
+            assert meta["dagster/row_count"] > 0, camp
+            assert meta["samples_grid"].startswith(f"![{camp} samples](data:image/png"), camp
+            part = f"part-0000{key[-1]}.parquet"
+            assert meta["samples_grid_png"].endswith(f"camps/{camp}/preview/{part}.png")
+            assert meta["paths"] == [str(root / f"camps/{camp}/train/{part}")]
+    maze = _metadata(results, "seeds-01", "maze_camp")
+    assert maze["dagster/row_count"] == 2 and maze["rejected_by_reason"] == "(none)"
+    counting = _metadata(results, "seeds-00", "counting_camp")
+    assert counting["pool_images"] > 0 and counting["lake_version"]
+    spatial = _metadata(results, "eval", "spatial_eval")
+    assert spatial["dagster/row_count"] == 12 and "answer_type" in spatial["by_answer_type"]
+    assert len(spatial["paths"]) == 2
+    for name, rows in (("counting_coarse_eval", 6), ("maze_eval", 4), ("path_tracing_eval", 4)):
+        assert _metadata(results, "eval", name)["dagster/row_count"] == rows, name
 
 
 def test_written_rows_follow_the_contract_and_stay_apart(materialised):
@@ -111,7 +133,7 @@ def test_written_rows_follow_the_contract_and_stay_apart(materialised):
     # disjoint by image and by seed
     assert {r["image_uri"] for r in train}.isdisjoint({r["image_uri"] for r in fine})
     assert {r["seed"] for r in train}.isdisjoint({r["seed"] for r in fine})
-    assert {r["difficulty"] for r in fine} <= set(R.FINE_FAMILIES)
+    assert {r["difficulty"] for r in fine} <= {"attribute", "relation", "negative"}
     for r in train + fine:
         meta = json.loads(r["meta"])
         assert r["answer"] == str(meta["gt"]) == str(len(meta["boxes_999"]))
@@ -135,17 +157,49 @@ def test_partition_seed_ranges_cover_the_size_once():
         R.partition_seeds(10, 4, 4)
 
 
+def test_run_config_reaches_the_generators(materialised):
+    root, _ = materialised
+    train = [r for p in (0, 1) for r in _read(root, f"camps/counting/train/part-{p:05d}.parquet")]
+    assert {r["difficulty"] for r in train} <= {"coarse", "attribute"}
+    spatial = [r for p in (0, 1) for r in _read(root, f"camps/spatial/train/part-{p:05d}.parquet")]
+    assert spatial and all(len(json.loads(r["meta"])["objects"]) <= 4 for r in spatial)
+    maze = pq.read_table(root / "camps/maze/train/part-00001.parquet")
+    assert set(maze.column("seed").to_pylist()) == {2, 3}  # seeds 2, 3 of 0..7
+    assert pq.read_table(root / "camps/eval/path_tracing.parquet").num_rows == 4
+
+
+def test_camp_config_is_the_generators_settings_plus_sizes():
+    from vprim.assets.camps import defs as D
+
+    for config, extra in (
+        (D.CountingCampConfig, {"train_size", "eval_size"}),
+        (D.SpatialCampConfig, {"train_size", "eval_tf_size", "eval_open_size"}),
+        (D.MazeCampConfig, {"train_size", "eval_size"}),
+        (D.PathTracingCampConfig, {"train_size", "eval_size"}),
+    ):
+        spec = type(config().settings())
+        assert set(config.model_fields) == set(spec.__dataclass_fields__) | extra, config
+    assert D.CountingCampConfig(margin=0.1, pool_seed=3).settings().margin == 0.1
+    assert D.SpatialCampConfig(max_objects=4).settings().max_objects == 4
+
+
 def test_code_location_has_the_camp_assets():
     from vprim.dagster_project.definitions import defs
 
     graph = defs.resolve_asset_graph()
-    for name in ("counting_camp", "spatial_camp"):
-        node = graph.get(dg.AssetKey(name))
+    for camp in ("counting", "spatial", "maze", "path_tracing"):
+        node = graph.get(dg.AssetKey(f"{camp}_camp"))
         assert node.partitions_def.get_partition_keys() == [f"seeds-{i:02d}" for i in range(4)]
         assert node.group_name == "camps"
-    deps = graph.get(dg.AssetKey("counting_camp")).parent_keys
-    assert {d.to_user_string() for d in deps} == {"lake"}
-    assert graph.get(dg.AssetKey("spatial_eval")).partitions_def is None
+    evals = ("counting_eval", "counting_coarse_eval", "spatial_eval", "maze_eval",
+             "path_tracing_eval")  # fmt: skip
+    for name in evals:
+        node = graph.get(dg.AssetKey(name))
+        assert node.partitions_def is None and node.group_name == "camps"
+    for name in ("counting_camp", "counting_eval", "counting_coarse_eval"):
+        deps = graph.get(dg.AssetKey(name)).parent_keys
+        assert {d.to_user_string() for d in deps} == {"lake"}, name
+    assert not graph.get(dg.AssetKey("maze_camp")).parent_keys
 
 
 def test_camps_bench_reads_the_lake_and_writes_only_under_out(materialised, tmp_path):
