@@ -18,10 +18,8 @@ WITH kept AS (
 ),
 scaled AS (
     SELECT *, list_transform(boxes, lambda b: [
-               least(999, greatest(0, round(b[1] / image_width * 999)))::INTEGER,
-               least(999, greatest(0, round(b[2] / image_height * 999)))::INTEGER,
-               least(999, greatest(0, round(b[3] / image_width * 999)))::INTEGER,
-               least(999, greatest(0, round(b[4] / image_height * 999)))::INTEGER
+               to_999(b[1], image_width), to_999(b[2], image_height),
+               to_999(b[3], image_width), to_999(b[4], image_height)
            ]) AS boxes_999
     FROM kept
 )
