@@ -17,6 +17,7 @@ REJECTS_DIR = "rejects"
 # quality
 VOCABULARY_PATH = "quality/label_vocabulary.parquet"
 EMBEDDING_CACHE_PATH = "quality/label_embeddings.parquet"
+LABEL_TRIAGE_PATH = "quality/label_triage.parquet"  # label_embeddings writes, label_map reads
 LABEL_MAP_PATH = "quality/label_map.parquet"
 QUALITY_VS_PLANTED_PATH = "quality/quality_vs_planted.json"
 FUNNEL_PATH = "quality/funnel.json"

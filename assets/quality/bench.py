@@ -53,7 +53,7 @@ def bench_geometry(root: str, rows: int) -> dict:
 def bench_labels(root: str) -> dict:
     """Embedding throughput on the corpus's distinct labels, then a re-run with nothing new."""
     from vprim.assets.quality.embedder import EmbeddingCache, LabelEmbedder, embed_cached
-    from vprim.assets.quality.labels import normalise
+    from vprim.assets.quality.vocabulary import normalise
 
     labels = _raw(root, ["raw_label"])["raw_label"].unique().to_pylist()
     texts = sorted({normalise(x) for x in labels})

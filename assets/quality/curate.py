@@ -15,6 +15,8 @@ Sources live wholly inside one shard, so every decision here is local to the sha
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -22,14 +24,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vprim.assets.contracts import layout
+from vprim.assets.contracts import reasons as R
 from vprim.assets.contracts import schemas as S
+from vprim.assets.contracts.reasons import Reason
 from vprim.assets.parallel import map_shards
 from vprim.assets.quality import geometry as G
 from vprim.assets.quality.labels import LabelConfig
 from vprim.assets.storage import Storage
 
-#: the stages whose rejects this module writes
-QUALITY_STAGES = ("label", "geometry", "source")
+#: the stages whose rejects this module writes: label, geometry, source
+QUALITY_STAGES = tuple(stage for stage in R.STAGES if stage != "parse")
 
 CLEAN_SCHEMA = pa.schema(
     [*S.RAW_INSTANCES_SCHEMA, pa.field("canonical_label", pa.string(), nullable=False)],
@@ -99,33 +103,11 @@ def curate_shard(
     n = raw.num_rows
 
     # --- step I: labels ------------------------------------------------------------------
-    lm = label_map.select(["raw_label", "canonical_label", "decision", "reason"])
-    idx = pc.fill_null(pc.index_in(raw["raw_label"], value_set=lm["raw_label"]), -1).to_numpy()
-    known = idx >= 0
-    pos = np.where(known, idx, 0)
-    canonical = lm["canonical_label"].to_numpy(zero_copy_only=False)[pos]
-    label_reason = lm["reason"].to_numpy(zero_copy_only=False)[pos].astype(object)
-    label_bad = lm["decision"].to_numpy(zero_copy_only=False)[pos] == "reject"
-    # a label the map has never seen cannot be trusted: label_unmapped
-    label_reason[~known] = "label_unmapped"
-    label_bad = label_bad | ~known
-    label_reason[~label_bad] = None
-
+    canonical, label_reason, label_bad = label_fates(raw["raw_label"], label_map)
     sources = raw["source_id"].to_numpy(zero_copy_only=False)
-    frame = pl.DataFrame({"source_id": sources, "bad": label_bad}, schema_overrides=_PER_BOX)
-    per_source = frame.group_by("source_id").agg(
-        pl.len().alias("raw_boxes"), pl.col("bad").sum().alias("label_rejected")
-    )
-    per_source = per_source.with_columns(
-        (pl.col("label_rejected") / pl.col("raw_boxes")).alias("bad_label_fraction")
-    )
-    dropped_by_labels = set(
-        per_source.filter(pl.col("bad_label_fraction") > labels.source_bad_label_fraction)[
-            "source_id"
-        ].to_list()
-    )
+    per_source, dropped = source_label_quality(sources, label_bad, labels)
     # a hash lookup: np.isin on object arrays compares every row with every dropped source
-    in_label_dropped = _member(raw["source_id"], sorted(dropped_by_labels))
+    in_label_dropped = _member(raw["source_id"], dropped)
 
     # --- step II: geometry on the boxes that survived step I -------------------------------
     survivors = ~label_bad & ~in_label_dropped
@@ -144,7 +126,7 @@ def curate_shard(
         }
     )
     kept_stats = stats.filter(
-        pc.invert(pc.is_in(stats["source_id"], pa.array(sorted(dropped_by_labels), pa.string())))
+        pc.invert(pc.is_in(stats["source_id"], pa.array(dropped, pa.string())))
     )
     decisions = G.source_decisions(boxes_for_sources, kept_stats, geometry, seed=seed)
     geo_dropped = {
@@ -156,7 +138,7 @@ def curate_shard(
     reason = np.full(n, None, dtype=object)
     stage[label_bad], reason[label_bad] = "label", label_reason[label_bad]
     m = in_label_dropped & ~label_bad
-    stage[m], reason[m] = "source", "source_label_quality"
+    stage[m], reason[m] = "source", Reason.SOURCE_LABEL_QUALITY
     m = survivors & (geo_reason != None)  # noqa: E711 (object array)
     stage[m], reason[m] = "geometry", geo_reason[m]
     if geo_dropped:
@@ -168,12 +150,65 @@ def curate_shard(
     clean = stage == None  # noqa: E711
 
     counts = _write_shard(storage, shard_key, raw, canonical, geo, survivors, clean, stage, reason)
-    selection = _selection(per_source, dropped_by_labels, decisions, stats, clean, sources)
+    selection = _selection(per_source, dropped, decisions, stats, clean, sources)
     storage.write_parquet(selection, layout.shard_file(layout.SELECTION_DIR, shard_key))
     counts["sources"] = selection.num_rows
     counts["sources_kept"] = int(pc.sum(pc.equal(selection["decision"], "keep")).as_py() or 0)
-    counts["sources_after_labels"] = selection.num_rows - len(dropped_by_labels)
+    counts["sources_after_labels"] = selection.num_rows - len(dropped)
     return counts
+
+
+def label_fates(
+    raw_labels: pa.ChunkedArray | pa.Array, label_map: pa.Table
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step I per box: what the label map says of each box's raw label.
+
+    Args:
+        raw_labels: ``(n,)`` raw labels of the boxes.
+        label_map: ``raw_label``, ``canonical_label``, ``decision`` (keep | reject), ``reason``.
+
+    Returns:
+        ``(canonical, reason, bad)``, each ``(n,)``: the canonical label, the reject reason
+        (None when the label is kept) and whether the label is rejected. A label the map has
+        never seen cannot be trusted: ``label_unmapped``.
+    """
+    lm = label_map.select(["raw_label", "canonical_label", "decision", "reason"])
+    idx = pc.fill_null(pc.index_in(raw_labels, value_set=lm["raw_label"]), -1).to_numpy()
+    known = idx >= 0
+    pos = np.where(known, idx, 0)
+    canonical = lm["canonical_label"].to_numpy(zero_copy_only=False)[pos]
+    reason = lm["reason"].to_numpy(zero_copy_only=False)[pos].astype(object)
+    bad = (lm["decision"].to_numpy(zero_copy_only=False)[pos] == "reject") | ~known
+    reason[~known] = Reason.LABEL_UNMAPPED
+    reason[~bad] = None
+    return canonical, reason, bad
+
+
+def source_label_quality(
+    sources: np.ndarray, label_bad: np.ndarray, config: LabelConfig
+) -> tuple[pl.DataFrame, list[str]]:
+    """Step I per source: drop a source when too many of its boxes carry rejected labels.
+
+    Args:
+        sources: ``(n,)`` ``source_id`` of each raw box.
+        label_bad: ``(n,)`` whether the box's label is rejected (:func:`label_fates`).
+        config: ``source_bad_label_fraction``: a source is dropped
+            (``source_label_quality``) when ``label_rejected / raw_boxes`` is *above* it.
+
+    Returns:
+        ``(per_source, dropped)``: one row per source with a box, ``source_id``,
+        ``raw_boxes``, ``label_rejected`` and ``bad_label_fraction``; the dropped sources,
+        sorted.
+    """
+    frame = pl.DataFrame({"source_id": sources, "bad": label_bad}, schema_overrides=_PER_BOX)
+    per_source = frame.group_by("source_id").agg(
+        pl.len().alias("raw_boxes"), pl.col("bad").sum().alias("label_rejected")
+    )
+    per_source = per_source.with_columns(
+        (pl.col("label_rejected") / pl.col("raw_boxes")).alias("bad_label_fraction")
+    )
+    above = pl.col("bad_label_fraction") > config.source_bad_label_fraction
+    return per_source, sorted(per_source.filter(above)["source_id"].to_list())
 
 
 def _member(values: pa.ChunkedArray, value_set: list[str]) -> np.ndarray:
@@ -257,7 +292,7 @@ def _selection(per_source, dropped_by_labels, decisions, stats, clean, sources) 
         .join(clean_counts, on="source_id", how="left")
         .with_columns(
             pl.col("raw_boxes", "label_rejected", "clean_boxes", "images").fill_null(0),
-            pl.col("source_id").is_in(sorted(dropped_by_labels)).alias("label_drop"),
+            pl.col("source_id").is_in(dropped_by_labels).alias("label_drop"),
         )
         .with_columns(
             (pl.col("geo_boxes").fill_null(0) - pl.col("geo_clean").fill_null(0)).alias(
@@ -267,7 +302,7 @@ def _selection(per_source, dropped_by_labels, decisions, stats, clean, sources) 
     )
     out = out.with_columns(
         pl.when(pl.col("label_drop"))
-        .then(pl.lit("source_label_quality"))
+        .then(pl.lit(Reason.SOURCE_LABEL_QUALITY))
         .otherwise(pl.col("geo_reason"))
         .alias("reason"),
         pl.when(pl.col("label_drop"))
@@ -317,3 +352,13 @@ def accounting(storage: Storage, shard_keys: list[str]) -> list[dict]:
             }
         )
     return out
+
+
+def totals(summaries: list[dict]) -> tuple[Counter, Counter]:
+    """The counts of :func:`curate_shard` summed over shards, and rejects by reason."""
+    total: Counter = Counter()
+    by_reason: Counter = Counter()
+    for s in summaries:
+        total.update({k: v for k, v in s.items() if isinstance(v, int)})
+        by_reason.update(s["rejects_by_reason"])
+    return total, by_reason

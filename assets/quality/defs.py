@@ -1,7 +1,9 @@
 """Dagster definitions of the quality stage (step I labels, step II geometry, sources).
 
-Wiring, config and metadata only; the work is in ``labels.py``, ``embedder.py``,
-``geometry.py`` and ``curate.py``.
+Wiring, config and metadata only; the work is in ``vocabulary.py``, ``labels.py``,
+``embedder.py``, ``geometry.py``, ``curate.py`` and ``scoring.py``. Every threshold is defined
+once, in its dataclass (``LabelConfig``, ``GeometryConfig``); the run config below is made
+from them (``configs.dagster_config``).
 """
 
 import time
@@ -10,13 +12,14 @@ from collections import Counter
 import dagster as dg
 import pyarrow as pa
 
+from vprim.assets.configs import dagster_config
 from vprim.assets.contracts import layout
-from vprim.assets.contracts import reasons as R
 from vprim.assets.partitions import shard_partitions
-from vprim.assets.quality import curate
+from vprim.assets.quality import curate, scoring
 from vprim.assets.quality import geometry as G
+from vprim.assets.quality import labels as L
 from vprim.assets.quality.embedder import EmbeddingCache, embed_cached
-from vprim.assets.quality.labels import LabelConfig, decide_labels, embedding_texts, normalise
+from vprim.assets.quality.vocabulary import normalise
 from vprim.assets.reporting import accounting_metadata, counts_table, md_table, table_preview
 from vprim.assets.settings import current
 from vprim.assets.sources import catalog as cat
@@ -27,27 +30,21 @@ from vprim.resources.storage import StorageResource
 
 _profile = current()
 
+#: the label thresholds (``LabelConfig``): ``label_map`` reads the meaning thresholds,
+#: ``clean_instances`` (as ``QualityConfig.labels``) the source one
+LabelSettings = dagster_config(L.LabelConfig, name="LabelSettings")
+#: the geometric thresholds (``GeometryConfig``)
+GeometrySettings = dagster_config(G.GeometryConfig, name="GeometrySettings")
+
 
 class QualityConfig(dg.Config):
-    """Thresholds of the quality stage; defaults are the report's values where it gives them."""
+    """Settings of ``clean_instances``: the geometry and label thresholds, the seed of the
+    source decisions' image sample, and the processes that curate shards in parallel."""
 
-    max_bad_label_fraction: float = 0.5
-    oversized_area_frac: float = 0.90
-    duplicate_iou: float = 0.9
-    sample_images: int = 3
-    missing_annotation_rate: float = 0.5
-    min_clean_boxes: int = 3
-    seed: int = 0
-    workers: int = _profile.workers  # processes curating shards in parallel inside one run
-
-    def geometry(self) -> G.GeometryConfig:
-        return G.GeometryConfig(
-            oversized_area_frac=self.oversized_area_frac,
-            duplicate_iou=self.duplicate_iou,
-            sample_images=self.sample_images,
-            missing_annotation_rate=self.missing_annotation_rate,
-            min_clean_boxes=self.min_clean_boxes,
-        )
+    geometry: GeometrySettings = GeometrySettings()
+    labels: LabelSettings = LabelSettings()
+    seed: int = _profile.seed
+    workers: int = _profile.workers
 
 
 @dg.asset(
@@ -78,12 +75,15 @@ def label_vocabulary(storage: StorageResource, duckdb: DuckDBResource) -> dg.Mat
     kinds={"torch", "parquet"},
     deps=[label_vocabulary],
     description="Sentence embeddings of every text label_map reads (the reference terms and "
-    "prototypes, and the labels the rules do not decide), cached by (model, text).",
+    "prototypes, and the labels the rules do not decide), cached by (model, text); the rules' "
+    "triage of every label, written for label_map.",
     tags={"vprim/compute": "gpu-optional"},
 )
 def label_embeddings(storage: StorageResource, embedder: LabelEmbedderResource):
     store = storage.get()
-    texts = embedding_texts(store.read_parquet(layout.VOCABULARY_PATH)["raw_label"].to_pylist())
+    triage = L.triage(store.read_parquet(layout.VOCABULARY_PATH)["raw_label"].to_pylist())
+    store.write_parquet(triage.to_table(), layout.LABEL_TRIAGE_PATH)
+    texts = L.embedding_texts(triage)
     model = embedder.get()
     started = time.perf_counter()
     cache = EmbeddingCache(store.path(layout.EMBEDDING_CACHE_PATH))
@@ -108,15 +108,17 @@ def label_embeddings(storage: StorageResource, embedder: LabelEmbedderResource):
     deps=[label_embeddings],
     description="Keep (with a canonical label) or reject (with a reason) every raw label.",
 )
-def label_map(storage: StorageResource, embedder: LabelEmbedderResource) -> dg.MaterializeResult:
+def label_map(
+    config: LabelSettings, storage: StorageResource, embedder: LabelEmbedderResource
+) -> dg.MaterializeResult:
     store = storage.get()
-    labels = store.read_parquet(layout.VOCABULARY_PATH)["raw_label"].to_pylist()
+    triage = L.Triage.from_table(store.read_parquet(layout.LABEL_TRIAGE_PATH))
     model = embedder.get()
     cache = EmbeddingCache(store.path(layout.EMBEDDING_CACHE_PATH))
-    table = decide_labels(
-        labels,
+    table = L.decide_labels(
+        triage,
         lambda texts: embed_cached(model, texts, cache)[0],
-        LabelConfig(),
+        config.settings(),
         embedding_model=model.model_name,
     )
     store.write_parquet(table, layout.LABEL_MAP_PATH)
@@ -177,15 +179,11 @@ def clean_instances(
 ):
     store = storage.get()
     keys = list(context.partition_keys)
-    labels = LabelConfig(source_bad_label_fraction=config.max_bad_label_fraction)
+    geometry, labels = config.geometry.settings(), config.labels.settings()
     summaries = curate.curate_shards(
-        store, keys, layout.LABEL_MAP_PATH, config.geometry(), labels, config.seed, config.workers
+        store, keys, layout.LABEL_MAP_PATH, geometry, labels, config.seed, config.workers
     )
-    total = Counter()
-    reasons: Counter = Counter()
-    for s in summaries:
-        total.update({k: v for k, v in s.items() if isinstance(v, int)})
-        reasons.update(s["rejects_by_reason"])
+    total, reasons = curate.totals(summaries)
     yield dg.MaterializeResult(
         asset_key="clean_instances",
         metadata={
@@ -229,8 +227,8 @@ def clean_instances(
 def curation_funnel(storage: StorageResource, duckdb: DuckDBResource) -> dg.MaterializeResult:
     store = storage.get()
     con = duckdb.connect()
-    funnel = _rows(con, "SELECT * FROM curation_funnel")
-    by_reason = _rows(con, "SELECT * FROM rejects_by_reason")
+    report = scoring.funnel(con)
+    funnel, by_reason = report["funnel"], report["rejects_by_reason"]
     metadata = {
         "dagster/row_count": len(funnel),
         "funnel": dg.MetadataValue.md(md_table(funnel)),
@@ -239,64 +237,13 @@ def curation_funnel(storage: StorageResource, duckdb: DuckDBResource) -> dg.Mate
         "sources_after_labels": int(funnel[1]["sources"] or 0),
         "sources_after_geometry": int(funnel[2]["sources"] or 0),
     }
-    scores = _quality_vs_planted(store, con)
+    planted = cat.catalog_info(store).get("planted_path")
+    scores = scoring.quality_vs_planted(con, planted) if planted else []
     if scores:
         metadata["quality_vs_planted"] = dg.MetadataValue.md(md_table(scores))
-        store.write_json(scores, "quality/quality_vs_planted.json")
-    store.write_json({"funnel": funnel, "rejects_by_reason": by_reason}, "quality/funnel.json")
+        store.write_json(scores, layout.QUALITY_VS_PLANTED_PATH)
+    store.write_json(report, layout.FUNNEL_PATH)
     return dg.MaterializeResult(metadata=metadata)
-
-
-def _rows(con, sql: str) -> list[dict]:
-    cursor = con.execute(sql)
-    cols = [d[0] for d in cursor.description]
-    return [dict(zip(cols, r)) for r in cursor.fetchall()]
-
-
-def _quality_vs_planted(store, con) -> list[dict]:
-    """Precision/recall of each label, box and source reason against ``planted``.
-
-    All in DuckDB, under its memory limit: at full scale ``planted`` and the ledger each
-    hold about 11M scored rows, which Polars joined at a multi-GB peak.
-    """
-    info = cat.catalog_info(store)
-    if not info.get("planted_path"):
-        return []
-    codes = {c for _, level_codes, _ in G.SCORED_LEVELS for c in level_codes}
-    codes |= {*R.LABEL_REASONS, "source_label_quality"}
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE scored_planted AS "
-        "SELECT instance_id::UBIGINT AS instance_id, source_id, defect FROM read_parquet($path) "
-        "WHERE list_contains($codes, defect)",
-        {"path": info["planted_path"], "codes": sorted(codes)},
-    )
-    for sql in _PLANTED_SQL:
-        con.execute(sql)
-    label_levels = (
-        ("label", R.LABEL_REASONS, "instance_id"),
-        ("source", ("source_label_quality",), "source_id"),
-    )
-    rows = G.score_in_duckdb(con, "flagged", "reached_step_two")
-    rows += G.score_in_duckdb(con, "flagged", "scored_planted", label_levels)
-    return sorted(rows, key=lambda r: (r["level"], r["reason"]))
-
-
-_PLANTED_SQL = (
-    # What this stage flagged: box rows of the label and geometry stages by instance_id (the
-    # box rows of dropped sources are not scored: sources are, from source_selection).
-    "CREATE OR REPLACE TEMP TABLE flagged AS "
-    "SELECT instance_id, NULL::VARCHAR AS source_id, reason FROM rejects "
-    "WHERE stage IN ('label', 'geometry') AND instance_id IS NOT NULL "
-    "UNION ALL SELECT NULL::UBIGINT, source_id, reason FROM source_selection "
-    "WHERE decision = 'drop'",
-    # Planted defects that step II could see: not behind a rejected label or a source that
-    # step I dropped (a geometric defect there is never judged, by design).
-    "CREATE OR REPLACE TEMP TABLE reached_step_two AS SELECT * FROM scored_planted p "
-    "WHERE p.source_id NOT IN (SELECT source_id FROM flagged "
-    "    WHERE reason = 'source_label_quality' AND instance_id IS NULL AND source_id IS NOT NULL) "
-    "AND (p.instance_id IS NULL OR p.instance_id NOT IN (SELECT instance_id FROM flagged "
-    "    WHERE starts_with(reason, 'label_') AND instance_id IS NOT NULL))",
-)
 
 
 quality_assets = [label_vocabulary, label_embeddings, label_map, clean_instances, curation_funnel]

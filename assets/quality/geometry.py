@@ -51,31 +51,33 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
 
+from vprim.assets import boxes as B
 from vprim.assets.contracts import hashing as H
 from vprim.assets.contracts import reasons as R
+from vprim.assets.contracts.reasons import Reason
 
 #: bit of each box reason in ``flags``: stable, in ``reasons.BOX_REASONS`` order.
 FLAG_BITS: dict[str, int] = {reason: 1 << k for k, reason in enumerate(R.BOX_REASONS)}
 
 #: the order in which a box's flags name its single reject reason (module docstring says why).
 PRECEDENCE: tuple[str, ...] = (
-    "non_finite_box",
-    "degenerate_box",
-    "out_of_bounds",
-    "oversized_box",
-    "truncated_box",
-    "tiny_box",
-    "extreme_aspect",
-    "crowd_region",
-    "invalid_polygon",
-    "duplicate_box",
+    Reason.NON_FINITE_BOX,
+    Reason.DEGENERATE_BOX,
+    Reason.OUT_OF_BOUNDS,
+    Reason.OVERSIZED_BOX,
+    Reason.TRUNCATED_BOX,
+    Reason.TINY_BOX,
+    Reason.EXTREME_ASPECT,
+    Reason.CROWD_REGION,
+    Reason.INVALID_POLYGON,
+    Reason.DUPLICATE_BOX,
 )
 
 #: source-level codes of this stage, in decision precedence.
 SOURCE_PRECEDENCE: tuple[str, ...] = (
-    "source_oversized_everywhere",
-    "source_missing_annotations",
-    "source_too_few_boxes",
+    Reason.SOURCE_OVERSIZED_EVERYWHERE,
+    Reason.SOURCE_MISSING_ANNOTATIONS,
+    Reason.SOURCE_TOO_FEW_BOXES,
 )
 
 #: ``truncated`` attribute values (lower-cased, stripped) that say yes / no.
@@ -216,18 +218,6 @@ def _codes_to_strings(codes: np.ndarray, names: list[str]) -> pa.Array:
     return pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.string())
 
 
-def _iou(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> np.ndarray:
-    """Elementwise IoU of boxes (x0, y0, x1, y1); 0 where the union is empty."""
-    iw = np.clip(np.minimum(a[2], b[2]) - np.maximum(a[0], b[0]), 0.0, None)
-    ih = np.clip(np.minimum(a[3], b[3]) - np.maximum(a[1], b[1]), 0.0, None)
-    inter = iw * ih
-    area_a = np.clip(a[2] - a[0], 0.0, None) * np.clip(a[3] - a[1], 0.0, None)
-    area_b = np.clip(b[2] - b[0], 0.0, None) * np.clip(b[3] - b[1], 0.0, None)
-    union = area_a + area_b - inter
-    safe = np.where(union > 0, union, 1.0)
-    return np.where(union > 0, inter / safe, 0.0)
-
-
 # --- polygons --------------------------------------------------------------------------------
 def _polygon_checks(
     table: pa.Table, boxes: tuple[np.ndarray, ...], box_ok: np.ndarray, min_iou: float
@@ -293,7 +283,7 @@ def _polygon_checks(
         if check.any():
             r = urows[check]
             box = tuple(c[r] for c in boxes)
-            iou = _iou((bx0[check], by0[check], bx1[check], by1[check]), box)
+            iou = B.iou((bx0[check], by0[check], bx1[check], by1[check]), box)
             bad[r[iou < min_iou]] = True
     bad_rings = ring_row[~ring_valid]
     bad[bad_rings] = True
@@ -363,7 +353,7 @@ def _duplicates(
         active, j = active[near], j[near]
         if not active.size:
             break
-        iou = _iou((x0[active], y0[active], x1[active], y1[active]), (x0[j], y0[j], x1[j], y1[j]))
+        iou = B.iou((x0[active], y0[active], x1[active], y1[active]), (x0[j], y0[j], x1[j], y1[j]))
         hit = iou > threshold
         if hit.any():
             a, b = rows[active[hit]], rows[j[hit]]
@@ -405,7 +395,7 @@ def check_boxes(
 
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         finite = np.isfinite(x0) & np.isfinite(y0) & np.isfinite(x1) & np.isfinite(y1)
-        put("non_finite_box", ~finite)
+        put(Reason.NON_FINITE_BOX, ~finite)
         degenerate = finite & ((x1 <= x0) | (y1 <= y0))
         size_ok = np.isfinite(W) & np.isfinite(H) & (W > 0) & (H > 0)
         tol_x = np.maximum(config.oob_tolerance_px, config.oob_tolerance_frac * W)
@@ -417,19 +407,19 @@ def check_boxes(
             | (np.maximum(y0, y1) > H + tol_y)
         )
         oob = finite & (~size_ok | beyond)
-        put("out_of_bounds", oob)
+        put(Reason.OUT_OF_BOUNDS, oob)
         clip = finite & ~oob
         cx0 = np.where(clip, np.clip(x0, 0.0, W), x0)
         cx1 = np.where(clip, np.clip(x1, 0.0, W), x1)
         cy0 = np.where(clip, np.clip(y0, 0.0, H), y0)
         cy1 = np.where(clip, np.clip(y1, 0.0, H), y1)
         degenerate |= clip & ((cx1 <= cx0) | (cy1 <= cy0))
-        put("degenerate_box", degenerate)
+        put(Reason.DEGENERATE_BOX, degenerate)
         usable = clip & ~degenerate
         w, h = cx1 - cx0, cy1 - cy0
         area = w * h
         image_area = W * H
-        put("oversized_box", usable & (area > config.oversized_area_frac * image_area))
+        put(Reason.OVERSIZED_BOX, usable & (area > config.oversized_area_frac * image_area))
         # truncation: the attribute when it says yes or no, else the border margin
         says_yes = np.zeros(n, dtype=bool)
         says_no = np.zeros(n, dtype=bool)
@@ -441,15 +431,15 @@ def check_boxes(
         mx = np.maximum(config.truncation_margin_px, config.truncation_margin_frac * W)
         my = np.maximum(config.truncation_margin_px, config.truncation_margin_frac * H)
         touching = (cx0 <= mx) | (cy0 <= my) | (cx1 >= W - mx) | (cy1 >= H - my)
-        put("truncated_box", usable & (says_yes | (touching & ~says_no)))
+        put(Reason.TRUNCATED_BOX, usable & (says_yes | (touching & ~says_no)))
         short, long = np.minimum(w, h), np.maximum(w, h)
         tiny = (short < config.tiny_min_side_px) | (area < config.tiny_min_area_frac * image_area)
-        put("tiny_box", usable & tiny)
-        put("extreme_aspect", usable & (long > config.max_aspect * short))
-    put("crowd_region", _bools(table, "is_crowd"))
+        put(Reason.TINY_BOX, usable & tiny)
+        put(Reason.EXTREME_ASPECT, usable & (long > config.max_aspect * short))
+    put(Reason.CROWD_REGION, _bools(table, "is_crowd"))
     read_box = finite & ~degenerate
     put(
-        "invalid_polygon",
+        Reason.INVALID_POLYGON,
         _polygon_checks(table, (x0, y0, x1, y1), read_box, config.polygon_bbox_min_iou),
     )
     # duplicates: only boxes with no other flag compete
@@ -459,7 +449,7 @@ def check_boxes(
     dup = _duplicates(
         table, competing, (cx0, cy0, cx1, cy1), (box_index, iid), label_key, config.duplicate_iou
     )
-    put("duplicate_box", dup)
+    put(Reason.DUPLICATE_BOX, dup)
     return _result(table, flags, (cx0, cy0, cx1, cy1))
 
 
@@ -562,7 +552,7 @@ def source_decisions(
     - too few boxes: fewer than ``min_clean_boxes`` boxes with a null ``reason``.
     """
     config = config or GeometryConfig()
-    bit = FLAG_BITS["oversized_box"]
+    bit = FLAG_BITS[Reason.OVERSIZED_BOX]
     b = pl.from_arrow(boxes.select(["source_id", "image_id", "flags", "reason"]))
     if not isinstance(b, pl.DataFrame):  # pragma: no cover - from_arrow of a table is a frame
         b = b.to_frame()
@@ -677,96 +667,6 @@ SOURCE_DECISIONS_SCHEMA = pa.schema(
 )
 
 
-# --- scoring against the planted ground truth -------------------------------------------------
-#: what :func:`score` scores by default: (level, codes, key that matches a flag to a defect)
-SCORED_LEVELS = (("box", R.BOX_REASONS, "instance_id"), ("source", SOURCE_PRECEDENCE, "source_id"))
-
-
-def score(reasons: pa.Table, planted: pa.Table, levels=SCORED_LEVELS) -> list[dict]:
-    """Precision and recall of this stage's codes against the synthetic ``planted`` table.
-
-    Args:
-        reasons: ``instance_id`` and ``reason`` of every box this stage rejected (rows with a
-            null reason are ignored) and, for source decisions, rows with ``source_id``,
-            ``reason`` and a null (or absent) ``instance_id``.
-        planted: the ``planted`` table (any codes; only this stage's are scored).
-        levels: ``(level, codes, key)`` triples to score; the default is this stage's codes.
-
-    Returns:
-        one dict per code of ``reasons.BOX_REASONS`` and :data:`SOURCE_PRECEDENCE` that was
-        planted or flagged: ``reason``, ``level`` (box | source), ``planted``, ``flagged``,
-        ``matched`` (flags that match a planted defect of the same code: by ``instance_id``
-        for boxes, ``source_id`` for sources), ``found`` (planted defects that were flagged
-        with their code), ``precision`` = matched / flagged and ``recall`` = found / planted
-        (None when the denominator is 0).
-    """
-    import duckdb
-
-    con = duckdb.connect()
-    con.register("score_reasons", _scoring_columns(reasons, "reason"))
-    con.register("score_planted", _scoring_columns(planted, "defect"))
-    return score_in_duckdb(con, "score_reasons", "score_planted", levels)
-
-
-def _scoring_columns(table: pa.Table, code: str) -> pa.Table:
-    """``instance_id`` (uint64), ``source_id`` (string) and the code column; absent = null."""
-    n = table.num_rows
-    columns = {}
-    for name, kind in (("instance_id", pa.uint64()), ("source_id", pa.string())):
-        present = name in table.column_names
-        columns[name] = table[name].cast(kind) if present else pa.nulls(n, kind)
-    columns[code] = table[code].cast(pa.string())
-    return pa.table(columns)
-
-
-def score_in_duckdb(con, reasons: str, planted: str, levels=SCORED_LEVELS) -> list[dict]:
-    """:func:`score` over two DuckDB relations (tables, views or parenthesised queries):
-    ``reasons`` (instance_id, source_id, reason) and ``planted`` (instance_id, source_id,
-    defect). The joins run in DuckDB, under its memory limit: at full scale both sides hold
-    about 11M rows, which Polars joined at a peak of several GB."""
-    rows = []
-    for level, codes, key in levels:
-        codes_sql = ", ".join(f"'{c}'" for c in codes)
-        only_sources = "AND instance_id IS NULL" if level == "source" else ""
-        counts = con.sql(
-            f"""
-            WITH r AS (SELECT {key} AS k, reason AS code FROM {reasons}
-                       WHERE reason IN ({codes_sql}) AND {key} IS NOT NULL {only_sources}),
-                 p AS (SELECT {key} AS k, defect AS code FROM {planted}
-                       WHERE defect IN ({codes_sql}) AND {key} IS NOT NULL),
-                 flag AS (SELECT code, count(*) AS flagged,
-                                 count(*) FILTER (WHERE (k, code) IN (SELECT (k, code) FROM p))
-                                     AS matched
-                          FROM r GROUP BY code),
-                 plant AS (SELECT code, count(*) AS planted,
-                                  count(*) FILTER (WHERE (k, code) IN (SELECT (k, code) FROM r))
-                                      AS found
-                           FROM p GROUP BY code)
-            SELECT coalesce(flag.code, plant.code), coalesce(planted, 0), coalesce(flagged, 0),
-                   coalesce(matched, 0), coalesce(found, 0)
-            FROM flag FULL JOIN plant ON flag.code = plant.code
-            """
-        ).fetchall()
-        by_code = {row[0]: row[1:] for row in counts}
-        for code in codes:
-            if code not in by_code:
-                continue
-            n_planted, n_flagged, matched, found = (int(v) for v in by_code[code])
-            rows.append(
-                {
-                    "reason": code,
-                    "level": level,
-                    "planted": n_planted,
-                    "flagged": n_flagged,
-                    "matched": matched,
-                    "found": found,
-                    "precision": round(matched / n_flagged, 4) if n_flagged else None,
-                    "recall": round(found / n_planted, 4) if n_planted else None,
-                }
-            )
-    return rows
-
-
 __all__ = [
     "FLAG_BITS",
     "PRECEDENCE",
@@ -775,8 +675,6 @@ __all__ = [
     "GeometryConfig",
     "check_boxes",
     "flag_names",
-    "score",
-    "score_in_duckdb",
     "source_decisions",
     "stable_string_hash",
 ]

@@ -10,7 +10,12 @@ How a label is decided (all similarities are cosines of all-MiniLM-L6-v2 embeddi
 normalised texts; every comparison is one matrix product per chunk of labels against the
 stacked vocabulary + prototype matrix):
 
-1. :func:`normalise` (case, ``_``/``-``/camelCase separators, plurals). A label whose
+Steps 1 and 2 need no embeddings and no thresholds: :func:`triage` runs them once
+(``label_embeddings`` writes the :class:`Triage`, ``label_map`` decides from it) and says which
+texts steps 3 to 5 embed (:func:`embedding_texts`).
+
+1. :func:`~vprim.assets.quality.vocabulary.normalise` (case, ``_``/``-``/camelCase separators,
+   plurals; ``vocabulary.py`` holds it and the shipped data). A label whose
    normalised form (or its letters-and-digits form) is a term of the shipped vocabulary
    (``data/canonical_vocabulary.tsv``) is kept under that term's canonical name:
    ``canonical_match`` / ``synonym_match``, score 1.
@@ -41,32 +46,25 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
-DATA_DIR = Path(__file__).with_name("data")
-VOCABULARY_PATH = DATA_DIR / "canonical_vocabulary.tsv"
-PROTOTYPES_PATH = DATA_DIR / "bad_label_prototypes.tsv"
-
-#: The model name written into ``embedding_model`` when ``embed_fn`` does not say otherwise.
-DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-
-GIBBERISH, PRIVATE, VAGUE, UNMAPPED = (
-    "label_gibberish",
-    "label_private",
-    "label_vague",
-    "label_unmapped",
+from vprim.assets.contracts.reasons import KeepReason, Reason
+from vprim.assets.quality.embedder import MODEL_NAME as DEFAULT_EMBEDDING_MODEL
+from vprim.assets.quality.vocabulary import (
+    BAD_KINDS,
+    known_surfaces,
+    load_prototypes,
+    load_vocabulary,
+    normalise,
+    surface,
 )
-BAD_KINDS = (GIBBERISH, PRIVATE, VAGUE)
-REJECT_REASONS = (*BAD_KINDS, UNMAPPED)
-KEEP_REASONS = ("canonical_match", "synonym_match", "embedding_match", "novel_object")
-SOURCE_LABEL_QUALITY = "source_label_quality"
+from vprim.assets.terms import compact
+
+GIBBERISH, PRIVATE, UNMAPPED = Reason.LABEL_GIBBERISH, Reason.LABEL_PRIVATE, Reason.LABEL_UNMAPPED
 
 EmbedFn = Callable[[Sequence[str]], np.ndarray]
 
@@ -117,153 +115,6 @@ class LabelConfig:
     chunk_size: int = 8192
 
 
-# --- normalisation ---------------------------------------------------------------------------
-# camelCase: a lower-case letter then an upper-case one ("trafficLight"), except a single
-# leading lower-case letter ("iPhone", "eBay"); an acronym run before a capitalised word
-# ("IDCard" -> "ID Card"); a digit before a capitalised word ("Route66Sign").
-_CAMEL = re.compile(
-    r"(?<=[a-z])(?<!\b[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=\d)(?=[A-Z][a-z])"
-)
-_SEPARATORS = re.compile(r"[_\-\s]+")
-_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", '"': None})
-
-#: words named in the plural (never singularised; also as suffixes: "sunglasses")
-PLURALIA_TANTUM = (
-    "pants", "trousers", "jeans", "shorts", "tights", "leggings", "pyjamas", "pajamas",
-    "overalls", "scissors", "shears", "pliers", "tongs", "tweezers", "glasses", "goggles",
-    "binoculars", "headphones", "earphones", "earbuds", "clothes", "cosmetics", "lens",
-    "series", "species", "news", "chassis", "means", "physics", "mathematics", "gymnastics",
-    "athletics", "billiards", "darts", "dominoes", "stairs", "bellows", "remains",
-)  # fmt: skip
-
-#: singular words that end in "s" like a plural
-SINGULAR_IN_S = ("canvas", "gas", "atlas", "christmas", "bias", "alias", "lens", "cosmos", "chaos")
-
-
-def compact(text: str) -> str:
-    """Letters and digits only, lower case: "Traffic_Light" -> "trafficlight"."""
-    return "".join(ch for ch in text.lower() if ch.isalnum())
-
-
-def _surface(raw: str) -> str:
-    """Case, separators and spacing; no plural handling."""
-    s = unicodedata.normalize("NFKC", raw).translate(_QUOTES).strip()
-    s = _CAMEL.sub(" ", s).lower()
-    s = _SEPARATORS.sub(" ", s)
-    s = re.sub(r"\s*\(\s*", " (", s)
-    s = re.sub(r"\s*\)\s*", ") ", s)
-    return re.sub(r"\s+", " ", s).strip()
-
-
-def _singular_rule(word: str) -> str:
-    """English singular of an unknown word by the usual rules (conservative)."""
-    if len(word) <= 3 or not word.isalpha() or word.endswith(PLURALIA_TANTUM):
-        return word
-    if word.endswith(("ss", "us", "is")) or word in SINGULAR_IN_S:
-        return word
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    if word.endswith(("ches", "shes", "xes", "zes", "sses")):
-        return word[:-2]
-    if word.endswith("s"):
-        return word[:-1]
-    return word
-
-
-@functools.lru_cache(maxsize=4)
-def _known_surfaces(path: str | None = None) -> frozenset[str]:
-    vocab = load_vocabulary(path)
-    return frozenset(_surface(t) for terms in vocab.terms for t in terms)
-
-
-def normalise(raw: str, known: frozenset[str] | None = None) -> str:
-    """The normalised form of a raw label: what is embedded and what a new category is named.
-
-    Splits camelCase, lower-cases, turns runs of ``_``, ``-`` and whitespace into one space,
-    and singularises the last word: to a vocabulary term when one matches ("boxes" -> "box",
-    "cookies" -> "cookie"), else by the usual English rules, never for a term of the
-    vocabulary written in the plural ("skis"), a plurale tantum ("scissors"), a parenthesised
-    name or a coordination ("power plugs and sockets").
-
-    Args:
-        raw: the label as read.
-        known: normalised vocabulary terms (default: the shipped vocabulary).
-    """
-    s = _surface(raw)
-    if not s:
-        return s
-    known = _known_surfaces() if known is None else known
-    if s in known:
-        return s
-    head, _, last = s.rpartition(" ")
-    prefix = f"{head} " if head else ""
-    if len(last) >= 3 and last.endswith("s"):
-        candidates = [last[:-1]]
-        if last.endswith("es") and last[:-2].endswith(("s", "x", "z", "ch", "sh", "o")):
-            candidates.append(last[:-2])  # "boxes", "dishes", "tomatoes"; not "james" -> "jam"
-        if last.endswith("ies"):
-            candidates.append(last[:-3] + "y")
-        for cand in candidates:  # the whole phrase is a term: "boxes" -> "box"
-            if prefix + cand in known:
-                return prefix + cand
-        if last not in (words := _words_of(known)):
-            for cand in candidates:  # the last word is a vocabulary word: "li's shoes"
-                if cand in words:
-                    return prefix + cand
-    if "(" in s or " and " in s or " or " in s or " & " in s:
-        return s
-    return prefix + _singular_rule(last)
-
-
-@functools.lru_cache(maxsize=8)
-def _words_of(known: frozenset[str]) -> frozenset[str]:
-    return frozenset(w for term in known for w in term.split(" "))
-
-
-# --- shipped data ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Vocabulary:
-    """The shipped canonical vocabulary: per category its canonical name and synonyms."""
-
-    canonical: tuple[str, ...]
-    terms: tuple[tuple[str, ...], ...]  # per category: the canonical name, then its synonyms
-
-    def __len__(self) -> int:
-        return len(self.canonical)
-
-
-def _tsv_rows(path: Path, header: list[str]) -> list[list[str]]:
-    text = path.read_text(encoding="utf-8")
-    rows = [ln.split("\t") for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-    if not rows or [c.strip() for c in rows[0]] != header:
-        raise ValueError(f"{path}: expected the header {header}, found {rows[:1]}")
-    return rows[1:]
-
-
-@functools.lru_cache(maxsize=4)
-def load_vocabulary(path: str | None = None) -> Vocabulary:
-    """Read ``canonical_vocabulary.tsv`` (``#`` comments; columns canonical, synonyms)."""
-    rows = _tsv_rows(Path(path or VOCABULARY_PATH), ["canonical", "synonyms"])
-    canonical, terms = [], []
-    for r in rows:
-        name = r[0].strip()
-        synonyms = [s.strip() for s in (r[1] if len(r) > 1 else "").split("|") if s.strip()]
-        canonical.append(name)
-        terms.append((name, *synonyms))
-    return Vocabulary(tuple(canonical), tuple(terms))
-
-
-@functools.lru_cache(maxsize=4)
-def load_prototypes(path: str | None = None) -> tuple[tuple[str, str], ...]:
-    """Read ``bad_label_prototypes.tsv``: ``(kind, example)`` rows, kinds in BAD_KINDS."""
-    p = Path(path or PROTOTYPES_PATH)
-    rows = tuple((r[0].strip(), r[1].strip()) for r in _tsv_rows(p, ["kind", "example"]))
-    unknown = {k for k, _ in rows} - set(BAD_KINDS)
-    if unknown:
-        raise ValueError(f"{p}: unknown kinds {sorted(unknown)}; expected {BAD_KINDS}")
-    return rows
-
-
 @dataclass(frozen=True)
 class _Reference:
     """Everything labels are compared with, as one stacked list of normalised texts."""
@@ -282,7 +133,7 @@ class _Reference:
 def _reference(vocab_path: str | None = None, proto_path: str | None = None) -> _Reference:
     vocab = load_vocabulary(vocab_path)
     protos = load_prototypes(proto_path)
-    known = _known_surfaces(vocab_path)
+    known = known_surfaces(vocab_path)
     texts: list[str] = []
     term_row, is_canonical = [], []
     exact: dict[str, int] = {}
@@ -290,7 +141,7 @@ def _reference(vocab_path: str | None = None, proto_path: str | None = None) -> 
         for j, term in enumerate(terms):
             text = normalise(term, known)
             exact.setdefault(compact(text), len(texts))
-            exact.setdefault(compact(_surface(term)), len(texts))
+            exact.setdefault(compact(surface(term)), len(texts))
             texts.append(text)
             term_row.append(row)
             is_canonical.append(j == 0)
@@ -448,8 +299,31 @@ def _model_name(embed_fn: EmbedFn, config_name: str | None) -> str:
     return DEFAULT_EMBEDDING_MODEL
 
 
+#: The persisted :class:`Triage` (``label_embeddings`` writes it, ``label_map`` decides from
+#: it): the ``label_map`` columns the rules filled, ``todo`` (left for the embeddings) and,
+#: for those rows, their word shape.
+TRIAGE_SCHEMA = pa.schema(
+    [
+        *(
+            LABEL_MAP_SCHEMA.field(name)
+            for name in LABEL_MAP_SCHEMA.names
+            if name != "embedding_model"
+        ),
+        pa.field("todo", pa.bool_(), nullable=False),
+        pa.field("codes", pa.list_(pa.string())),
+        pa.field("possessive", pa.bool_()),
+        pa.field("rest", pa.string()),
+        pa.field(
+            "name_words",
+            pa.list_(pa.struct([("word", pa.string()), ("candidates", pa.list_(pa.string()))])),
+        ),
+    ],
+    metadata={"vprim.schema": "label_triage", "vprim.schema_version": "1.0"},
+)
+
+
 @dataclass
-class _Triage:
+class Triage:
     """The decisions rules make without embeddings, and what is left for the embeddings."""
 
     raw: list[str]
@@ -480,16 +354,69 @@ class _Triage:
                 queries[shape.rest] = None
         return list(queries)
 
+    def to_table(self) -> pa.Table:
+        """The triage as a :data:`TRIAGE_SCHEMA` table, rows in label order."""
+        n = len(self.raw)
+        todo = np.zeros(n, dtype=bool)
+        todo[self.todo] = True
+        shapes = [self.shapes.get(i) for i in range(n)]
+        return pa.table(
+            {
+                "raw_label": self.raw,
+                "normalised": self.norm,
+                "canonical_label": self.canonical,
+                "decision": self.decision,
+                "reason": [str(r) for r in self.reason],
+                "score": pa.array(self.score, pa.float32()),
+                "evidence": self.evidence,
+                "nearest_term": self.nearest,
+                "todo": todo,
+                "codes": [sh and list(sh.codes) for sh in shapes],
+                "possessive": [sh and sh.possessive for sh in shapes],
+                "rest": [sh and sh.rest for sh in shapes],
+                "name_words": [
+                    sh and [{"word": w, "candidates": list(c)} for w, c in sh.name_words]
+                    for sh in shapes
+                ],
+            },
+            schema=TRIAGE_SCHEMA,
+        )
 
-def _triage(labels: Sequence[str]) -> _Triage:
-    """Steps 1 and 2 of :func:`decide_labels`: vocabulary terms, no letters, word shapes."""
+    @classmethod
+    def from_table(cls, table: pa.Table) -> Triage:
+        """The triage :meth:`to_table` wrote."""
+        col = {name: table[name].to_pylist() for name in TRIAGE_SCHEMA.names}
+        todo = [i for i, t in enumerate(col["todo"]) if t]
+        shapes = {
+            i: _Shape(
+                codes=tuple(col["codes"][i]),
+                possessive=bool(col["possessive"][i]),
+                rest=col["rest"][i],
+                name_words=tuple((w["word"], tuple(w["candidates"])) for w in col["name_words"][i]),
+            )
+            for i in todo
+        }
+        score = np.asarray(table["score"].to_numpy(zero_copy_only=False), dtype=np.float32)
+        return cls(
+            col["raw_label"], col["normalised"], col["canonical_label"], col["decision"],
+            col["reason"], score, col["evidence"], col["nearest_term"], todo, shapes,
+        )  # fmt: skip
+
+
+def triage(labels: Sequence[str]) -> Triage:
+    """Steps 1 and 2 of :func:`decide_labels`: vocabulary terms, no letters, word shapes.
+
+    Args:
+        labels: raw labels (duplicates and None are fine; one row per distinct label, in
+            first-seen order).
+    """
     ref = _reference()
     vocab = load_vocabulary()
     raw = [str(x) for x in dict.fromkeys(labels) if x is not None]
-    known = _known_surfaces()
+    known = known_surfaces()
     norm = [normalise(r, known) for r in raw]
     n = len(raw)
-    out = _Triage(
+    out = Triage(
         raw, norm, [None] * n, ["reject"] * n, [UNMAPPED] * n, np.zeros(n, dtype=np.float32),
         [""] * n, [None] * n, [], {},
     )  # fmt: skip
@@ -505,7 +432,8 @@ def _triage(labels: Sequence[str]) -> _Triage:
             continue
         out.canonical[i] = vocab.canonical[ref.term_row[hit]]
         out.decision[i] = "keep"
-        out.reason[i] = "canonical_match" if ref.is_canonical[hit] else "synonym_match"
+        canonical = ref.is_canonical[hit]
+        out.reason[i] = KeepReason.CANONICAL_MATCH if canonical else KeepReason.SYNONYM_MATCH
         out.score[i] = 1.0
         out.evidence[i] = f"term:{ref.texts[hit]}"
         out.nearest[i] = ref.texts[hit]
@@ -514,16 +442,16 @@ def _triage(labels: Sequence[str]) -> _Triage:
     return out
 
 
-def embedding_texts(labels: Sequence[str]) -> list[str]:
-    """Every text :func:`decide_labels` embeds for ``labels``: the reference (vocabulary terms
-    and prototypes), then the query texts. Embedding these ahead (``label_embeddings``) leaves
-    ``label_map`` nothing to compute."""
-    ref_texts = list(_reference().texts)
-    return list(dict.fromkeys([*ref_texts, *_triage(labels).queries()]))
+def embedding_texts(labels: Sequence[str] | Triage) -> list[str]:
+    """Every text :func:`decide_labels` embeds for ``labels`` (or their :class:`Triage`): the
+    reference (vocabulary terms and prototypes), then the query texts. Embedding these ahead
+    (``label_embeddings``) leaves ``label_map`` nothing to compute."""
+    t = labels if isinstance(labels, Triage) else triage(labels)
+    return list(dict.fromkeys([*_reference().texts, *t.queries()]))
 
 
 def decide_labels(
-    labels: Sequence[str],
+    labels: Sequence[str] | Triage,
     embed_fn: EmbedFn,
     config: LabelConfig | None = None,
     embedding_model: str | None = None,
@@ -532,7 +460,7 @@ def decide_labels(
 
     Args:
         labels: raw labels (duplicates and None are fine; one row per distinct label, in
-            first-seen order).
+            first-seen order), or their :func:`triage` (not changed).
         embed_fn: texts -> ``(n, d)`` float32 L2-normalised embeddings (``LabelEmbedder.embed``
             or a cached wrapper). Called at most twice, with distinct texts: the reference
             (vocabulary terms and prototypes), then every query text (labels that are neither
@@ -548,9 +476,9 @@ def decide_labels(
     ref = _reference()
     vocab = load_vocabulary()
     model = _model_name(embed_fn, embedding_model)
-    t = _triage(labels)
-    norm, canonical, decision, reason = t.norm, t.canonical, t.decision, t.reason
-    score, evidence, nearest = t.score, t.evidence, t.nearest
+    t = labels if isinstance(labels, Triage) else triage(labels)
+    norm, canonical, decision, reason = t.norm, list(t.canonical), list(t.decision), list(t.reason)
+    score, evidence, nearest = t.score.copy(), list(t.evidence), list(t.nearest)
     if not t.todo:
         return _table(t.raw, norm, canonical, decision, reason, score, model, evidence, nearest)
 
@@ -599,11 +527,11 @@ def decide_labels(
         if best >= config.merge_threshold:
             term = int(s.best_term[j])
             canonical[i] = vocab.canonical[ref.term_row[term]]
-            decision[i], reason[i], score[i] = "keep", "embedding_match", best
+            decision[i], reason[i], score[i] = "keep", KeepReason.EMBEDDING_MATCH, best
             evidence[i] = f"embedding:nearest={ref.texts[term]}"
         elif obj >= config.novel_min_similarity:
             canonical[i] = norm[i]
-            decision[i], reason[i], score[i] = "keep", "novel_object", best
+            decision[i], reason[i], score[i] = "keep", KeepReason.NOVEL_OBJECT, best
             evidence[i] = f"embedding:object={obj:.3f} vs {kind}={bad[kind]:.3f}"
         else:
             reason[i], score[i] = UNMAPPED, obj
@@ -628,149 +556,13 @@ def _table(raw, norm, canonical, decision, reason, score, model, evidence, neare
     )
 
 
-# --- sources ---------------------------------------------------------------------------------
-SOURCE_DECISION_SCHEMA = pa.schema(
-    [
-        pa.field("source_id", pa.string(), nullable=False),
-        pa.field("boxes", pa.int64(), nullable=False),
-        pa.field("rejected_boxes", pa.int64(), nullable=False),
-        pa.field("bad_label_fraction", pa.float64(), nullable=False),
-        pa.field("reason", pa.string(), nullable=False),
-    ]
-)
-
-
-def source_label_decisions(
-    per_source_counts: pa.Table | pl.DataFrame,
-    label_map: pa.Table | pl.DataFrame,
-    config: LabelConfig | None = None,
-) -> pa.Table:
-    """The sources to drop for label quality (``source_label_quality``).
-
-    Args:
-        per_source_counts: ``source_id``, ``raw_label``, ``boxes`` (boxes of that label in
-            that source; a missing ``boxes`` column counts each row once).
-        label_map: the ``label_map`` table (``raw_label``, ``decision``). A raw label absent
-            from it counts as rejected (``label_unmapped``), as in the curation step.
-        config: ``source_bad_label_fraction``: a source is dropped when the fraction of its
-            boxes whose label is rejected is *above* it.
-
-    Returns:
-        one row per dropped source (:data:`SOURCE_DECISION_SCHEMA`), sorted by ``source_id``.
-    """
-    config = config or LabelConfig()
-    counts = per_source_counts if isinstance(per_source_counts, pl.DataFrame) else None
-    if counts is None:
-        counts = pl.from_arrow(per_source_counts)
-    assert isinstance(counts, pl.DataFrame)
-    if "boxes" not in counts.columns:
-        counts = counts.with_columns(pl.lit(1, pl.Int64).alias("boxes"))
-    lm = label_map if isinstance(label_map, pl.DataFrame) else pl.from_arrow(label_map)
-    assert isinstance(lm, pl.DataFrame)
-    keep = lm.filter(pl.col("decision") == "keep").select("raw_label").unique()
-    per_source = (
-        counts.join(keep.with_columns(pl.lit(True).alias("_kept")), on="raw_label", how="left")
-        .group_by("source_id")
-        .agg(
-            pl.col("boxes").sum().cast(pl.Int64).alias("boxes"),
-            pl.col("boxes")
-            .filter(pl.col("_kept").is_null())
-            .sum()
-            .cast(pl.Int64)
-            .alias("rejected_boxes"),
-        )
-        .with_columns(
-            (pl.col("rejected_boxes") / pl.max_horizontal(pl.col("boxes"), pl.lit(1))).alias(
-                "bad_label_fraction"
-            )
-        )
-        .filter(pl.col("bad_label_fraction") > config.source_bad_label_fraction)
-        .with_columns(pl.lit(SOURCE_LABEL_QUALITY).alias("reason"))
-        .sort("source_id")
-        .select(SOURCE_DECISION_SCHEMA.names)
-    )
-    return per_source.to_arrow().cast(SOURCE_DECISION_SCHEMA)
-
-
-# --- measurement -----------------------------------------------------------------------------
-def label_quality_report(
-    label_map: pa.Table | pl.DataFrame, truth: Mapping[str, str]
-) -> dict[str, object]:
-    """Precision and recall of the label decisions against known truth (per distinct label).
-
-    Args:
-        label_map: the ``label_map`` table.
-        truth: raw label -> ``real`` or the bad kind it is (``label_gibberish``,
-            ``label_private``, ``label_vague``); labels absent from ``label_map`` are counted
-            in ``missing`` and left out of the figures.
-
-    Returns:
-        ``labels``, ``real``, ``bad``, ``missing``; ``bad_recall`` (bad labels rejected, any
-        reason), ``bad_precision`` (rejected labels that are bad), ``false_reject_rate`` (real
-        labels rejected), ``false_rejects`` (up to 20 examples), ``missed_bad`` (up to 20);
-        ``by_reason``: per reject reason ``flagged``, ``true``, ``matched``, ``precision``,
-        ``recall``; ``keep_reasons``: counts of kept real labels by reason.
-    """
-    lm = label_map if isinstance(label_map, pl.DataFrame) else pl.from_arrow(label_map)
-    assert isinstance(lm, pl.DataFrame)
-    decided = dict(zip(lm["raw_label"].to_list(), lm["reason"].to_list()))
-    kept = dict(zip(lm["raw_label"].to_list(), (d == "keep" for d in lm["decision"].to_list())))
-    pairs = [(lab, t, decided[lab], kept[lab]) for lab, t in truth.items() if lab in decided]
-    real = [p for p in pairs if p[1] == "real"]
-    bad = [p for p in pairs if p[1] != "real"]
-    rejected = [p for p in pairs if not p[3]]
-
-    def ratio(a: int, b: int) -> float | None:
-        return round(a / b, 4) if b else None
-
-    by_reason = {}
-    for code in REJECT_REASONS:
-        flagged = sum(1 for p in pairs if p[2] == code)
-        true = sum(1 for p in pairs if p[1] == code)
-        matched = sum(1 for p in pairs if p[2] == code and p[1] == code)
-        if flagged or true:
-            by_reason[code] = {
-                "flagged": flagged,
-                "true": true,
-                "matched": matched,
-                "precision": ratio(matched, flagged),
-                "recall": ratio(matched, true),
-            }
-    keep_reasons: dict[str, int] = {}
-    for p in real:
-        if p[3]:
-            keep_reasons[p[2]] = keep_reasons.get(p[2], 0) + 1
-    false_rejects = [p for p in real if not p[3]]
-    missed = [p for p in bad if p[3]]
-    return {
-        "labels": len(pairs),
-        "real": len(real),
-        "bad": len(bad),
-        "missing": len(truth) - len(pairs),
-        "bad_recall": ratio(len(bad) - len(missed), len(bad)),
-        "bad_precision": ratio(sum(1 for p in rejected if p[1] != "real"), len(rejected)),
-        "false_reject_rate": ratio(len(false_rejects), len(real)),
-        "false_rejects": [f"{p[0]} ({p[2]})" for p in false_rejects[:20]],
-        "missed_bad": [f"{p[0]} ({p[1]} kept as {p[2]})" for p in missed[:20]],
-        "by_reason": by_reason,
-        "keep_reasons": keep_reasons,
-    }
-
-
 __all__ = [
     "BAD_KINDS",
-    "KEEP_REASONS",
     "LABEL_MAP_SCHEMA",
-    "REJECT_REASONS",
-    "SOURCE_DECISION_SCHEMA",
+    "TRIAGE_SCHEMA",
     "LabelConfig",
-    "Vocabulary",
-    "compact",
+    "Triage",
     "decide_labels",
     "embedding_texts",
-    "label_quality_report",
-    "load_prototypes",
-    "load_vocabulary",
-    "normalise",
-    "source_label_decisions",
+    "triage",
 ]

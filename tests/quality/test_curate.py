@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from vprim.assets.contracts import hashing as H
 from vprim.assets.contracts import layout
 from vprim.assets.contracts import schemas as S
 from vprim.assets.quality import curate
+from vprim.assets.quality.labels import LabelConfig
 from vprim.assets.sources.ingest import SOURCE_STATS_SCHEMA
 from vprim.assets.storage import Storage
 
@@ -131,3 +133,56 @@ def test_every_box_has_one_fate(tmp_path):
     assert selection["empty"]["reason"] == "source_missing_annotations"
     assert selection["empty"]["miss_rate_estimate"] == np.float64(0.7)
     assert selection["unknown"]["reason"] == "source_label_quality"
+
+
+# --- step I per box and per source -----------------------------------------------------------
+def _per_box(counts: dict[tuple[str, str], int]) -> tuple[np.ndarray, pa.Array]:
+    """(source_id, raw_label) -> boxes, as per-box columns."""
+    sources = [s for (s, _), k in counts.items() for _ in range(k)]
+    labels = [lab for (_, lab), k in counts.items() for _ in range(k)]
+    return np.array(sources, dtype=object), pa.array(labels, pa.string())
+
+
+def test_label_fates_follow_the_map_and_distrust_unknown_labels():
+    canonical, reason, bad = curate.label_fates(
+        pa.array(["Dog", "NG", "mystery", "cars", None]), LABEL_MAP
+    )
+    assert list(canonical[[0, 3]]) == ["dog", "car"]
+    assert list(reason) == [None, "label_vague", "label_unmapped", None, "label_unmapped"]
+    assert list(bad) == [False, True, True, False, True]
+
+
+SOURCE_COUNTS = {
+    ("a", "Dog"): 10, ("a", "NG"): 2,  # 2/12 = 0.167 bad
+    ("b", "cars"): 5, ("b", "NG"): 5,  # exactly 0.5: not above the threshold
+    ("c", "Dog"): 1, ("c", "NG"): 9,  # 0.9
+    ("d", "never_seen"): 4,  # unmapped: 1.0
+}  # fmt: skip
+
+
+def test_source_label_quality_drops_sources_above_the_fraction():
+    sources, labels = _per_box(SOURCE_COUNTS)
+    _, _, bad = curate.label_fates(labels, LABEL_MAP)
+    per_source, dropped = curate.source_label_quality(sources, bad, LabelConfig())
+    assert dropped == ["c", "d"]
+    fractions = dict(zip(per_source["source_id"], per_source["bad_label_fraction"]))
+    assert fractions == {"a": 2 / 12, "b": 0.5, "c": 0.9, "d": 1.0}
+    counts = {r["source_id"]: (r["raw_boxes"], r["label_rejected"]) for r in per_source.to_dicts()}
+    assert counts == {"a": (12, 2), "b": (10, 5), "c": (10, 9), "d": (4, 4)}
+
+
+@pytest.mark.parametrize(
+    ("threshold", "dropped"),
+    [
+        (0.17, ["b", "c", "d"]),  # just above a's 0.1667: a stays
+        (0.16, ["a", "b", "c", "d"]),  # just below it: a goes
+        (0.49, ["b", "c", "d"]),  # just below b's 0.5: b goes
+        (0.5, ["c", "d"]),  # b exactly at the threshold stays
+        (0.9, ["d"]),  # so does c at its 0.9
+    ],
+)
+def test_source_label_quality_threshold_is_strict(threshold, dropped):
+    sources, labels = _per_box(SOURCE_COUNTS)
+    _, _, bad = curate.label_fates(labels, LABEL_MAP)
+    config = LabelConfig(source_bad_label_fraction=threshold)
+    assert curate.source_label_quality(sources, bad, config)[1] == dropped

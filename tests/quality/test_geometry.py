@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,10 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vprim.assets import boxes as B
 from vprim.assets.contracts import hashing as H
 from vprim.assets.contracts import reasons as R
 from vprim.assets.contracts import schemas as S
 from vprim.assets.quality import geometry as G
+from vprim.assets.quality import scoring
 
 CFG = G.GeometryConfig()
 
@@ -396,7 +399,7 @@ def test_duplicates_over_many_boxes_match_brute_force(threshold):
     want = np.zeros(n, dtype=bool)
     for j in range(n):
         same = (labels == labels[j]) & (imgs == imgs[j]) & (bi < bi[j])
-        iou = G._iou(tuple(c[same] for c in xyxy), tuple(np.full(same.sum(), c[j]) for c in xyxy))
+        iou = B.iou(tuple(c[same] for c in xyxy), tuple(np.full(same.sum(), c[j]) for c in xyxy))
         want[j] = bool((iou > threshold).any())
     assert want.sum() > 10
     assert (got == want).all()
@@ -564,32 +567,6 @@ def test_stable_string_hash_is_fnv1a_then_splitmix():
     assert (got == H._splitmix64(fnv)).all()
 
 
-# --- scoring ---------------------------------------------------------------------------------
-def test_score_counts_matches_by_instance_and_source():
-    planted = pa.table(
-        {
-            "source_id": ["s", "s", "s", "t"],
-            "image_id": ["i", "i", "i", None],
-            "box_index": [0, 1, 2, None],
-            "instance_id": pa.array([1, 2, 3, None], pa.uint64()),
-            "defect": ["tiny_box", "tiny_box", "label_vague", "source_missing_annotations"],
-        }
-    )
-    reasons_t = pa.table(
-        {
-            "instance_id": pa.array([1, 3, 4, None, None], pa.uint64()),
-            "source_id": ["s", "s", "s", "t", "u"],
-            "reason": ["tiny_box", "tiny_box", None, "source_missing_annotations",
-                       "source_missing_annotations"],
-        }
-    )  # fmt: skip
-    rows = {r["reason"]: r for r in G.score(reasons_t, planted)}
-    assert rows["tiny_box"]["precision"] == 0.5 and rows["tiny_box"]["recall"] == 0.5
-    src = rows["source_missing_annotations"]
-    assert (src["precision"], src["recall"], src["level"]) == (0.5, 1.0, "source")
-    assert "label_vague" not in rows
-
-
 # --- measurement on the tiny synthetic corpus -------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_checked(tmp_path_factory):
@@ -617,9 +594,21 @@ def tiny_checked(tmp_path_factory):
     return raw, checked, decisions, pq.read_table(corpus.planted_path), catalog.num_rows
 
 
+def score(flagged: pa.Table, planted: pa.Table) -> list[dict]:
+    """``scoring.score_in_duckdb`` of ``flagged`` (``instance_id`` or ``source_id``, and
+    ``reason``) against ``planted``."""
+    con = duckdb.connect()
+    con.register("flagged_t", flagged)
+    con.register("planted_t", planted)
+    iid = "instance_id" if "instance_id" in flagged.column_names else "NULL::UBIGINT"
+    sid = "source_id" if "source_id" in flagged.column_names else "NULL::VARCHAR"
+    relation = f"(SELECT {iid} AS instance_id, {sid} AS source_id, reason FROM flagged_t)"
+    return scoring.score_in_duckdb(con, relation, "planted_t")
+
+
 def test_tiny_corpus_box_reasons_precision_and_recall(tiny_checked):
     _, checked, _, planted, _ = tiny_checked
-    rows = [r for r in G.score(checked.select(["instance_id", "reason"]), planted)]
+    rows = score(checked.select(["instance_id", "reason"]), planted)
     by_reason = {r["reason"]: r for r in rows if r["level"] == "box"}
     planted_codes = set(pc.unique(planted["defect"]).to_pylist()) & set(R.BOX_REASONS)
     assert planted_codes == set(R.BOX_REASONS)  # the tiny corpus plants every box reason
@@ -645,7 +634,7 @@ def test_tiny_corpus_label_defects_are_geometrically_clean(tiny_checked):
 def test_tiny_corpus_source_decisions(tiny_checked):
     _, _, decisions, planted, n_sources = tiny_checked
     drops = decisions.filter(pc.equal(decisions["decision"], "drop"))
-    rows = G.score(drops.select(["source_id", "reason"]), planted)
+    rows = score(drops.select(["source_id", "reason"]), planted)
     by_reason = {r["reason"]: r for r in rows}
     for code in ("source_oversized_everywhere", "source_missing_annotations"):
         r = by_reason[code]

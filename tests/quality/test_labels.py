@@ -15,8 +15,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from vprim.assets.contracts import reasons as R
+from vprim.assets.quality import curate
 from vprim.assets.quality import labels as L
+from vprim.assets.quality import vocabulary as V
 from vprim.assets.quality.embedder import MODEL_NAME, EmbeddingCache, LabelEmbedder, embed_cached
+from vprim.assets.terms import compact
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +78,12 @@ def decide(labels, embed) -> dict[str, dict]:
     ],
 )
 def test_normalise(raw, expected):
-    assert L.normalise(raw) == expected
+    assert V.normalise(raw) == expected
 
 
 def test_shipped_data_loads():
-    vocab = L.load_vocabulary()
-    protos = L.load_prototypes()
+    vocab = V.load_vocabulary()
+    protos = V.load_prototypes()
     assert len(vocab) > 2000
     assert sum(len(t) for t in vocab.terms) > 2500
     kinds = Counter(k for k, _ in protos)
@@ -87,7 +91,7 @@ def test_shipped_data_loads():
     assert min(kinds.values()) >= 100  # many varied prototypes of each kind
     # no prototype is itself an object term of the vocabulary
     ref = L._reference()
-    assert not [x for _, x in protos if L.compact(L.normalise(x)) in ref.exact]
+    assert not [x for _, x in protos if compact(V.normalise(x)) in ref.exact]
 
 
 # --- synonyms and canonical names ------------------------------------------------------------
@@ -134,9 +138,9 @@ BAD_EXAMPLES = {
 
 
 def test_bad_examples_are_not_prototypes():
-    protos = {L.normalise(x) for _, x in L.load_prototypes()}
+    protos = {V.normalise(x) for _, x in V.load_prototypes()}
     for examples in BAD_EXAMPLES.values():
-        assert not [x for x in examples if L.normalise(x) in protos]
+        assert not [x for x in examples if V.normalise(x) in protos]
 
 
 @pytest.mark.parametrize("kind", L.BAD_KINDS)
@@ -161,12 +165,12 @@ HOLDOUT_STYLE = [
 def test_holdout_style_names_are_kept(embed):
     ref = L._reference()
     for raw in HOLDOUT_STYLE:  # none of them is a term of the shipped vocabulary
-        assert L.compact(L.normalise(raw)) not in ref.exact, raw
+        assert compact(V.normalise(raw)) not in ref.exact, raw
     got = decide(HOLDOUT_STYLE, embed)
     for raw, row in got.items():
         assert row["decision"] == "keep", row
         assert row["reason"] == "novel_object", row
-        assert row["canonical_label"] == L.normalise(raw)
+        assert row["canonical_label"] == V.normalise(raw)
         assert 0.0 < row["score"] < L.LabelConfig().merge_threshold
 
 
@@ -178,7 +182,7 @@ def test_label_map_contract(embed):
     rows = table.to_pylist()
     for r in rows:
         assert (r["canonical_label"] is None) == (r["decision"] == "reject")
-        assert r["reason"] in L.KEEP_REASONS + L.REJECT_REASONS
+        assert r["reason"] in R.KEEP_REASONS + R.LABEL_REASONS
 
 
 # --- the embedder and its cache --------------------------------------------------------------
@@ -238,9 +242,11 @@ def test_embedding_texts_cover_label_map_and_skip_code_labels(embedder, tmp_path
     the cache alone, and a code-shaped label is decided without its own embedding."""
     labels = ["Car", "obj_17", "anna's bike", "license plate 7f3a9c", "8c64-faaa", "hamster",
               "xkcd_q", "12345", "wheelbarrow"]  # fmt: skip
-    texts = L.embedding_texts(labels)
+    triage = L.triage(labels)
+    texts = L.embedding_texts(triage)
+    assert texts == L.embedding_texts(labels)
     assert len(texts) == len(set(texts))
-    codes = [L.normalise(t) for t in ("obj_17", "8c64-faaa", "license plate 7f3a9c", "12345")]
+    codes = [V.normalise(t) for t in ("obj_17", "8c64-faaa", "license plate 7f3a9c", "12345")]
     assert set(codes).isdisjoint(texts)
     assert {"hamster", "wheelbarrow", "license plate"} <= set(texts)  # a code's rest is read
 
@@ -248,8 +254,13 @@ def test_embedding_texts_cover_label_map_and_skip_code_labels(embedder, tmp_path
     cache = EmbeddingCache(tmp_path / "emb.parquet")
     cache.embed_cached(counting, texts)
     ahead = len(counting.embedded)
-    table = L.decide_labels(labels, lambda t: cache.embed_cached(counting, t)[0])
+    # label_map decides from the triage label_embeddings wrote (a Parquet round trip)
+    stored = tmp_path / "triage.parquet"
+    pq.write_table(triage.to_table(), stored)
+    read_back = L.Triage.from_table(pq.read_table(stored))
+    table = L.decide_labels(read_back, lambda t: cache.embed_cached(counting, t)[0])
     assert len(counting.embedded) == ahead  # label_map embedded nothing new
+    assert table.equals(L.decide_labels(labels, lambda t: cache.embed_cached(counting, t)[0]))
 
     rows = {r["raw_label"]: r for r in table.to_pylist()}
     for code_label in ("obj_17", "8c64-faaa", "license plate 7f3a9c"):
@@ -259,52 +270,20 @@ def test_embedding_texts_cover_label_map_and_skip_code_labels(embedder, tmp_path
     assert rows["hamster"]["decision"] == "keep" and rows["hamster"]["nearest_term"]
 
 
-# --- sources ---------------------------------------------------------------------------------
-def test_source_label_decisions():
-    label_map = pa.table(
-        {
-            "raw_label": ["car", "dog", "xkcd_q", "OK"],
-            "decision": ["keep", "keep", "reject", "reject"],
-        }
+def test_deciding_leaves_the_triage_unchanged(embed):
+    # label_map may decide one triage under several configs: each decision starts afresh
+    triage = L.triage(["hamster", "kitty cat", "Car"])
+    before = triage.to_table()
+    strict = L.decide_labels(triage, embed, L.LabelConfig(novel_min_similarity=1.0))
+    assert (
+        dict(zip(strict["raw_label"].to_pylist(), strict["reason"].to_pylist()))["hamster"]
+        == "label_unmapped"
     )
-    counts = pa.table(
-        {
-            "source_id": ["a", "a", "b", "b", "c", "c", "d"],
-            "raw_label": ["car", "xkcd_q", "dog", "OK", "car", "xkcd_q", "never_seen"],
-            "boxes": [10, 2, 5, 5, 1, 9, 4],
-        }
-    )
-    dropped = L.source_label_decisions(counts, label_map, L.LabelConfig())
-    assert dropped.schema.equals(L.SOURCE_DECISION_SCHEMA)
-    # a: 2/12 bad, kept; b: 5/10 = 0.5, not above the threshold, kept; c: 9/10; d: unmapped
-    assert dropped["source_id"].to_pylist() == ["c", "d"]
-    assert dropped["bad_label_fraction"].to_pylist() == [0.9, 1.0]
-    assert set(dropped["reason"].to_pylist()) == {"source_label_quality"}
-    stricter = L.source_label_decisions(
-        counts, label_map, L.LabelConfig(source_bad_label_fraction=0.1)
-    )
-    assert stricter["source_id"].to_pylist() == ["a", "b", "c", "d"]
-
-
-def test_label_quality_report_counts():
-    label_map = pa.table(
-        {
-            "raw_label": ["car", "hamster", "xkcd_q", "Kevin", "OK"],
-            "decision": ["keep", "reject", "reject", "keep", "reject"],
-            "reason": ["canonical_match", "label_private", "label_gibberish", "novel_object",
-                       "label_private"],
-        }
-    )  # fmt: skip
-    truth = {"car": "real", "hamster": "real", "xkcd_q": "label_gibberish",
-             "Kevin": "label_private", "OK": "label_vague", "absent": "real"}  # fmt: skip
-    rep = L.label_quality_report(label_map, truth)
-    assert (rep["labels"], rep["real"], rep["bad"], rep["missing"]) == (5, 2, 3, 1)
-    assert rep["bad_recall"] == round(2 / 3, 4)
-    assert rep["false_reject_rate"] == 0.5
-    assert rep["by_reason"]["label_private"] == {
-        "flagged": 2, "true": 1, "matched": 0, "precision": 0.0, "recall": 0.0,
-    }  # fmt: skip
-    assert rep["by_reason"]["label_gibberish"]["recall"] == 1.0
+    default = L.decide_labels(triage, embed)
+    assert triage.to_table().equals(before)
+    rows = {r["raw_label"]: r for r in default.to_pylist()}
+    assert rows["hamster"]["reason"] == "novel_object" and rows["hamster"]["decision"] == "keep"
+    assert rows["kitty cat"]["reason"] == "embedding_match"
 
 
 # --- measured on the synthetic corpus --------------------------------------------------------
@@ -342,16 +321,25 @@ def test_measured_on_tiny_corpus(embed, tmp_path):
     kinds = Counter(truth.values())
     assert kinds["real"] > 100 and all(kinds[k] > 0 for k in L.BAD_KINDS)
     label_map = L.decide_labels(sorted(truth), embed)
-    report = L.label_quality_report(label_map, truth)
-    print(report)
-    assert report["missing"] == 0
-    assert report["bad_recall"] >= 0.95, report["missed_bad"]
-    assert report["false_reject_rate"] <= 0.01, report["false_rejects"]
-    assert report["keep_reasons"].get("novel_object", 0) > 0  # hold-out names were kept
-    dropped = L.source_label_decisions(per_source, label_map)
+    rows = {r["raw_label"]: r for r in label_map.to_pylist()}
+    assert set(truth) <= set(rows)
+    real = [lab for lab, t in truth.items() if t == "real"]
+    bad = [lab for lab, t in truth.items() if t != "real"]
+    missed = [f"{lab} ({truth[lab]})" for lab in bad if rows[lab]["decision"] == "keep"]
+    false_rejects = [f"{lab} ({rows[lab]['reason']})" for lab in real
+                     if rows[lab]["decision"] != "keep"]  # fmt: skip
+    assert len(missed) <= 0.05 * len(bad), missed  # bad-label recall >= 0.95
+    assert len(false_rejects) <= 0.01 * len(real), false_rejects
+    assert any(rows[lab]["reason"] == "novel_object" for lab in real)  # hold-out names kept
+    # step I's source rule, as curation applies it, drops exactly the planted sources
+    boxes = per_source["boxes"].to_numpy()
+    sources = np.repeat(per_source["source_id"].to_numpy(zero_copy_only=False), boxes)
+    raw_labels = pa.array(np.repeat(per_source["raw_label"].to_numpy(zero_copy_only=False), boxes))
+    _, _, label_bad = curate.label_fates(raw_labels, label_map)
+    _, dropped = curate.source_label_quality(sources, label_bad, L.LabelConfig())
     planted = pq.read_table(tmp_path / "tiny" / "planted.parquet")
     expected = planted.filter(pc.equal(planted["defect"], "source_label_quality"))
-    assert set(dropped["source_id"].to_pylist()) == set(expected["source_id"].to_pylist())
+    assert set(dropped) == set(expected["source_id"].to_pylist())
 
 
 COCO_80 = [
