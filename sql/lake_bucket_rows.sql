@@ -8,7 +8,9 @@
 -- not DuckDB's hash(), which may change between DuckDB releases), so an image keeps its split
 -- across lake versions, seeds and upgrades. target: boxes_999 cast to text is
 -- "[[1, 2, 3, 4], [5, 6, 7, 8]]"; without the spaces it is the report's "[[1,2,3,4],[5,6,7,8]]"
--- (one cast instead of a string join per box).
+-- (one cast instead of a string join per box). sample_id: the 16 hex digits of
+-- stable_hash64(source_id, image_id, label) (md5-based, sql/macros/stable_hash64.sql; the parts
+-- joined by chr(31)): the same id for the same sample on every DuckDB release.
 WITH kept AS (
     SELECT g.*, s.permille
     FROM bucket_groups AS g
@@ -23,7 +25,7 @@ scaled AS (
            ]) AS boxes_999
     FROM kept
 )
-SELECT printf('%016x', hash(source_id, image_id, label)) AS sample_id,
+SELECT printf('%016x', stable_hash64(concat_ws(chr(31), source_id, image_id, label))) AS sample_id,
        source_id, image_id, image_uri, image_width, image_height, label, boxes, boxes_999,
        n_boxes,
        '<|ref|>' || label || '<|/ref|><|box|>'
