@@ -60,7 +60,13 @@ def build_version(
         store_rel(store, p): P.file_digest(store, p) for paths in files.values() for p in paths
     }
     digest = P.inputs_digest(digests, config.as_dict())
+    now = time.time() if now is None else now
     version = P.new_version(digest, now)
+    while store.exists(layout.lake_version_dir(version)):
+        # the same inputs and config built within the same second: never write into that
+        # version (it may be the published one); this build is named a second later
+        now += 1
+        version = P.new_version(digest, now)
     seconds["hash_inputs"] = time.perf_counter() - t0
     P.apply_retention(store, keep=None, building=version)  # clears killed builds' leftovers
     t1 = time.perf_counter()

@@ -300,6 +300,23 @@ def test_new_version_names_sort_by_time():
     assert P.new_version("ff" * 32, T0) < P.new_version("00" * 32, T0 + 1)
 
 
+def test_a_second_build_in_the_same_second_never_writes_into_the_first(tmp_path):
+    """Same inputs, same config, same second: the names would be equal; the second build is
+    named a second later and the published first version keeps its files."""
+    store = write_root(tmp_path, images("src_a", "dog", 3), {"src_a": "keep"})
+    first = build(store, now=T0)
+    P.publish(store, first.version)
+    before = read_lake(store, first.version)
+    again = build(store, now=T0)
+    assert first.version.split("-")[1] == again.version.split("-")[1]  # same inputs digest
+    assert first.version == "20231114T221320-" + first.version.split("-")[1]
+    assert again.version == "20231114T221321-" + first.version.split("-")[1]
+    assert again.manifest["created_at"] == "2023-11-14T22:13:21Z"
+    assert P.versions(store) == [first.version, again.version]
+    assert P.current_version(store) == first.version
+    assert read_lake(store, first.version).equals(before)
+
+
 # --- 9. a build killed mid-write -------------------------------------------------------------
 
 KILLED_BUILD = """
