@@ -252,8 +252,8 @@ def test_tiny_rebuild_publishes_a_checked_lake_every_reader_reads(rebuilt):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from vprim.assets.contracts.schemas import LAKE_SCHEMA
     from vprim.assets.lake import publish as P
-    from vprim.assets.lake.balance import LAKE_SCHEMA
     from vprim.assets.lake.checks import CHECKS
     from vprim.assets.storage import Storage
 

@@ -16,28 +16,10 @@ import json
 
 import pyarrow as pa
 
+from vprim.assets.contracts.schemas import CAMP_SCHEMA
 from vprim.assets.storage import Storage
 
 CAMPS = ("counting", "spatial", "maze", "path_tracing")
-
-CAMP_SCHEMA = pa.schema(
-    [
-        ("sample_id", pa.string()),
-        ("camp", pa.string()),
-        ("split", pa.string()),
-        ("eval_set", pa.string()),
-        ("difficulty", pa.string()),
-        ("seed", pa.int64()),
-        ("image_png", pa.binary()),
-        ("image_uri", pa.string()),
-        ("image_width", pa.int32()),
-        ("image_height", pa.int32()),
-        ("prompt", pa.string()),
-        ("target", pa.string()),
-        ("answer", pa.string()),
-        ("meta", pa.string()),
-    ]
-)
 
 
 def camp_row(
@@ -81,7 +63,6 @@ def write_rows(store: Storage, rel: str, rows: list[dict] | pa.Table) -> str:
 
 __all__ = [
     "CAMPS",
-    "CAMP_SCHEMA",
     "camp_row",
     "rows_to_table",
     "write_rows",

@@ -13,7 +13,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-
 #: joins the parts of a composite key, in Python and in SQL (``chr(31)``)
 KEY_SEPARATOR = "\x1f"
 

@@ -80,3 +80,102 @@ CATALOG_SCHEMA = pa.schema(
     ],
     metadata={"vprim.schema": "catalog", "vprim.schema_version": RAW_SCHEMA_VERSION},
 )
+
+CLEAN_SCHEMA = pa.schema(
+    [*RAW_INSTANCES_SCHEMA, pa.field("canonical_label", pa.string(), nullable=False)],
+    metadata={"vprim.schema": "clean_instances", "vprim.schema_version": RAW_SCHEMA_VERSION},
+)
+
+SELECTION_SCHEMA = pa.schema(
+    [
+        pa.field("source_id", pa.string(), nullable=False),
+        pa.field("decision", pa.string(), nullable=False),  # keep | drop
+        pa.field("stage", pa.string()),  # label | geometry, null when kept
+        pa.field("reason", pa.string()),
+        pa.field("detail", pa.string()),
+        pa.field("raw_boxes", pa.int64(), nullable=False),
+        pa.field("label_rejected", pa.int64(), nullable=False),
+        pa.field("bad_label_fraction", pa.float64()),
+        pa.field("geometry_rejected", pa.int64(), nullable=False),
+        pa.field("clean_boxes", pa.int64(), nullable=False),
+        pa.field("images", pa.int64(), nullable=False),
+        pa.field("miss_rate_estimate", pa.float64()),
+    ]
+)
+
+LABEL_MAP_SCHEMA = pa.schema(
+    [
+        pa.field("raw_label", pa.string(), nullable=False),
+        pa.field("normalised", pa.string(), nullable=False),
+        pa.field("canonical_label", pa.string()),
+        pa.field("decision", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("score", pa.float32(), nullable=False),
+        pa.field("embedding_model", pa.string(), nullable=False),
+        pa.field("evidence", pa.string(), nullable=False),
+        pa.field("nearest_term", pa.string()),
+    ],
+    metadata={"vprim.schema": "label_map", "vprim.schema_version": "1.0"},
+)
+
+#: The persisted :class:`Triage` (``label_embeddings`` writes it, ``label_map`` decides from
+#: it): the ``label_map`` columns the rules filled, ``todo`` (left for the embeddings) and,
+#: for those rows, their word shape.
+TRIAGE_SCHEMA = pa.schema(
+    [
+        *(
+            LABEL_MAP_SCHEMA.field(name)
+            for name in LABEL_MAP_SCHEMA.names
+            if name != "embedding_model"
+        ),
+        pa.field("todo", pa.bool_(), nullable=False),
+        pa.field("codes", pa.list_(pa.string())),
+        pa.field("possessive", pa.bool_()),
+        pa.field("rest", pa.string()),
+        pa.field(
+            "name_words",
+            pa.list_(pa.struct([("word", pa.string()), ("candidates", pa.list_(pa.string()))])),
+        ),
+    ],
+    metadata={"vprim.schema": "label_triage", "vprim.schema_version": "1.0"},
+)
+
+LAKE_SCHEMA_VERSION = "1.0"
+
+#: The public lake row (docs/CONTRACTS.md).
+LAKE_SCHEMA = pa.schema(
+    [
+        pa.field("sample_id", pa.string(), nullable=False),
+        pa.field("source_id", pa.string(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("image_uri", pa.string(), nullable=False),
+        pa.field("image_width", pa.int32(), nullable=False),
+        pa.field("image_height", pa.int32(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("boxes", pa.list_(pa.list_(pa.float64())), nullable=False),
+        pa.field("boxes_999", pa.list_(pa.list_(pa.int32())), nullable=False),
+        pa.field("n_boxes", pa.int32(), nullable=False),
+        pa.field("target", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+    ],
+    metadata={"vprim.schema": "lake", "vprim.schema_version": LAKE_SCHEMA_VERSION},
+)
+
+CAMP_SCHEMA = pa.schema(
+    [
+        ("sample_id", pa.string()),
+        ("camp", pa.string()),
+        ("split", pa.string()),
+        ("eval_set", pa.string()),
+        ("difficulty", pa.string()),
+        ("seed", pa.int64()),
+        ("image_png", pa.binary()),
+        ("image_uri", pa.string()),
+        ("image_width", pa.int32()),
+        ("image_height", pa.int32()),
+        ("prompt", pa.string()),
+        ("target", pa.string()),
+        ("answer", pa.string()),
+        ("meta", pa.string()),
+    ]
+)

@@ -32,29 +32,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vprim.assets.contracts import layout
+from vprim.assets.contracts import schemas as S
 from vprim.assets.sql import load, register_macros
 from vprim.assets.storage import Storage, parquet_writer
-
-SCHEMA_VERSION = "1.0"
-
-#: The public lake row (docs/CONTRACTS.md).
-LAKE_SCHEMA = pa.schema(
-    [
-        pa.field("sample_id", pa.string(), nullable=False),
-        pa.field("source_id", pa.string(), nullable=False),
-        pa.field("image_id", pa.string(), nullable=False),
-        pa.field("image_uri", pa.string(), nullable=False),
-        pa.field("image_width", pa.int32(), nullable=False),
-        pa.field("image_height", pa.int32(), nullable=False),
-        pa.field("label", pa.string(), nullable=False),
-        pa.field("boxes", pa.list_(pa.list_(pa.float64())), nullable=False),
-        pa.field("boxes_999", pa.list_(pa.list_(pa.int32())), nullable=False),
-        pa.field("n_boxes", pa.int32(), nullable=False),
-        pa.field("target", pa.string(), nullable=False),
-        pa.field("split", pa.string(), nullable=False),
-    ],
-    metadata={"vprim.schema": "lake", "vprim.schema_version": SCHEMA_VERSION},
-)
 
 STAGING_PREFIX = "vprim-lake-stage-"
 ROW_GROUP_ROWS = 128_000
@@ -177,10 +157,10 @@ def balance_bucket(
     with (
         store.atomic_path(out_path) as tmp,
         store.fs.open(tmp, "wb") as f,
-        parquet_writer(f, LAKE_SCHEMA) as writer,
+        parquet_writer(f, S.LAKE_SCHEMA) as writer,
     ):
         for batch in reader:
-            table = pa.Table.from_batches([batch]).cast(LAKE_SCHEMA)
+            table = pa.Table.from_batches([batch]).cast(S.LAKE_SCHEMA)
             writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
             rows += table.num_rows
             instances += int(pc.sum(table["n_boxes"]).as_py() or 0)

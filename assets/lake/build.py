@@ -10,8 +10,9 @@ import duckdb
 import pyarrow as pa
 
 from vprim.assets.contracts import layout
+from vprim.assets.contracts.schemas import LAKE_SCHEMA
 from vprim.assets.lake import publish as P
-from vprim.assets.lake.balance import LAKE_SCHEMA, BalanceConfig, Balanced, BucketResult, balance
+from vprim.assets.lake.balance import BalanceConfig, Balanced, BucketResult, balance
 from vprim.assets.storage import Storage
 
 CLEAN_GLOB = layout.shard_file(layout.CLEAN_DIR, "*")

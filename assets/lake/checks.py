@@ -20,8 +20,8 @@ import duckdb
 import pyarrow.parquet as pq
 
 from vprim.assets.contracts import layout
+from vprim.assets.contracts.schemas import LAKE_SCHEMA
 from vprim.assets.lake import publish as P
-from vprim.assets.lake.balance import LAKE_SCHEMA
 from vprim.assets.lake.build import lake_files_sql
 from vprim.assets.sql import register_macros
 from vprim.assets.storage import Storage

@@ -35,28 +35,6 @@ from vprim.assets.storage import Storage
 #: the stages whose rejects this module writes: label, geometry, source
 QUALITY_STAGES = tuple(stage for stage in R.STAGES if stage != "parse")
 
-CLEAN_SCHEMA = pa.schema(
-    [*S.RAW_INSTANCES_SCHEMA, pa.field("canonical_label", pa.string(), nullable=False)],
-    metadata={"vprim.schema": "clean_instances", "vprim.schema_version": S.RAW_SCHEMA_VERSION},
-)
-
-SELECTION_SCHEMA = pa.schema(
-    [
-        pa.field("source_id", pa.string(), nullable=False),
-        pa.field("decision", pa.string(), nullable=False),  # keep | drop
-        pa.field("stage", pa.string()),  # label | geometry, null when kept
-        pa.field("reason", pa.string()),
-        pa.field("detail", pa.string()),
-        pa.field("raw_boxes", pa.int64(), nullable=False),
-        pa.field("label_rejected", pa.int64(), nullable=False),
-        pa.field("bad_label_fraction", pa.float64()),
-        pa.field("geometry_rejected", pa.int64(), nullable=False),
-        pa.field("clean_boxes", pa.int64(), nullable=False),
-        pa.field("images", pa.int64(), nullable=False),
-        pa.field("miss_rate_estimate", pa.float64()),
-    ]
-)
-
 
 #: per-box frames built from NumPy object arrays: an empty shard would otherwise infer
 #: ``Object`` columns, which polars cannot join with the String ``source_id`` of the stats
@@ -232,7 +210,7 @@ def _write_shard(storage, shard_key, raw, canonical, geo, survivors, clean, stag
     for c, values in coords.items():
         table = table.set_column(table.schema.get_field_index(c), c, pa.array(values))
     table = table.append_column("canonical_label", pa.array(canonical, pa.string()))
-    clean_table = table.filter(clean_mask).cast(CLEAN_SCHEMA)
+    clean_table = table.filter(clean_mask).cast(S.CLEAN_SCHEMA)
     storage.write_parquet(clean_table, layout.shard_file(layout.CLEAN_DIR, shard_key))
     detail = np.full(n, "", dtype=object)
     geo_detail = geo["detail"].to_numpy(zero_copy_only=False)
@@ -327,8 +305,8 @@ def _selection(per_source, dropped_by_labels, decisions, stats, clean, sources) 
         .otherwise(pl.lit("drop"))
         .alias("decision")
     )
-    out = out.sort("source_id").select([f.name for f in SELECTION_SCHEMA])
-    return out.to_arrow().cast(SELECTION_SCHEMA)
+    out = out.sort("source_id").select([f.name for f in S.SELECTION_SCHEMA])
+    return out.to_arrow().cast(S.SELECTION_SCHEMA)
 
 
 def accounting(storage: Storage, shard_keys: list[str]) -> list[dict]:

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from vprim.assets.contracts import schemas as S
 from vprim.assets.contracts.reasons import KeepReason, Reason
 from vprim.assets.quality.embedder import MODEL_NAME as DEFAULT_EMBEDDING_MODEL
 from vprim.assets.quality.vocabulary import (
@@ -67,21 +68,6 @@ from vprim.assets.terms import compact
 GIBBERISH, PRIVATE, UNMAPPED = Reason.LABEL_GIBBERISH, Reason.LABEL_PRIVATE, Reason.LABEL_UNMAPPED
 
 EmbedFn = Callable[[Sequence[str]], np.ndarray]
-
-LABEL_MAP_SCHEMA = pa.schema(
-    [
-        pa.field("raw_label", pa.string(), nullable=False),
-        pa.field("normalised", pa.string(), nullable=False),
-        pa.field("canonical_label", pa.string()),
-        pa.field("decision", pa.string(), nullable=False),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("score", pa.float32(), nullable=False),
-        pa.field("embedding_model", pa.string(), nullable=False),
-        pa.field("evidence", pa.string(), nullable=False),
-        pa.field("nearest_term", pa.string()),
-    ],
-    metadata={"vprim.schema": "label_map", "vprim.schema_version": "1.0"},
-)
 
 
 @dataclass(frozen=True)
@@ -299,29 +285,6 @@ def _model_name(embed_fn: EmbedFn, config_name: str | None) -> str:
     return DEFAULT_EMBEDDING_MODEL
 
 
-#: The persisted :class:`Triage` (``label_embeddings`` writes it, ``label_map`` decides from
-#: it): the ``label_map`` columns the rules filled, ``todo`` (left for the embeddings) and,
-#: for those rows, their word shape.
-TRIAGE_SCHEMA = pa.schema(
-    [
-        *(
-            LABEL_MAP_SCHEMA.field(name)
-            for name in LABEL_MAP_SCHEMA.names
-            if name != "embedding_model"
-        ),
-        pa.field("todo", pa.bool_(), nullable=False),
-        pa.field("codes", pa.list_(pa.string())),
-        pa.field("possessive", pa.bool_()),
-        pa.field("rest", pa.string()),
-        pa.field(
-            "name_words",
-            pa.list_(pa.struct([("word", pa.string()), ("candidates", pa.list_(pa.string()))])),
-        ),
-    ],
-    metadata={"vprim.schema": "label_triage", "vprim.schema_version": "1.0"},
-)
-
-
 @dataclass
 class Triage:
     """The decisions rules make without embeddings, and what is left for the embeddings."""
@@ -355,7 +318,7 @@ class Triage:
         return list(queries)
 
     def to_table(self) -> pa.Table:
-        """The triage as a :data:`TRIAGE_SCHEMA` table, rows in label order."""
+        """The triage as a :data:`schemas.TRIAGE_SCHEMA` table, rows in label order."""
         n = len(self.raw)
         todo = np.zeros(n, dtype=bool)
         todo[self.todo] = True
@@ -379,13 +342,13 @@ class Triage:
                     for sh in shapes
                 ],
             },
-            schema=TRIAGE_SCHEMA,
+            schema=S.TRIAGE_SCHEMA,
         )
 
     @classmethod
     def from_table(cls, table: pa.Table) -> Triage:
         """The triage :meth:`to_table` wrote."""
-        col = {name: table[name].to_pylist() for name in TRIAGE_SCHEMA.names}
+        col = {name: table[name].to_pylist() for name in S.TRIAGE_SCHEMA.names}
         todo = [i for i, t in enumerate(col["todo"]) if t]
         shapes = {
             i: _Shape(
@@ -470,7 +433,7 @@ def decide_labels(
             object's) ``model_name``, else all-MiniLM-L6-v2.
 
     Returns:
-        a table with :data:`LABEL_MAP_SCHEMA`.
+        a table with :data:`schemas.LABEL_MAP_SCHEMA`.
     """
     config = config or LabelConfig()
     ref = _reference()
@@ -552,14 +515,12 @@ def _table(raw, norm, canonical, decision, reason, score, model, evidence, neare
             "evidence": pa.array(evidence, pa.string()),
             "nearest_term": pa.array(nearest, pa.string()),
         },
-        schema=LABEL_MAP_SCHEMA,
+        schema=S.LABEL_MAP_SCHEMA,
     )
 
 
 __all__ = [
     "BAD_KINDS",
-    "LABEL_MAP_SCHEMA",
-    "TRIAGE_SCHEMA",
     "LabelConfig",
     "Triage",
     "decide_labels",

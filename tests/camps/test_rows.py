@@ -15,8 +15,9 @@ from vprim.assets.camps.path_tracing import generate_path
 from vprim.assets.camps.preview_grid import draw_primitives, grid_png
 from vprim.assets.camps.primitives import format_boxes, format_points, parse_primitives
 from vprim.assets.camps.rewards import REWARDS
-from vprim.assets.camps.schema import CAMP_SCHEMA, rows_to_table
+from vprim.assets.camps.schema import rows_to_table
 from vprim.assets.camps.spatial import generate_spatial
+from vprim.assets.contracts.schemas import CAMP_SCHEMA
 
 
 def _counting_rows() -> list[dict]:

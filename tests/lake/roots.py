@@ -14,11 +14,10 @@ import pyarrow.parquet as pq
 
 from vprim.assets.contracts import hashing as H
 from vprim.assets.contracts import layout
+from vprim.assets.contracts.schemas import CLEAN_SCHEMA, LABEL_MAP_SCHEMA, SELECTION_SCHEMA
 from vprim.assets.lake import checks as C
 from vprim.assets.lake.balance import BalanceConfig
 from vprim.assets.lake.build import LakeBuild, build_version
-from vprim.assets.quality.curate import CLEAN_SCHEMA, SELECTION_SCHEMA
-from vprim.assets.quality.labels import LABEL_MAP_SCHEMA
 from vprim.assets.storage import Storage
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z: builds get explicit, increasing times

@@ -19,10 +19,11 @@ from tests.lake.roots import (
     write_root,
 )
 from vprim.assets.contracts import layout
+from vprim.assets.contracts.schemas import LAKE_SCHEMA
 from vprim.assets.lake import checks as C
 from vprim.assets.lake import defs as lake_defs
 from vprim.assets.lake import publish as P
-from vprim.assets.lake.balance import LAKE_SCHEMA, BalanceConfig
+from vprim.assets.lake.balance import BalanceConfig
 from vprim.assets.lake.build import lake_files_sql
 from vprim.assets.sql import register_macros
 from vprim.assets.storage import Storage

@@ -35,7 +35,7 @@ from vprim.assets.contracts import layout
 from vprim.assets.contracts import schemas as S
 from vprim.assets.lake import publish as P
 from vprim.assets.lake import stats
-from vprim.assets.lake.balance import LAKE_SCHEMA, BalanceConfig
+from vprim.assets.lake.balance import BalanceConfig
 from vprim.assets.lake.build import lake_files_sql
 from vprim.assets.settings import PROJECT_ROOT
 from vprim.assets.storage import Storage
@@ -240,16 +240,16 @@ def test_samples_files_follow_the_lake_schema(tmp_path):
     files = store.glob(f"{layout.lake_samples_dir(built.version)}/*/*.parquet")
     assert len(files) == len(built.manifest["files"]) >= 1
     for f in files:
-        assert pq.read_schema(f).remove_metadata().equals(LAKE_SCHEMA.remove_metadata())
+        assert pq.read_schema(f).remove_metadata().equals(S.LAKE_SCHEMA.remove_metadata())
     total = built.manifest["counts"]["rows"]
     assert sum(pl.read_parquet(f).height for f in files) == total
-    assert pl.read_parquet(files).columns == LAKE_SCHEMA.names
+    assert pl.read_parquet(files).columns == S.LAKE_SCHEMA.names
     con = duckdb.connect()
     lake_sql = lake_files_sql(store, built.version)
     assert con.execute(f"SELECT count(*) FROM {lake_sql}").fetchone()[0] == total
     assert sum(f["rows"] for f in built.manifest["files"]) == total
     manifest = P.read_manifest(store, built.version)
-    assert manifest["schema"] == {f.name: str(f.type) for f in LAKE_SCHEMA}
+    assert manifest["schema"] == {f.name: str(f.type) for f in S.LAKE_SCHEMA}
     assert manifest["config"] == {"cap": 5, "seed": 0, "buckets": 4, "holdout_permille": 20}
 
 

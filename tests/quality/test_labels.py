@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from vprim.assets.contracts import reasons as R
+from vprim.assets.contracts.schemas import LABEL_MAP_SCHEMA
 from vprim.assets.quality import curate
 from vprim.assets.quality import labels as L
 from vprim.assets.quality import vocabulary as V
@@ -176,7 +177,7 @@ def test_holdout_style_names_are_kept(embed):
 
 def test_label_map_contract(embed):
     table = L.decide_labels(["Car", "car", "Car", None, "xkcd_q", "hamster"], embed)
-    assert table.schema.equals(L.LABEL_MAP_SCHEMA)
+    assert table.schema.equals(LABEL_MAP_SCHEMA)
     assert table["raw_label"].to_pylist() == ["Car", "car", "xkcd_q", "hamster"]  # distinct
     assert set(table["embedding_model"].to_pylist()) == {MODEL_NAME}
     rows = table.to_pylist()
