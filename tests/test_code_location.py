@@ -1,8 +1,9 @@
 """A snapshot of the whole code location: every asset spec, check, job, schedule and sensor.
 
 Any change to the graph a user sees in the UI (a key, group, dependency, partitioning, tag,
-kind, check, job selection, schedule or sensor) fails this test until the snapshot is
-rewritten and the diff reviewed, as dagster-open-platform's ``test_defs.py`` does:
+kind, check, run config field or default, job selection, schedule or sensor) fails this test
+until the snapshot is rewritten and the diff reviewed, as dagster-open-platform's
+``test_defs.py`` does:
 
     VPRIM_UPDATE_SNAPSHOT=1 .venv/bin/python -m pytest tests/test_code_location.py
     git diff tests/snapshots/code_location.json
@@ -39,6 +40,22 @@ def _tags(tags: dict) -> dict:
     return out
 
 
+def _config(config_type) -> dict | None:
+    """Every run config field with its default (nested config as a dict): the launchpad's view."""
+    if not hasattr(config_type, "fields"):
+        return None
+    out = {}
+    for name, field in sorted(config_type.fields.items()):
+        nested = _config(field.config_type)
+        if nested is not None:
+            out[name] = nested
+        elif field.default_provided:
+            out[name] = field.default_value
+        else:
+            out[name] = "<required>" if field.is_required else "<optional>"
+    return out
+
+
 def _asset(graph, key: dg.AssetKey) -> dict:
     node = graph.get(key)
     checks = sorted((graph.get_check_spec(c) for c in node.check_keys), key=lambda spec: spec.name)
@@ -60,6 +77,9 @@ def _asset(graph, key: dg.AssetKey) -> dict:
             else None
         ),
         "checks": [{"name": c.name, "blocking": c.blocking} for c in checks],
+        "config": _config(schema.config_type)
+        if (schema := node.assets_def.op.config_schema)
+        else None,
         "has_description": bool(node.description),
     }
 
