@@ -29,12 +29,12 @@ from vprim.assets.parallel import map_shards
 from vprim.assets.sources.readers import READERS, detect_format
 from vprim.assets.sources.readers.base import (
     PREFETCH_WINDOW,
-    BoxColumns,
-    BulkReader,
+    FormatReader,
     ParseError,
     ReadResult,
     Source,
 )
+from vprim.assets.sources.readers.columns import Fragment
 from vprim.assets.storage import PARQUET_OPTIONS, Storage, parquet_writer
 
 SOURCE_STATS_SCHEMA = pa.schema(
@@ -150,127 +150,108 @@ def read_source(source_id: str, uri: str, fmt: str) -> SourceOutcome:
 
 
 def _read_files(
-    reader, source: Source, context, files: list[str], ledger, stats: Counter, bulk: bool = True
-):
-    """The boxes of a source's files in file order: through the reader's bulk path where it
-    takes the file, else :func:`_read_file`. None when there are none."""
-    rows = _SourceRows(_bulk_reader(reader, source, context) if bulk else None)
+    reader: FormatReader,
+    source: Source,
+    context: object,
+    files: list[str],
+    ledger: _RejectRows,
+    stats: Counter,
+) -> pa.Table | None:
+    """Every file of a source through its reader, once each and in file order; the boxes
+    of all of them as one table (None when there are none)."""
+    read: list[tuple[str, ReadResult]] = []  # the files that kept boxes, with what they gave
     windows = [files[i : i + PREFETCH_WINDOW] for i in range(0, len(files), PREFETCH_WINDOW)]
     for k, window in enumerate(windows):
-        # the next window is read while this one is parsed (the first is read on its own)
-        for ahead in windows[k : k + 2]:
-            source.prefetch(ahead)
+        if reader.read_ahead:  # the next window is read while this one is parsed
+            for ahead in windows[k : k + 2]:
+                source.prefetch(ahead)
         for path in window:
-            stats["files"] += 1
-            taken = rows.take(path)
-            if taken >= 0:  # one image, every box kept
-                stats["images"] += 1
-                stats["boxes_seen"] += taken
-                stats["boxes_kept"] += taken
-                continue
             result = _read_file(reader, source, context, path, ledger, stats)
             if result is not None and result.num_boxes:
-                rows.add_result(result)
-    try:
-        return rows.table()
-    except Exception:  # a bug in the bulk path: the source again, file by file
-        ledger.rows.clear()
-        for key in stats:
-            stats[key] = 0
-        return _read_files(reader, source, context, files, ledger, stats, bulk=False)
+                read.append((path, result))
+        if reader.read_ahead:
+            source.discard(window)  # what the reader did not take is not held any longer
+    return _boxes_table(source, read, ledger, stats)
 
 
-def _bulk_reader(reader, source: Source, context) -> BulkReader | None:
-    """The reader's bulk path for this source; None (every file read on its own) when it has
-    none, or when making one fails (a bug, which must not stop the shard)."""
-    try:
-        return reader.bulk(source, context)
-    except Exception:
-        return None
+def _boxes_table(
+    source: Source, read: list[tuple[str, ReadResult]], ledger: _RejectRows, stats: Counter
+) -> pa.Table | None:
+    """The column fragments of a source's files as one table, converted once per source.
 
-
-class _SourceRows:
-    """A source's boxes in file order.
-
-    Files the bulk path takes become one table at the end; the other files' columns are
-    merged before they become tables (one Arrow table per small file costs more than
-    parsing it). ``parts`` keeps the order: an int is that many rows of the bulk table.
+    A fragment that cannot be converted (a reader bug) makes its file a ``parse_reader_error``
+    row: the file's counts and ledger rows are withdrawn and the other files are kept. No
+    file is read again.
     """
-
-    def __init__(self, bulk: BulkReader | None) -> None:
-        self.bulk = bulk
-        self.broken = False  # the bulk path raised: its state can no longer be trusted
-        self.bulk_taken = False
-        self.parts: list[pa.Table | int] = []
-        self.merged = BoxColumns()
-
-    def take(self, path: str) -> int:
-        """Boxes the bulk path took from ``path``, or -1 when the file is read on its own."""
-        if self.bulk is None or self.broken:
-            return -1
+    if not read:
+        return None
+    try:
+        return _join([result.fragment for _, result in read])
+    except Exception:
+        pass
+    tables = []
+    for path, result in read:
         try:
-            taken = self.bulk.add(path)
-        except Exception:
-            self.broken = True
-            return -1
-        if taken >= 0:
-            self._flush()
-            self.bulk_taken = True
-            if self.parts and isinstance(self.parts[-1], int):
-                self.parts[-1] += taken  # a run of taken files is one slice of the bulk table
-            else:
-                self.parts.append(taken)
-        return taken
-
-    def add_result(self, result: ReadResult) -> None:
-        if result.columns is not None:
-            self.merged.extend(result.columns)
-        else:
-            self._flush()
-            self.parts.append(result.boxes)
-
-    def _flush(self) -> None:
-        if len(self.merged):
-            self.parts.append(self.merged.table())
-            self.merged = BoxColumns()
-
-    def table(self) -> pa.Table | None:
-        if self.broken:
-            raise RuntimeError("the bulk path failed on a file")
-        self._flush()
-        bulk = self.bulk.table() if self.bulk is not None and self.bulk_taken else None
-        tables, start = [], 0
-        for part in self.parts:
-            if isinstance(part, int):
-                tables.append(bulk.slice(start, part))  # type: ignore[union-attr]
-                start += part
-            else:
-                tables.append(part)
-        tables = [t for t in tables if t.num_rows]
-        return pa.concat_tables(tables).combine_chunks() if tables else None
+            tables.append(type(result.fragment).table_of([result.fragment]))
+        except Exception as exc:
+            url = source.url(path)
+            ledger.rows = [row for row in ledger.rows if row["uri"] != url]
+            ledger.file(url, _reader_error(exc))
+            stats["files_rejected"] += 1
+            stats["images"] -= result.images
+            stats["boxes_seen"] -= result.boxes_seen
+            stats["boxes_kept"] -= result.num_boxes
+    return pa.concat_tables(tables) if tables else None
 
 
-def _read_file(reader, source: Source, context, path: str, ledger, stats: Counter):
-    """One annotation file through its reader; a failure becomes a ledger row (None)."""
-    file_url = source.url(path)
+def _join(fragments: list[Fragment]) -> pa.Table:
+    """Fragments as one table, in order: each run of one fragment class converted at once.
+    Its columns keep their chunks (combining them would copy a large file's columns)."""
+    tables: list[pa.Table] = []
+    start = 0
+    for i in range(1, len(fragments) + 1):
+        if i == len(fragments) or type(fragments[i]) is not type(fragments[start]):
+            tables.append(type(fragments[start]).table_of(fragments[start:i]))
+            start = i
+    return pa.concat_tables(tables)
+
+
+def _reader_error(exc: Exception) -> ParseError:
+    """A reader bug as a ledger row: the exception and where it was raised."""
+    where = traceback.extract_tb(exc.__traceback__)[-1]
+    detail = f"{type(exc).__name__}: {exc} at {where.filename}:{where.lineno}"
+    return ParseError(Reason.PARSE_READER_ERROR, detail)
+
+
+def _read_file(
+    reader: FormatReader,
+    source: Source,
+    context: object,
+    path: str,
+    ledger: _RejectRows,
+    stats: Counter,
+) -> ReadResult | None:
+    """One annotation file through its reader, counted; a failure is a ledger row (None)."""
+    stats["files"] += 1
     try:
         result = reader.read_file(source, context, path)
     except ParseError as exc:
-        ledger.file(file_url, exc)
+        ledger.file(source.url(path), exc)
         stats["files_rejected"] += 1
         return None
     except Exception as exc:  # a reader bug must not stop 98k sources; keep the evidence
-        where = traceback.extract_tb(exc.__traceback__)[-1]
-        detail = f"{type(exc).__name__}: {exc} at {where.filename}:{where.lineno}"
-        ledger.file(file_url, ParseError(Reason.PARSE_READER_ERROR, detail))
+        ledger.file(source.url(path), _reader_error(exc))
         stats["files_rejected"] += 1
         return None
-    for err in result.record_errors:
-        ledger.file(file_url, err)
-    ledger.boxes(file_url, result)
+    kept, rejected = result.num_boxes, len(result.rejects)
+    if rejected or result.record_errors:
+        file_url = source.url(path)
+        for err in result.record_errors:
+            ledger.file(file_url, err)
+        ledger.boxes(file_url, result)
     stats["images"] += result.images
-    stats["boxes_seen"] += result.boxes_seen
-    stats["boxes_kept"] += result.num_boxes
+    stats["boxes_seen"] += kept + rejected
+    stats["boxes_kept"] += kept
     return result
 
 

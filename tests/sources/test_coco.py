@@ -13,6 +13,7 @@ import pytest
 from vprim.assets.contracts import schemas as S
 from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers import coco as coco_module
+from vprim.assets.sources.readers import jsonscan
 from vprim.assets.sources.readers.base import ParseError, Source
 from vprim.assets.sources.readers.coco import CocoReader
 
@@ -427,7 +428,7 @@ def test_nonfinite_tokens_split_the_batch_and_read_as_slow_alone(
     path = _write(tmp_path, _doc(anns, attributes={"NaN": 1}))
     split = _read(path, batch_size=128)
     with monkeypatch.context() as m:
-        m.setattr(coco_module, "_around_nonfinite", lambda *args: None)
+        m.setattr(jsonscan, "_around_nonfinite", lambda *args: None)
         slow = _read(path, batch_size=128)
     assert repr(split.boxes.to_pylist()) == repr(slow.boxes.to_pylist())
     assert split.rejects == slow.rejects and len(split.rejects) > 0
@@ -435,8 +436,8 @@ def test_nonfinite_tokens_split_the_batch_and_read_as_slow_alone(
 
 
 def test_runs_of_consecutive_indices() -> None:
-    assert coco_module._runs([]) == []
-    assert coco_module._runs([0, 1, 2, 5, 7, 8]) == [(0, 3), (5, 6), (7, 9)]
+    assert jsonscan.runs([]) == []
+    assert jsonscan.runs([0, 1, 2, 5, 7, 8]) == [(0, 3), (5, 6), (7, 9)]
 
 
 @pytest.mark.parametrize("cut", [1, 10, 0.3, 0.5, 0.8, -2, -1])

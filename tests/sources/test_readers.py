@@ -1,110 +1,40 @@
-"""Format readers (VOC, YOLO, Open Images, ODVG, LabelMe), the registry and format detection.
+"""Format readers (VOC, YOLO, Open Images), the registry, format detection, hostile bytes.
 
 Two kinds of input: the real datumaro sample datasets beside the repo (skipped when absent),
 whose coordinates are asserted exactly, and small files generated in ``tmp_path`` for every
 variant and every parse reject reason a format can produce (docs/FORMATS.md is the contract).
+ODVG and LabelMe are in test_readers_json.py, COCO in test_coco.py.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape as xml_escape
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
+from tests.sources.reading import (
+    check_result,
+    image,
+    jsonl,
+    labelme,
+    read,
+    shape,
+    synthetic,
+    write,
+)
 from vprim.assets.contracts import reasons as R
 from vprim.assets.contracts import schemas as S
 from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers import DETECT_ORDER, READERS, detect_format, get_reader
-from vprim.assets.sources.readers.base import BoxReject, ParseError, ReadResult, Source
+from vprim.assets.sources.readers.base import ParseError, Source
 
 DATUMARO = Path(__file__).parents[2].parent / "shared" / "fixtures" / "datumaro"
 needs_datumaro = pytest.mark.skipif(
     not DATUMARO.is_dir(), reason="../shared/fixtures/datumaro is not present"
 )
-
-
-# --- helpers ---------------------------------------------------------------------------------
-@dataclass
-class Outcome:
-    """Everything one source yields through a reader, file errors included."""
-
-    boxes: pa.Table
-    rejects: list[BoxReject] = field(default_factory=list)
-    images: int = 0
-    record_errors: list[ParseError] = field(default_factory=list)
-    file_errors: dict[str, str] = field(default_factory=dict)  # relpath -> reason
-
-    @property
-    def rows(self) -> list[dict]:
-        return self.boxes.to_pylist()
-
-    @property
-    def reasons(self) -> list[str]:
-        return sorted(r.reason for r in self.rejects)
-
-    def xyxy(self) -> list[tuple[float, float, float, float]]:
-        return [(r["x0"], r["y0"], r["x1"], r["y1"]) for r in self.rows]
-
-
-def check_result(result: ReadResult) -> None:
-    """Invariants of any ReadResult: the reader schema, and one (image, box_index) per box."""
-    assert result.boxes.schema.equals(S.READER_SCHEMA)
-    keys = list(zip(result.boxes["image_id"].to_pylist(), result.boxes["box_index"].to_pylist()))
-    keys += [(r.image_id, r.box_index) for r in result.rejects]
-    assert len(keys) == len(set(keys)), "box_index must be unique within an image"
-    for r in result.rejects:
-        assert r.reason in R.PARSE_REASONS and r.detail
-    for e in result.record_errors:
-        assert e.reason in R.PARSE_REASONS and e.detail
-
-
-def read(fmt: str, uri: Path | str) -> Outcome:
-    """Read a whole source with one reader, as ingest does, collecting file-level errors."""
-    source = Source("src", str(uri))
-    reader = get_reader(fmt)
-    context = reader.prepare(source)
-    tables, out = [], Outcome(boxes=S.READER_SCHEMA.empty_table())
-    for path in reader.files(source, context):
-        try:
-            result = reader.read_file(source, context, path)
-        except ParseError as exc:
-            out.file_errors[source.relpath(path)] = exc.reason
-            continue
-        check_result(result)
-        tables.append(result.boxes)
-        out.rejects += result.rejects
-        out.images += result.images
-        out.record_errors += result.record_errors
-    if tables:
-        out.boxes = pa.concat_tables(tables)
-    return out
-
-
-def write(root: Path, files: dict[str, str | bytes]) -> Path:
-    for rel, content in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def image(path: Path, width: int, height: int) -> Path:
-    """A real (tiny) PNG whose header carries its size."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (width, height)).save(path, format="PNG")
-    return path
-
-
-def synthetic(name: str, width: int, height: int) -> str:
-    return f"synthetic://src/{name}?w={width}&h={height}"
 
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
@@ -728,242 +658,6 @@ def test_openimages_broken_descriptions_reject_the_source(tmp_path):
     with pytest.raises(ParseError) as err:
         get_reader("openimages").prepare(Source("src", str(root)))
     assert err.value.reason == Reason.PARSE_BAD_ENCODING
-
-
-# --- ODVG ------------------------------------------------------------------------------------
-def jsonl(*records: object) -> str:
-    return "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records)
-
-
-def test_odvg_detection_grounding_and_label_map(tmp_path):
-    detection = {
-        "filename": "a.jpg",
-        "height": 50,
-        "width": 100,
-        "detection": {
-            "instances": [
-                {"bbox": [1, 2, 30, 40], "label": 0, "category": "dog"},  # category wins
-                {"bbox": [5, 5, 1, 1], "label": 1},  # label via label_map.json; inverted kept
-            ]
-        },
-    }
-    grounding = {
-        "filename": synthetic("g", 320, 240),  # no width/height: the URI carries them
-        "grounding": {
-            "caption": "a red ball",
-            "regions": [{"bbox": [10, 10, 20, 20], "phrase": "red ball"}],
-        },
-    }
-    root = write(
-        tmp_path / "src",
-        {"label_map.json": '{"0": "dog", "1": "cat"}', "train.jsonl": jsonl(detection, grounding)},
-    )
-    out = read("odvg", root)
-    assert out.rejects == [] and out.record_errors == [] and out.images == 2
-    got = [(r["image_id"], r["box_index"], r["raw_label"]) for r in out.rows]
-    g = synthetic("g", 320, 240)
-    assert got == [("a.jpg", 0, "dog"), ("a.jpg", 1, "cat"), (g, 0, "red ball")]
-    assert out.xyxy() == [(1.0, 2.0, 30.0, 40.0), (5.0, 5.0, 1.0, 1.0), (10.0, 10.0, 20.0, 20.0)]
-    assert out.rows[0]["image_uri"].endswith("src/a.jpg")
-    assert (out.rows[0]["image_width"], out.rows[0]["image_height"]) == (100, 50)
-    assert (out.rows[2]["image_width"], out.rows[2]["image_height"]) == (320, 240)
-
-
-def test_odvg_bad_line_in_the_middle(tmp_path):
-    good = {"filename": "a.jpg", "height": 10, "width": 10, "detection": {"instances": []}}
-    box = {"bbox": [1, 1, 2, 2], "category": "x"}
-    lines = jsonl(
-        {**good, "detection": {"instances": [box]}},
-        '{"filename": "b.jpg", "detection": ',  # line 2: truncated JSON
-        "",  # line 3: blank, skipped
-        '"just a string"',  # line 4: valid JSON, not a record
-        {**good, "filename": "c.jpg", "detection": {"instances": [box, box]}},
-    )
-    out = read("odvg", write(tmp_path / "src", {"a.jsonl": lines}))
-    assert [(e.reason, e.detail.split(":")[0]) for e in out.record_errors] == [
-        (Reason.PARSE_INVALID_JSON, "a.jsonl line 2"),
-        (Reason.PARSE_INVALID_JSON, "a.jsonl line 4"),
-    ]
-    assert [(r["image_id"], r["box_index"]) for r in out.rows] == [
-        ("a.jpg", 0),
-        ("c.jpg", 0),
-        ("c.jpg", 1),
-    ]
-    assert out.images == 2
-
-
-def test_odvg_same_image_on_two_lines_continues_box_index(tmp_path):
-    rec = {"filename": "a.jpg", "height": 5, "width": 5}
-    rec["detection"] = {"instances": [{"bbox": [0, 0, 1, 1], "category": "x"}]}
-    out = read("odvg", write(tmp_path / "src", {"a.jsonl": jsonl(rec, rec)}))
-    assert [r["box_index"] for r in out.rows] == [0, 1] and out.images == 1
-
-
-def test_odvg_box_rejects_and_nonfinite(tmp_path):
-    instances = [
-        {"bbox": [0, 0, 1, 1], "category": "ok"},  # 0
-        {"bbox": [0, 0, 1], "category": "x"},  # 1: three values: malformed
-        {"bbox": [0, "a", 1, 1], "category": "x"},  # 2: not a number: malformed
-        {"category": "x"},  # 3: no bbox: malformed
-        {"bbox": [0, 0, 1, 1], "label": 9},  # 4: label 9 not in label_map: unknown category
-        {"bbox": [0, 0, 1, 1]},  # 5: neither category nor label: malformed
-        "not an object",  # 6: malformed
-        {"bbox": ["nan", "inf", 1, 1], "category": "strings"},  # 7: "nan"/"inf" are floats
-        {"bbox": [True, 0, 1, 1], "category": "x"},  # 8: a boolean is no number: malformed
-        {"bbox": [10**400, 0, 1, 1], "category": "huge"},  # 9: beyond float range: +inf
-    ]
-    line = json.dumps(
-        {"filename": "a.jpg", "width": 4, "height": 4, "detection": {"instances": instances}}
-    )
-    line2 = '{"filename": "b.jpg", "width": 4, "height": 4, "detection": {"instances": '
-    line2 += '[{"bbox": [NaN, Infinity, -Infinity, 1], "category": "tokens"}]}}'  # JSON NaN tokens
-    out = read("odvg", write(tmp_path / "src", {"a.jsonl": line + "\n" + line2 + "\n"}))
-    assert {r.box_index: r.reason for r in out.rejects} == {
-        1: Reason.PARSE_MALFORMED_BOX,
-        2: Reason.PARSE_MALFORMED_BOX,
-        3: Reason.PARSE_MALFORMED_BOX,
-        4: Reason.PARSE_UNKNOWN_CATEGORY,
-        5: Reason.PARSE_MALFORMED_BOX,
-        6: Reason.PARSE_MALFORMED_BOX,
-        8: Reason.PARSE_MALFORMED_BOX,
-    }
-    rows = {r["raw_label"]: r for r in out.rows}
-    assert set(rows) == {"ok", "strings", "tokens", "huge"}
-    assert rows["huge"]["x0"] == float("inf") and rows["huge"]["box_index"] == 9
-    assert rows["strings"]["x0"] != rows["strings"]["x0"] and rows["strings"]["y0"] == float("inf")
-    assert rows["tokens"]["x1"] == float("-inf")
-
-
-def test_odvg_missing_size_and_path_escape(tmp_path):
-    box = {"bbox": [0, 0, 1, 1], "category": "x"}
-    records = jsonl(
-        {"filename": "missing.jpg", "detection": {"instances": [box, box]}},  # no size, no image
-        {"filename": "../../etc/passwd", "detection": {"instances": [box]}},  # leaves the root
-        {"filename": "/abs.jpg", "grounding": {"regions": []}},  # refused, no boxes: record error
-    )
-    out = read("odvg", write(tmp_path / "src", {"a.jsonl": records}))
-    assert out.reasons == [Reason.PARSE_MISSING_IMAGE_SIZE] * 2 + [Reason.PARSE_PATH_ESCAPE]
-    assert [e.reason for e in out.record_errors] == [Reason.PARSE_PATH_ESCAPE]
-
-
-def test_odvg_broken_label_map_rejects_the_source(tmp_path):
-    root = write(tmp_path / "src", {"label_map.json": "{1: ", "a.jsonl": "{}\n"})
-    with pytest.raises(ParseError) as err:
-        get_reader("odvg").prepare(Source("src", str(root)))
-    assert err.value.reason == Reason.PARSE_INVALID_JSON
-
-
-# --- LabelMe ---------------------------------------------------------------------------------
-def labelme(shapes: list, **fields: object) -> str:
-    return json.dumps({"version": "5.2.1", "flags": {}, "shapes": shapes, **fields})
-
-
-def shape(kind: str | None, points: list, label: object = "dog", **extra: object) -> dict:
-    out = {"label": label, "points": points, "group_id": None, "flags": {}, **extra}
-    if kind is not None:
-        out["shape_type"] = kind
-    return out
-
-
-def test_labelme_shapes(tmp_path):
-    shapes = [
-        shape("rectangle", [[30, 40], [10, 20]]),  # corners in any order: min/max
-        shape("point", [[1, 1]]),  # not a box, not counted
-        shape("polygon", [[0, 0], [10, 0], [5, 8]], label="tri"),  # bbox + polygon kept
-        shape("line", [[0, 0], [3, 3]]),  # not a box
-        shape("circle", [[50, 50], [53, 54]], label="ball"),  # centre and rim: radius 5
-        shape(None, [[1, 2], [3, 4], [2, 9]], label="default"),  # no shape_type: polygon
-        shape("linestrip", [[0, 0], [1, 1], [2, 2]]),  # not a box
-        shape(
-            "rectangle",
-            [[1, 1], [2, 2]],
-            flags={"occluded": True, "truncated": False},
-            attributes={"color": "red", "count": 3},
-            group_id=7,
-        ),
-    ]
-    root = write(
-        tmp_path / "src",
-        {"ann/x.json": labelme(shapes, imagePath="x.jpg", imageWidth=100, imageHeight=80)},
-    )
-    out = read("labelme", root)
-    assert out.rejects == [] and out.images == 1
-    rows = out.rows
-    assert [r["box_index"] for r in rows] == [0, 1, 2, 3, 4]
-    assert [r["image_id"] for r in rows] == ["ann/x"] * 5
-    assert rows[0]["image_uri"].endswith("src/ann/x.jpg")  # imagePath from the JSON's folder
-    assert out.xyxy()[:3] == [
-        (10.0, 20.0, 30.0, 40.0),
-        (0.0, 0.0, 10.0, 8.0),
-        (45.0, 45.0, 55.0, 55.0),
-    ]
-    assert rows[1]["polygon"] == [[0.0, 0.0, 10.0, 0.0, 5.0, 8.0]]
-    assert rows[0]["polygon"] is None and rows[2]["polygon"] is None
-    assert (rows[3]["raw_label"], out.xyxy()[3]) == ("default", (1.0, 2.0, 3.0, 9.0))
-    assert dict(rows[4]["attributes"]) == {
-        "flag:occluded": "true",
-        "color": "red",
-        "count": "3",
-        "group_id": "7",
-    }
-    assert (rows[0]["image_width"], rows[0]["image_height"]) == (100, 80)
-
-
-def test_labelme_size_from_image_and_synthetic(tmp_path):
-    root = tmp_path / "src"
-    image(root / "images" / "a.png", 33, 22)
-    write(
-        root,
-        {
-            # no imageWidth/imageHeight: the header of ../images/a.png (inside the root)
-            "ann/a.json": labelme(
-                [shape("rectangle", [[0, 0], [1, 1]])], imagePath="..\\images\\a.png"
-            ),
-            "b.json": labelme(
-                [shape("rectangle", [[0, 0], [1, 1]])], imagePath=synthetic("b", 7, 9)
-            ),
-        },
-    )
-    rows = {r["image_id"]: r for r in read("labelme", root).rows}
-    assert (rows["ann/a"]["image_width"], rows["ann/a"]["image_height"]) == (33, 22)
-    assert rows["ann/a"]["image_uri"].endswith("src/images/a.png")
-    assert (rows["b"]["image_width"], rows["b"]["image_height"]) == (7, 9)
-
-
-def test_labelme_box_rejects(tmp_path):
-    shapes = [
-        shape("rectangle", [[0, 0], [1, 1]]),  # 0: fine
-        shape("rectangle", [[0, 0], [1, 1], [2, 2]]),  # 1: three corners: malformed
-        shape("polygon", [[0, "a"], [1, 1], [2, 2]]),  # 2: not a number: malformed
-        shape("polygon", []),  # 3: no points: malformed
-        shape("ellipse", [[0, 0], [1, 1]]),  # 4: a shape type we do not know: malformed
-        shape("rectangle", [[0, 0], [1, 1]], label=None),  # 5: no label: malformed
-        "not a shape",  # 6: malformed
-        shape("circle", [[0, 0]]),  # 7: a circle without a rim point: malformed
-        shape("polygon", [["nan", 1], [2, "inf"], [3, 3]]),  # 8: non-finite: read as floats
-    ]
-    root = write(tmp_path / "src", {"a.json": labelme(shapes, imageWidth=5, imageHeight=5)})
-    out = read("labelme", root)
-    assert {r.box_index: r.reason for r in out.rejects} == {
-        i: Reason.PARSE_MALFORMED_BOX for i in (1, 2, 3, 4, 5, 6, 7)
-    }
-    assert [r["box_index"] for r in out.rows] == [0, 8]
-    x0, _, _, y1 = out.xyxy()[1]
-    assert x0 != x0 and y1 == float("inf")  # NaN propagates through min, never dropped
-
-
-def test_labelme_missing_size_and_path_escape(tmp_path):
-    rect = shape("rectangle", [[0, 0], [1, 1]])
-    files = {
-        "nosize.json": labelme([rect, rect], imagePath="missing.jpg"),  # no size, no image
-        "escape.json": labelme([rect], imagePath="../outside.jpg", imageWidth=4, imageHeight=4),
-        "escape2.json": labelme([], imagePath="/etc/passwd"),  # no boxes: a record error
-        "other.json": json.dumps({"categories": ["dog"]}),  # not LabelMe: ignored, not counted
-    }
-    out = read("labelme", write(tmp_path / "src", files))
-    assert out.reasons == [Reason.PARSE_MISSING_IMAGE_SIZE] * 2 + [Reason.PARSE_PATH_ESCAPE]
-    assert [e.reason for e in out.record_errors] == [Reason.PARSE_PATH_ESCAPE]
-    assert out.images == 2 and out.file_errors == {}
 
 
 # --- registry and detection ------------------------------------------------------------------

@@ -1,12 +1,27 @@
-"""The small contract every format reader follows, and the helpers they share.
+"""The one contract every format reader follows, and the helpers its readers share.
 
-A reader turns one source (a folder or a file, reached through fsspec) into columns. It works
-file by file: ``files()`` lists the annotation files of the source, ``read_file()`` parses one
-of them into a :class:`ReadResult`. The ingest framework calls ``read_file`` inside a guard, so
-a broken file becomes one ledger row (:class:`ParseError`) and the rest of the source goes on.
+A reader turns one source (a folder or a file, reached through fsspec) into columns and
+ledger rows, with exactly one implementation of its format's semantics:
+
+- :meth:`FormatReader.prepare` reads once what the source's files share (class names, a label
+  map); a ParseError there is the whole source's ledger row.
+- :meth:`FormatReader.files` lists the annotation files.
+- :meth:`FormatReader.read_file` reads one file into a :class:`ReadResult`: its kept boxes as a
+  column fragment (:class:`~vprim.assets.sources.readers.columns.Fragment`), its box-level
+  rejects, the records it could not read and the images it describes. A file that cannot be
+  read at all raises ParseError.
+- The fragment's class turns the fragments of all of a source's files into one
+  ``READER_SCHEMA`` table at once (``Fragment.table_of``): Arrow's and NumPy's fixed costs are
+  paid once per source, not once per small file.
+
+Ingest calls ``read_file`` inside a guard: a ParseError becomes that file's ledger row, and so
+does any other exception (``parse_reader_error``, a bug), while the rest of the source goes on.
+Nothing is read twice. :attr:`FormatReader.read_ahead` says whether ingest may read a
+window of the next files whole in the background (small files, one per image); streamed
+formats are never read ahead.
 
 Readers never hold per-box Python objects for a whole file when the file can be large (COCO,
-ODVG, Open Images): they parse into column builders (:class:`BoxColumns`) or Arrow directly.
+ODVG, Open Images): they parse into column builders or Arrow directly.
 """
 
 from __future__ import annotations
@@ -16,6 +31,7 @@ import math
 import os
 import posixpath
 import re
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar
@@ -27,8 +43,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vprim.assets.contracts import reasons as R
-from vprim.assets.contracts import schemas as S
 from vprim.assets.contracts.reasons import Reason
+from vprim.assets.sources.readers.columns import Fragment, TableFragment, empty_reader_table
 
 #: Image references with these URL schemes are taken as they are (they cannot escape the
 #: source folder because they never name a local path). ``file://`` is not among them.
@@ -65,6 +81,9 @@ def json_number(value: object) -> float | None:
 
 def image_dimension(value: object) -> int | None:
     """A positive integral image width/height (number or text); None when absent or unusable."""
+    if value.__class__ is int or (value.__class__ is str and value.isascii() and value.isdigit()):
+        number = int(value)  # type: ignore[call-overload]  # the common cases, exactly as below
+        return number if 0 < number <= MAX_INT32 else None
     number = json_number(value)
     if number is None or not math.isfinite(number) or number != int(number):
         return None
@@ -102,191 +121,91 @@ class BoxReject:
         return cls(image_id, box_index, error.reason, error.detail)
 
 
+def kept_indexes(rejects: Sequence[BoxReject], n: int) -> list[int]:
+    """The box indexes of an image's ``n`` boxes that ``rejects`` does not hold, in order."""
+    rejected = {r.box_index for r in rejects}
+    return [i for i in range(n) if i not in rejected]
+
+
+def reject_image(
+    image_id: str, rejects: Sequence[BoxReject], n: int, error: ParseError
+) -> list[BoxReject]:
+    """All ``n`` boxes of an image that its own problem (its path, its size) rejects: those
+    in ``rejects`` keep their reason, the others get ``error``; in box order."""
+    rejected = {r.box_index: r for r in rejects}
+    return [rejected.get(i) or BoxReject.of(image_id, i, error) for i in range(n)]
+
+
 class ReadResult:
     """What one annotation file yields.
 
-    ``boxes`` follows ``schemas.READER_SCHEMA``. ``rejects`` are box-level parse rejects: they
-    were counted on read (so ``boxes_seen == boxes.num_rows + len(rejects)``) and get an
-    ``instance_id`` like any box. ``images`` counts the images the file described, with or
-    without boxes: the quality stage estimates missing annotations from images without boxes.
-    ``record_errors`` are records inside an otherwise readable file that could not be read (a
-    bad JSONL line): each becomes a ledger row with a null instance_id, like a whole file.
-
-    A reader may pass its :class:`BoxColumns` as ``boxes``: the table is then built only when
-    asked for, and ingest merges the columns of all of a source's files into one table (one
-    Arrow table per small file costs more than parsing it).
+    ``fragment`` holds the kept boxes (:class:`Fragment`; a ``READER_SCHEMA`` table is taken
+    as one), turned into Arrow with the fragments of the source's other files. ``rejects`` are
+    box-level parse rejects: they were counted on read (so ``boxes_seen == num_boxes +
+    len(rejects)``) and get an ``instance_id`` like any box. ``images`` counts the images the
+    file described, with or without boxes: the quality stage estimates missing annotations
+    from images without boxes. ``record_errors`` are records inside an otherwise readable
+    file that could not be read (a bad JSONL line): each becomes a ledger row with a null
+    instance_id, like a whole file.
     """
+
+    __slots__ = ("_table", "fragment", "images", "num_boxes", "record_errors", "rejects")
 
     def __init__(
         self,
-        boxes: pa.Table | BoxColumns,
-        rejects: list[BoxReject] | None = None,
+        boxes: Fragment | pa.Table | None = None,
+        rejects: Sequence[BoxReject] = (),
         images: int = 0,
-        record_errors: list[ParseError] | None = None,
+        record_errors: Sequence[ParseError] = (),
     ):
-        self.columns: BoxColumns | None = boxes if isinstance(boxes, BoxColumns) else None
-        self._table: pa.Table | None = None if self.columns is not None else boxes
-        self.rejects: list[BoxReject] = rejects if rejects is not None else []
+        if boxes is None:
+            boxes = _NO_BOXES
+        elif isinstance(boxes, pa.Table):
+            boxes = TableFragment(boxes)
+        self.fragment: Fragment = boxes
+        self.num_boxes = len(boxes)
+        self.rejects = rejects
         self.images = images
-        self.record_errors: list[ParseError] = record_errors if record_errors is not None else []
+        self.record_errors = record_errors
+        self._table: pa.Table | None = None
 
     @property
     def boxes(self) -> pa.Table:
+        """The kept boxes of this file alone, as a ``READER_SCHEMA`` table."""
         if self._table is None:
-            self._table = self.columns.table()  # type: ignore[union-attr]
+            self._table = type(self.fragment).table_of([self.fragment])
         return self._table
-
-    @property
-    def num_boxes(self) -> int:
-        return len(self.columns) if self.columns is not None else self.boxes.num_rows
 
     @property
     def boxes_seen(self) -> int:
         return self.num_boxes + len(self.rejects)
 
 
-class BoxColumns:
-    """Append-only column builder for reader output (no per-box objects kept).
-
-    Readers that parse record by record (VOC, LabelMe) append here; readers that decode
-    columns in bulk build Arrow arrays themselves and call :func:`reader_table`.
-    """
-
-    def __init__(self) -> None:
-        self.cols: dict[str, list] = {name: [] for name in S.READER_SCHEMA.names}
-
-    def __len__(self) -> int:
-        return len(self.cols["image_id"])
-
-    def extend(self, other: BoxColumns) -> None:
-        for name, values in other.cols.items():
-            self.cols[name].extend(values)
-
-    def add(
-        self,
-        *,
-        image_id: str,
-        image_uri: str,
-        width: int,
-        height: int,
-        box_index: int,
-        label: str,
-        xyxy: tuple[float, float, float, float],
-        is_crowd: bool = False,
-        attributes: dict[str, str] | None = None,
-        polygon: list[list[float]] | None = None,
-    ) -> None:
-        c = self.cols
-        c["image_id"].append(image_id)
-        c["image_uri"].append(image_uri)
-        c["image_width"].append(width)
-        c["image_height"].append(height)
-        c["box_index"].append(box_index)
-        c["raw_label"].append(label)
-        c["x0"].append(xyxy[0])
-        c["y0"].append(xyxy[1])
-        c["x1"].append(xyxy[2])
-        c["y1"].append(xyxy[3])
-        c["is_crowd"].append(bool(is_crowd))
-        c["attributes"].append(list((attributes or {}).items()))
-        c["polygon"].append(polygon)
-
-    def add_image(
-        self,
-        image_id: str,
-        image_uri: str,
-        width: int,
-        height: int,
-        box_indexes: list[int],
-        labels: list[str],
-        boxes: list[tuple[float, float, float, float]],
-    ) -> None:
-        """Boxes of one image with no crowd flag, attributes or polygon: what :meth:`add`
-        makes of them one by one, in one extend per column."""
-        k = len(labels)
-        if not k:
-            return
-        c = self.cols
-        c["image_id"].extend([image_id] * k)
-        c["image_uri"].extend([image_uri] * k)
-        c["image_width"].extend([width] * k)
-        c["image_height"].extend([height] * k)
-        c["box_index"].extend(box_indexes)
-        c["raw_label"].extend(labels)
-        x0, y0, x1, y1 = zip(*boxes)
-        c["x0"].extend(x0)
-        c["y0"].extend(y0)
-        c["x1"].extend(x1)
-        c["y1"].extend(y1)
-        c["is_crowd"].extend([False] * k)
-        c["attributes"].extend([[]] * k)  # read, never changed: one empty list serves all
-        c["polygon"].extend([None] * k)
-
-    def table(self) -> pa.Table:
-        return pa.Table.from_pydict(self.cols, schema=S.READER_SCHEMA)
+_NO_BOXES = TableFragment(empty_reader_table())
 
 
-def reader_table(columns: dict[str, object]) -> pa.Table:
-    """Build a READER_SCHEMA table from column arrays, filling optional columns with nulls."""
-    n = len(columns["image_id"])  # type: ignore[arg-type]
-    arrays = []
-    for f in S.READER_SCHEMA:
-        value = columns.get(f.name)
-        if value is None:
-            if f.name == "is_crowd":
-                value = np.zeros(n, dtype=bool)
-            elif f.name == "attributes":
-                value = pa.nulls(n, S.ATTRIBUTES_TYPE)
-            else:
-                value = pa.nulls(n, f.type)
-        arrays.append(pa.array(value, type=f.type) if not isinstance(value, pa.Array) else value)
-    return pa.Table.from_arrays(arrays, schema=S.READER_SCHEMA)
-
-
-def attribute_maps(pairs_per_box: list[int], keys: list[str], values: list[str]) -> pa.MapArray:
-    """One attribute map per box from flat ``keys``/``values`` (``pairs_per_box`` each)."""
-    offsets = np.concatenate([[0], np.cumsum(pairs_per_box, dtype=np.int64)]).astype(np.int32)
-    return pa.MapArray.from_arrays(
-        pa.array(offsets),
-        pa.array(keys, pa.string()),
-        pa.array(values, pa.string()),
-        type=S.ATTRIBUTES_TYPE,
-    )
-
-
-def one_ring_polygons(values: np.ndarray, counts: np.ndarray, has_ring: np.ndarray) -> pa.Array:
-    """A polygon column from rows laid end to end in ``values`` (``counts`` values each): a
-    row with ``has_ring`` is one ring of its values, any other row is null."""
-    counts = np.asarray(counts, dtype=np.int64)
-    ring_values = values[np.repeat(has_ring, counts)]
-    ring_offsets = np.concatenate([[0], np.cumsum(counts[has_ring])]).astype(np.int32)
-    rings = pa.ListArray.from_arrays(pa.array(ring_offsets), pa.array(ring_values, pa.float64()))
-    row_offsets = np.concatenate([[0], np.cumsum(has_ring)]).astype(np.int32)
-    return pa.ListArray.from_arrays(
-        pa.array(row_offsets), rings, type=S.POLYGON_TYPE, mask=pa.array(~has_ring)
-    )
-
-
-def empty_reader_table() -> pa.Table:
-    return S.READER_SCHEMA.empty_table()
+#: byte-order marks, longest first where one is the start of another, and their codecs
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+_BOM_STARTS = frozenset(bom[:1] for bom, _ in _BOMS)
 
 
 def decode_text(data: bytes, where: str) -> str:
     """Decode annotation bytes: UTF-8 (BOM allowed) or UTF-16/32 with a BOM; else reject."""
-    if not data.strip():
+    if not data or data.isspace():  # what ``not data.strip()`` says, without a copy
         raise ParseError(Reason.PARSE_EMPTY_FILE, f"{where} is empty")
-    for bom, codec in (
-        (b"\xef\xbb\xbf", "utf-8-sig"),
-        (b"\xff\xfe\x00\x00", "utf-32"),
-        (b"\x00\x00\xfe\xff", "utf-32"),
-        (b"\xff\xfe", "utf-16"),
-        (b"\xfe\xff", "utf-16"),
-    ):
-        if data.startswith(bom):
-            try:
-                return data.decode(codec)
-            except UnicodeDecodeError as exc:
-                raise ParseError(Reason.PARSE_BAD_ENCODING, f"{where}: {exc}") from None
+    if data[:1] in _BOM_STARTS:
+        for bom, codec in _BOMS:
+            if data.startswith(bom):
+                try:
+                    return data.decode(codec)
+                except UnicodeDecodeError as exc:
+                    raise ParseError(Reason.PARSE_BAD_ENCODING, f"{where}: {exc}") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -429,7 +348,8 @@ class Source:
         Sources of one small file per image are bound by the latency of each read (a cold
         disk or an object store), not by parsing: the reads of the next window run while the
         current one is parsed. The caller bounds memory by prefetching a window of files at a
-        time; each entry is used once.
+        time (and only files it reads whole: :attr:`FormatReader.read_ahead`); each file's
+        bytes are held until :meth:`read_bytes` takes them or :meth:`discard` drops them.
         """
         todo = [path for path in paths if path not in self._prefetched]
         if not todo:
@@ -439,6 +359,13 @@ class Source:
         batch = _read_pool().submit(lambda: {path: self._read_or_error(path) for path in todo})
         for path in todo:
             self._prefetched[path] = batch
+
+    def discard(self, paths: list[str]) -> None:
+        """Drop what was read ahead for ``paths`` and not taken (a file its reader skipped)."""
+        for path in paths:
+            pending = self._prefetched.pop(path, None)
+            if pending is not None:
+                pending.result().pop(path, None)
 
     def _read_or_error(self, path: str) -> bytes | ParseError:
         try:
@@ -505,8 +432,9 @@ class Source:
         return [p for p in self.find() if p.lower().endswith(suffixes)]
 
     def read_bytes(self, path: str) -> bytes:
+        """The whole file; what was read ahead is handed over once and no longer held here."""
         pending = self._prefetched.pop(path, None)
-        data = self._read_or_error(path) if pending is None else pending.result()[path]
+        data = self._read_or_error(path) if pending is None else pending.result().pop(path)
         if isinstance(data, ParseError):
             raise data
         return data
@@ -582,6 +510,10 @@ class FormatReader:
     """Base class of the format readers. Subclasses set ``name`` and implement the hooks."""
 
     name: ClassVar[str]
+    #: whether ingest reads a window of the next files whole in the background while it
+    #: parses these: for formats of one small file per image, whose reads are bound by latency.
+    #: Streamed formats (a large file read in blocks or lines) are never read ahead.
+    read_ahead: ClassVar[bool] = False
 
     def detect(self, source: Source) -> bool:
         """Whether ``source`` looks like this format (used for catalog format ``auto``)."""
@@ -596,91 +528,5 @@ class FormatReader:
         raise NotImplementedError
 
     def read_file(self, source: Source, context: object, path: str) -> ReadResult:
-        """Parse one annotation file. Raise ParseError for a file that cannot be read."""
+        """Read one annotation file. Raise ParseError for a file that cannot be read."""
         raise NotImplementedError
-
-    def bulk(self, source: Source, context: object) -> BulkReader | None:
-        """A bulk path over this source's files, or None when the format has none."""
-        return None
-
-
-class BulkReader:
-    """A format's fast path over the files of one source.
-
-    :meth:`add` takes a file only when it reads it exactly as the reader's ``read_file``
-    would, with every box good, and returns its number of boxes; it returns -1 for any other
-    file, which ingest then reads with ``read_file`` (that names what is wrong). A file taken
-    is one image whose boxes were all kept. :meth:`table` converts every file taken at once
-    (Arrow's fixed cost per array is paid once per source, not once per file), in the order
-    they were taken. ``add`` changes no state until it has decided to take the file.
-    """
-
-    def add(self, path: str) -> int:
-        raise NotImplementedError
-
-    def table(self) -> pa.Table:
-        raise NotImplementedError
-
-
-def plain_utf8(data: bytes) -> str | None:
-    """The text of a file a bulk path may read itself: UTF-8 without a byte-order mark; None
-    otherwise (``read_file`` then decodes or rejects it)."""
-    if data[:1] in (b"\xef", b"\xff", b"\xfe", b"\x00"):
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-class PerImageBulk(BulkReader):
-    """What the one-file-per-image bulk paths share: each file taken is one image, with its
-    boxes' labels and attributes; :meth:`image_columns` gives their reader columns at once."""
-
-    def __init__(self, source: Source) -> None:
-        self.source = source
-        self.images: list[tuple[str, str, int, int]] = []  # image_id, uri, width, height
-        self.boxes_per_image: list[int] = []
-        self.labels: list[str] = []
-        self.pairs: list[int] = []  # attribute pairs per box
-        self.keys: list[str] = []
-        self.values: list[str] = []
-
-    def take_image(
-        self,
-        image: tuple[str, str, int, int],
-        labels: list[str],
-        attributes: list[dict[str, str]] | None = None,
-    ) -> int:
-        """Record one image and its boxes (no attributes: empty maps); its number of boxes."""
-        n = len(labels)
-        self.images.append(image)
-        self.boxes_per_image.append(n)
-        self.labels.extend(labels)
-        if attributes is None or not any(attributes):  # the common case: one extend, no loop
-            self.pairs.extend([0] * n)
-            return n
-        for pairs in attributes:
-            self.pairs.append(len(pairs))
-            self.keys.extend(pairs.keys())
-            self.values.extend(pairs.values())
-        return n
-
-    def image_columns(self) -> dict[str, object]:
-        """image_id, image_uri, size, box_index, raw_label and attributes of every box."""
-        per_image = np.array(self.boxes_per_image, dtype=np.int64)
-        image_of_box = np.repeat(np.arange(len(per_image)), per_image)
-        first_box = np.repeat(np.cumsum(per_image) - per_image, per_image)
-        ids, uris, widths, heights = (
-            (list(c) for c in zip(*self.images)) if self.images else [[]] * 4
-        )
-        take = pa.array(image_of_box, pa.int64())
-        return {
-            "image_id": pa.array(list(ids), pa.string()).take(take),
-            "image_uri": pa.array(list(uris), pa.string()).take(take),
-            "image_width": np.array(widths, dtype=np.int64)[image_of_box],
-            "image_height": np.array(heights, dtype=np.int64)[image_of_box],
-            "box_index": np.arange(len(image_of_box)) - first_box,
-            "raw_label": pa.array(self.labels, pa.string()),
-            "attributes": attribute_maps(self.pairs, self.keys, self.values),
-        }

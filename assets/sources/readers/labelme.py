@@ -14,25 +14,23 @@ from typing import Any
 
 import msgspec
 import numpy as np
-import pyarrow as pa
 
 from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers.base import (
     IMAGE_EXTENSIONS,
     PLAIN_NUMBER_TYPES,
-    BoxColumns,
     BoxReject,
     FormatReader,
     ParseError,
-    PerImageBulk,
     ReadResult,
     Source,
+    decode_text,
     image_dimension,
     json_number,
-    one_ring_polygons,
-    plain_utf8,
-    reader_table,
+    kept_indexes,
+    reject_image,
 )
+from vprim.assets.sources.readers.columns import ImageBoxes, flat, one_ring_polygons, packed
 
 NOT_BOXES = frozenset({"point", "line", "linestrip"})
 BOX_SHAPES = frozenset({"rectangle", "polygon", "circle"})
@@ -49,44 +47,42 @@ def _as_string(value: object) -> str:
         return str(value)
 
 
-def _points(value: object) -> np.ndarray | str:
-    """``[[x, y], ...]`` as an (n, 2) float array, or what is wrong with it."""
+def _flat_points(value: object) -> list[float] | str:
+    """``[[x, y], ...]`` as flat floats ``[x0, y0, x1, y1, ...]`` (numbers, numeric strings,
+    huge integers as +-inf), or what is wrong with it."""
     if not isinstance(value, list) or not value:
         return "no points" if not value else "points is not a list"
-    out = np.empty((len(value), 2), dtype=np.float64)
+    plain = _plain_points(value)
+    if plain is not None:  # the common case, checked over whole lists
+        return plain
+    out: list[float] = []
     for i, point in enumerate(value):
         if not isinstance(point, list) or len(point) != 2:
             return f"point {i} is not an [x, y] pair"
         x, y = json_number(point[0]), json_number(point[1])
         if x is None or y is None:
             return f"point {i} has a value that is not a number"
-        out[i] = x, y
+        out += (x, y)
     return out
 
 
-def _shape_box(
-    shape_type: str, points: np.ndarray
-) -> tuple[tuple[float, float, float, float], list[list[float]] | None] | str:
-    """(xyxy, polygon) of a box shape, or what is wrong with it. NaN stays NaN (min/max
-    propagate it), so the quality stage sees the non-finite box."""
-    n = len(points)
-    if shape_type == "rectangle":
-        if n != 2:
-            return f"rectangle has {n} points, expected 2 corners"
-        lo, hi = np.minimum(points[0], points[1]), np.maximum(points[0], points[1])
-        return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])), None
-    if shape_type == "circle":
-        if n != 2:
-            return f"circle has {n} points, expected centre and rim"
-        (cx, cy), (rx, ry) = points
-        r = float(np.hypot(rx - cx, ry - cy))
-        return (cx - r, cy - r, cx + r, cy + r), None
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])), [points.ravel().tolist()]
+_LIST_TYPE = frozenset({list})
+_PAIR = frozenset({2})
 
 
-def _attributes(shape: dict) -> dict[str, str]:
-    return _attributes_of(shape.get("flags"), shape.get("attributes"), shape.get("group_id"))
+def _plain_points(value: list) -> list[float] | None:
+    """``[[x, y], ...]`` of plain JSON numbers, flat; None for anything else (numeric
+    strings, huge integers, booleans, not pairs). The type checks run over whole lists
+    (``map``), not a Python loop per point."""
+    if set(map(type, value)) != _LIST_TYPE or set(map(len, value)) != _PAIR:
+        return None
+    flat_values = list(chain.from_iterable(value))
+    if not PLAIN_NUMBER_TYPES.issuperset(map(type, flat_values)):
+        return None
+    try:
+        return list(map(float, flat_values))
+    except OverflowError:
+        return None
 
 
 def _attributes_of(flags: object, extra: object, group_id: object) -> dict[str, str]:
@@ -104,8 +100,131 @@ def _attributes_of(flags: object, extra: object, group_id: object) -> dict[str, 
     return attributes
 
 
+# --- the two decoders: typed (msgspec) for the common file, json for any other ---------------
+class _Shape(msgspec.Struct):
+    """A shape as the file gives it. The typed decode fills it from JSON (a null reads as
+    absent); the ``json`` decode builds it from a shape object, with ``points`` as (x, y)
+    float pairs or a string saying what is wrong with them, and a ``shape_type`` that is not
+    a string wrapped (:class:`_OddType`)."""
+
+    label: str | int | None = None
+    points: list[tuple[float, float]] | None = None
+    shape_type: str | None = None
+    flags: Any = None
+    attributes: Any = None
+    group_id: Any = None
+
+
+class _Doc(msgspec.Struct):
+    """A LabelMe file (its own key names)."""
+
+    shapes: list[_Shape]
+    imagePath: Any = None
+    imageWidth: Any = None
+    imageHeight: Any = None
+
+
+_TYPED = msgspec.json.Decoder(_Doc)
+
+
+def _typed_doc(data: bytes) -> _Doc | None:
+    """The file decoded by msgspec into the typed Structs; None when they do not fit it.
+
+    msgspec refuses what the stdlib ``json`` would read another way (NaN/Infinity tokens,
+    1e400, lone surrogates, a BOM, booleans or strings where numbers belong), so a file it
+    takes reads as :func:`_json_doc` reads it.
+    """
+    try:
+        return _TYPED.decode(data)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
+def _json_doc(data: bytes, where: str) -> _Doc | None:
+    """The file decoded by the stdlib ``json``; None for JSON that is not a LabelMe file."""
+    try:
+        doc = json.loads(decode_text(data, where))
+    except (ValueError, RecursionError) as exc:
+        raise ParseError(Reason.PARSE_INVALID_JSON, f"{where}: {exc}") from None
+    if not isinstance(doc, dict) or "shapes" not in doc:
+        return None  # another JSON file of the folder (a class list, a config)
+    if not isinstance(doc["shapes"], list):
+        raise ParseError(Reason.PARSE_INVALID_JSON, f"{where}: 'shapes' is not a list")
+    shapes = [
+        _Shape(
+            shape.get("label"),
+            _point_pairs(shape.get("points")),  # type: ignore[arg-type]
+            _shape_type(shape.get("shape_type")),
+            shape.get("flags"),
+            shape.get("attributes"),
+            shape.get("group_id"),
+        )
+        if isinstance(shape, dict)
+        else _NOT_AN_OBJECT
+        for shape in doc["shapes"]
+    ]
+    return _Doc(shapes, doc.get("imagePath"), doc.get("imageWidth"), doc.get("imageHeight"))
+
+
+#: a shape that is not a JSON object (only the ``json`` decode makes one)
+_NOT_AN_OBJECT = _Shape()
+
+
+class _OddType:
+    """A ``shape_type`` that is not a string: hashable, and printed as the value it holds."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+def _shape_type(value: object) -> str | _OddType | None:
+    return value if value is None or isinstance(value, str) else _OddType(value)
+
+
+def _point_pairs(value: object) -> list[tuple[float, float]] | str:
+    """``[[x, y], ...]`` (numbers, numeric strings, huge integers as +-inf) as float pairs,
+    or what is wrong with it."""
+    flat_values = _flat_points(value)
+    if isinstance(flat_values, str):
+        return flat_values
+    return list(zip(flat_values[0::2], flat_values[1::2]))
+
+
+def _shape_problem(shape: _Shape, shape_type: object) -> str:
+    """What makes a box shape unusable, the first rule that applies (it has one)."""
+    if shape is _NOT_AN_OBJECT:
+        return "shape is not a JSON object"
+    if not isinstance(shape_type, str) or shape_type not in BOX_SHAPES:
+        return f"unsupported shape_type {str(shape_type)[:40]!r}"
+    if not isinstance(_label(shape.label), str):
+        return "no label string"
+    points = shape.points
+    if not points:
+        return "no points"
+    if isinstance(points, str):
+        return points
+    return f"{shape_type} has {len(points)} points, expected " + (
+        "2 corners" if shape_type == "rectangle" else "centre and rim"
+    )
+
+
+def _label(label: object) -> str | None:
+    """A shape's label: a string, or an integer as its digits; None otherwise."""
+    if isinstance(label, str):
+        return label
+    if isinstance(label, int) and not isinstance(label, bool):
+        return str(label)
+    return None
+
+
 class LabelmeReader(FormatReader):
     name = "labelme"
+    read_ahead = True
 
     def detect(self, source: Source) -> bool:
         for path in source.walk((".json",))[:_DETECT_PEEK]:
@@ -117,9 +236,9 @@ class LabelmeReader(FormatReader):
     def files(self, source: Source, context: object) -> list[str]:
         return source.walk((".json",))
 
-    def _image_uri(self, source: Source, doc: dict, path: str) -> str:
+    @staticmethod
+    def _image_uri(source: Source, ref: object, path: str) -> str:
         folder = posixpath.dirname(path)
-        ref = doc.get("imagePath")
         if isinstance(ref, str) and ref.strip():
             return source.image_uri(ref.strip(), base=folder)
         # No imagePath: an image with the JSON's stem beside it (default <stem>.jpg).
@@ -131,286 +250,112 @@ class LabelmeReader(FormatReader):
 
     def read_file(self, source: Source, context: object, path: str) -> ReadResult:
         where = source.relpath(path)
-        try:
-            doc = json.loads(source.read_text(path))
-        except (ValueError, RecursionError) as exc:
-            raise ParseError(Reason.PARSE_INVALID_JSON, f"{where}: {exc}") from None
-        if not isinstance(doc, dict) or "shapes" not in doc:
-            # Another JSON file of the folder (a class list, a config): not an annotation.
-            return ReadResult(boxes=BoxColumns().table(), images=0)
-        shapes = doc["shapes"]
-        if not isinstance(shapes, list):
-            raise ParseError(Reason.PARSE_INVALID_JSON, f"{where}: 'shapes' is not a list")
+        data = source.read_bytes(path)
+        doc = _typed_doc(data) or _json_doc(data, where)
+        if doc is None:
+            return ReadResult()  # not an annotation: no image, nothing counted
         image_id = posixpath.splitext(where)[0]
 
-        # (box_index, shape, shape_type); point/line/linestrip are not boxes: not counted
-        boxes: list[tuple[int, object, object]] = []
-        for shape in shapes:
-            shape_type = shape.get("shape_type") if isinstance(shape, dict) else None
+        # box shapes in order (point/line/linestrip are not boxes: not counted); those kept
+        # go to the lists below, the others to `bad` with what is wrong with them
+        labels: list[str] = []
+        attributes: list[dict[str, str]] = []
+        has_attributes = False
+        kinds: list[int] = []
+        counts: list[int] = []
+        coords: list[float] = []
+        bad: list[BoxReject] = []
+        box_index = 0
+        for shape in doc.shapes:
+            shape_type = shape.shape_type
             if shape_type is None:
                 shape_type = "polygon"  # LabelMe's own default
-            if isinstance(shape_type, str) and shape_type in NOT_BOXES:
-                continue
-            boxes.append((len(boxes), shape, shape_type))
-
-        image_error: ParseError | None = None
-        image_uri = ""
-        width = height = 0
-        try:
-            image_uri = self._image_uri(source, doc, path)
-        except ParseError as exc:
-            image_error = exc
-        if image_error is not None and not boxes:
-            return ReadResult(boxes=BoxColumns().table(), images=0, record_errors=[image_error])
-        if image_error is None and boxes:
-            w, h = image_dimension(doc.get("imageWidth")), image_dimension(doc.get("imageHeight"))
-            width, height, image_error = source.size_or_error(w, h, image_uri, where)
-
-        columns = BoxColumns()
-        rejects: list[BoxReject] = []
-        for box_index, shape, shape_type in boxes:
-            result = self._box(shape, shape_type)
-            if isinstance(result, str):
-                detail = f"{where} shape {box_index}: {result}"
-                rejects.append(BoxReject(image_id, box_index, Reason.PARSE_MALFORMED_BOX, detail))
-                continue
-            if image_error is not None:
-                rejects.append(BoxReject.of(image_id, box_index, image_error))
-                continue
-            label, xyxy, polygon = result
-            assert isinstance(shape, dict)
-            columns.add(
-                image_id=image_id,
-                image_uri=image_uri,
-                width=width,
-                height=height,
-                box_index=box_index,
-                label=label,
-                xyxy=xyxy,
-                attributes=_attributes(shape),
-                polygon=polygon,
-            )
-        return ReadResult(boxes=columns, rejects=rejects, images=1)
-
-    @staticmethod
-    def _box(
-        shape: object, shape_type: object
-    ) -> tuple[str, tuple[float, float, float, float], list[list[float]] | None] | str:
-        """(label, xyxy, polygon) of one box shape, or what is wrong with it."""
-        if not isinstance(shape, dict):
-            return "shape is not a JSON object"
-        if not isinstance(shape_type, str) or shape_type not in BOX_SHAPES:
-            return f"unsupported shape_type {str(shape_type)[:40]!r}"
-        label = shape.get("label")
-        if isinstance(label, int) and not isinstance(label, bool):
-            label = str(label)
-        if not isinstance(label, str):
-            return "no label string"
-        points = _points(shape.get("points"))
-        if isinstance(points, str):
-            return points
-        box = _shape_box(shape_type, points)
-        if isinstance(box, str):
-            return box
-        xyxy, polygon = box
-        return label, xyxy, polygon
-
-    def bulk(self, source: Source, context: object) -> _LabelmeBulk:
-        return _LabelmeBulk(self, source)
-
-
-_SHAPE_CODES = {"rectangle": 0, "circle": 1, "polygon": 2}
-
-
-# --- msgspec Structs of the bulk path's typed decode ------------------------------------------
-class _FastShape(msgspec.Struct):
-    """A shape whose fields have the types the bulk path takes (a JSON null reads as absent)."""
-
-    label: str | int | None = None
-    points: list[tuple[float, float]] | None = None
-    shape_type: str | None = None
-    flags: Any = None
-    attributes: Any = None
-    group_id: Any = None
-
-
-class _FastDoc(msgspec.Struct):
-    """A LabelMe file (its own key names)."""
-
-    shapes: list[_FastShape]
-    imagePath: Any = None
-    imageWidth: Any = None
-    imageHeight: Any = None
-
-
-_FAST_DECODER = msgspec.json.Decoder(_FastDoc)
-
-
-class _LabelmeBulk(PerImageBulk):
-    """LabelMe files in bulk: JSON is decoded and checked per file, corners and rings are
-    computed with NumPy once per source. Declined: a file with a bad shape, points that are
-    not plain numbers, no usable size or image path, a BOM."""
-
-    def __init__(self, reader: LabelmeReader, source: Source) -> None:
-        super().__init__(source)
-        self.reader = reader
-        self.kinds: list[int] = []  # _SHAPE_CODES
-        self.points_per_box: list[int] = []
-        self.coords: list[float] = []
-
-    def add(self, path: str) -> int:
-        data = self.source.read_bytes(path)
-        try:
-            fast = _FAST_DECODER.decode(data)
-        except (msgspec.DecodeError, RecursionError):
-            return self._add_doc(path, self._doc(data))
-        return self._add_fast(path, fast)
-
-    def _add_fast(self, path: str, doc: _FastDoc) -> int:
-        """A file msgspec decoded into the typed Structs: numbers are plain JSON numbers and
-        points are pairs already, so what is left to check is per shape, not per point.
-        msgspec rejects what the stdlib reads another way (NaN, 1e400, lone surrogates)."""
-        width, height = image_dimension(doc.imageWidth), image_dimension(doc.imageHeight)
-        if width is None or height is None:
-            return -1
-        labels, kinds, counts, coords, attributes = [], [], [], [], []
-        for shape in doc.shapes:
-            shape_type = "polygon" if shape.shape_type is None else shape.shape_type
-            if shape_type in NOT_BOXES:
+            elif shape_type in NOT_BOXES:
                 continue
             kind = _SHAPE_CODES.get(shape_type)
             label, points = shape.label, shape.points
-            if kind is None or label is None or not points or (kind != 2 and len(points) != 2):
-                return -1  # a rectangle or circle is two points
-            labels.append(label if isinstance(label, str) else str(label))
-            kinds.append(kind)
-            counts.append(len(points))
-            coords.extend(chain.from_iterable(points))
-            has_attributes = shape.flags or shape.attributes or shape.group_id is not None
-            attributes.append(
-                _attributes_of(shape.flags, shape.attributes, shape.group_id)
-                if has_attributes
-                else {}
-            )
-        return self._take(path, {"imagePath": doc.imagePath}, kinds, counts, coords,
-                          (width, height, labels, attributes))  # fmt: skip
+            if label.__class__ is not str:
+                label = _label(label)
+            if (
+                kind is None
+                or label is None
+                or not points
+                or points.__class__ is str
+                or (kind != _POLYGON and len(points) != 2)
+            ):
+                detail = f"{where} shape {box_index}: {_shape_problem(shape, shape_type)}"
+                bad.append(BoxReject(image_id, box_index, Reason.PARSE_MALFORMED_BOX, detail))
+            else:
+                labels.append(label)
+                flags, extra, group_id = shape.flags, shape.attributes, shape.group_id
+                if flags or extra or group_id is not None:
+                    attributes.append(_attributes_of(flags, extra, group_id))
+                    has_attributes = True
+                else:
+                    attributes.append(_NO_ATTRIBUTES)
+                kinds.append(kind)
+                counts.append(len(points))
+                coords.extend(chain.from_iterable(points))
+            box_index += 1
 
-    def _add_doc(self, path: str, doc: dict | None) -> int:
-        if doc is None:
-            return -1
-        width, height = (
-            image_dimension(doc.get("imageWidth")),
-            image_dimension(doc.get("imageHeight")),
-        )
-        if width is None or height is None:
-            return -1
-        labels, kinds, counts, coords, attributes = [], [], [], [], []
-        for shape in doc["shapes"]:
-            if not isinstance(shape, dict):
-                return -1
-            shape_type = shape.get("shape_type")
-            shape_type = "polygon" if shape_type is None else shape_type
-            if isinstance(shape_type, str) and shape_type in NOT_BOXES:
-                continue
-            kind = _SHAPE_CODES.get(shape_type) if isinstance(shape_type, str) else None
-            label = shape.get("label")
-            if isinstance(label, int) and not isinstance(label, bool):
-                label = str(label)
-            points = _plain_points(shape.get("points"))
-            if kind is None or not isinstance(label, str) or points is None:
-                return -1
-            if kind != 2 and len(points) != 4:
-                return -1  # a rectangle or circle is two points
-            labels.append(label)
-            kinds.append(kind)
-            counts.append(len(points) // 2)
-            coords.extend(points)
-            attributes.append(_attributes(shape))
-        return self._take(path, doc, kinds, counts, coords, (width, height, labels, attributes))
-
-    def _take(self, path: str, doc: dict, kinds, counts, coords, image) -> int:
-        """Record a file every box of which was taken; -1 (declined) if its image path is."""
-        width, height, labels, attributes = image
-        image_id = posixpath.splitext(self.source.relpath(path))[0]
         try:
-            image_uri = self.reader._image_uri(self.source, doc, path)
-        except ParseError:
-            return -1
-        self.kinds.extend(kinds)
-        self.points_per_box.extend(counts)
-        self.coords.extend(coords)
-        return self.take_image((image_id, image_uri, width, height), labels, attributes)
-
-    @staticmethod
-    def _doc(data: bytes) -> dict | None:
-        try:
-            text = plain_utf8(data)
-            doc = json.loads(text) if text is not None else None
-        except (ParseError, ValueError, RecursionError):
-            return None
-        if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
-            return None
-        return doc
-
-    def table(self) -> pa.Table:
-        corners, rings, is_polygon = _corners(
-            np.array(self.coords, dtype=np.float64),
-            np.array(self.points_per_box, dtype=np.int64),
-            np.array(self.kinds, dtype=np.int8),
-        )
-        return reader_table(
-            {
-                **self.image_columns(),
-                "x0": corners[0],
-                "y0": corners[1],
-                "x1": corners[2],
-                "y1": corners[3],
-                "polygon": one_ring_polygons(
-                    rings, 2 * np.array(self.points_per_box, dtype=np.int64), is_polygon
-                ),
-            }
-        )
+            image_uri = self._image_uri(source, doc.imagePath, path)
+        except ParseError as exc:
+            if not box_index:  # no box to reject, but the file must not vanish
+                return ReadResult(record_errors=[exc])
+            image_error: ParseError | None = exc
+        else:
+            if not box_index:
+                return ReadResult(images=1)
+            w, h = image_dimension(doc.imageWidth), image_dimension(doc.imageHeight)
+            width, height, image_error = source.size_or_error(w, h, image_uri, where)
+        if image_error is not None:
+            return ReadResult(rejects=reject_image(image_id, bad, box_index, image_error), images=1)
+        image = (image_id, image_uri, width, height)
+        indexes = kept_indexes(bad, box_index) if bad else None  # None: 0, 1, ... all kept
+        given = attributes if has_attributes else None
+        geometry = (packed("b", kinds), packed("q", counts), packed("d", coords))
+        boxes = _LabelmeBoxes(image, indexes, labels, given, geometry)
+        return ReadResult(boxes, rejects=bad, images=1)
 
 
-_LIST_TYPE = frozenset({list})
-_PAIR = frozenset({2})
+_SHAPE_CODES = {"rectangle": 0, "circle": 1, "polygon": 2}
+_POLYGON = _SHAPE_CODES["polygon"]
+_NO_ATTRIBUTES: dict[str, str] = {}  # read, never changed: one empty map serves all boxes
 
 
-def _plain_points(value: object) -> list[float] | None:
-    """``[[x, y], ...]`` of plain JSON numbers, flat; None for anything :func:`_points` would
-    reject or read another way (numeric strings, huge integers, booleans). The type checks run
-    over whole lists (``map``), not a Python loop per point."""
-    if not isinstance(value, list) or not value:
-        return None
-    if set(map(type, value)) != _LIST_TYPE or set(map(len, value)) != _PAIR:
-        return None
-    flat = list(chain.from_iterable(value))
-    if not PLAIN_NUMBER_TYPES.issuperset(map(type, flat)):
-        return None
-    try:
-        return list(map(float, flat))
-    except OverflowError:
-        return None
+class _LabelmeBoxes(ImageBoxes):
+    """The box shapes of one LabelMe file; geometry: ``(kinds, counts, coords)``, per box its
+    kind (``_SHAPE_CODES``) and number of points, and the points, boxes end to end."""
 
+    __slots__ = ()
 
-def _corners(coords: np.ndarray, counts: np.ndarray, kinds: np.ndarray):
-    """``x0, y0, x1, y1`` of every shape as :func:`_shape_box` computes them, the coordinates,
-    and which shapes are polygons (whose ring is kept)."""
-    xs, ys = coords[0::2], coords[1::2]
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    if len(counts):
-        corners = [
-            np.minimum.reduceat(xs, starts),
-            np.minimum.reduceat(ys, starts),
-            np.maximum.reduceat(xs, starts),
-            np.maximum.reduceat(ys, starts),
-        ]
-    else:
-        corners = [np.zeros(0) for _ in range(4)]
-    circle = np.flatnonzero(kinds == 1)
-    if len(circle):
-        cx, cy = xs[starts[circle]], ys[starts[circle]]
-        r = np.hypot(xs[starts[circle] + 1] - cx, ys[starts[circle] + 1] - cy)
-        for i, value in enumerate((cx - r, cy - r, cx + r, cy + r)):
-            corners[i][circle] = value
-    return corners, coords, kinds == 2
+    @classmethod
+    def convert(cls, geometry: list[tuple], columns: dict) -> dict[str, object]:
+        """Corners as each shape defines them: a rectangle's two corners and a polygon's
+        points give their min/max, a circle is its centre +- the distance to its rim point.
+        NaN stays NaN (min/max propagate it), so the quality stage sees the non-finite box."""
+        kind_lists, count_lists, coord_lists = geometry or ((), (), ())
+        coords = flat(coord_lists)
+        counts = flat(count_lists, np.int64)
+        kinds = flat(kind_lists, np.int8)
+        xs, ys = coords[0::2], coords[1::2]
+        starts = np.cumsum(counts) - counts
+        if len(counts):
+            corners = [
+                np.minimum.reduceat(xs, starts),
+                np.minimum.reduceat(ys, starts),
+                np.maximum.reduceat(xs, starts),
+                np.maximum.reduceat(ys, starts),
+            ]
+        else:
+            corners = [np.zeros(0) for _ in range(4)]
+        circle = np.flatnonzero(kinds == 1)
+        if len(circle):
+            cx, cy = xs[starts[circle]], ys[starts[circle]]
+            r = np.hypot(xs[starts[circle] + 1] - cx, ys[starts[circle] + 1] - cy)
+            for i, value in enumerate((cx - r, cy - r, cx + r, cy + r)):
+                corners[i][circle] = value
+        polygon = one_ring_polygons(coords, 2 * counts, kinds == 2)
+        x0, y0, x1, y1 = corners
+        return {"x0": x0, "y0": y0, "x1": x1, "y1": y1, "polygon": polygon}

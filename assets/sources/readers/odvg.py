@@ -17,7 +17,6 @@ from typing import NamedTuple
 from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers.base import (
     PLAIN_NUMBER_TYPES,
-    BoxColumns,
     BoxReject,
     FormatReader,
     ParseError,
@@ -27,6 +26,7 @@ from vprim.assets.sources.readers.base import (
     image_dimension,
     json_number,
 )
+from vprim.assets.sources.readers.columns import BoxColumns
 
 LABEL_MAP = "label_map.json"
 _MAX_RECORD_ERRORS = 100  # detailed ledger rows per file; the rest are summarised in one
@@ -182,7 +182,7 @@ class OdvgReader(FormatReader):
                 )
             )
         return ReadResult(
-            boxes=state.columns.table(),
+            boxes=state.columns,
             rejects=state.rejects,
             images=len(state.next_index),
             record_errors=errors,

@@ -34,10 +34,9 @@ from vprim.assets.sources.readers.base import (
     ReadResult,
     Source,
     decode_text,
-    empty_reader_table,
     image_dimension,
-    reader_table,
 )
+from vprim.assets.sources.readers.columns import empty_reader_table, reader_table
 
 REQUIRED = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
 #: optional flag columns -> attribute names (values "0"/"1"; anything else is left out)

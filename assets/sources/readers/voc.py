@@ -9,26 +9,24 @@ from __future__ import annotations
 import posixpath
 import re
 import xml.etree.ElementTree as ET
+from itertools import chain
 
-import numpy as np
-import pyarrow as pa
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers.base import (
-    BoxColumns,
     BoxReject,
     FormatReader,
     ParseError,
-    PerImageBulk,
     ReadResult,
     Source,
     decode_text,
     image_dimension,
-    plain_utf8,
-    reader_table,
+    kept_indexes,
+    reject_image,
 )
+from vprim.assets.sources.readers.columns import ImageBoxes, flat, packed
 
 _DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 _DECLARED_ENCODING = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]{1,40})[\"']")
@@ -61,9 +59,20 @@ def _xml_text(data: bytes, where: str) -> str:
             raise exc from None
 
 
-def parse_voc_xml(data: bytes, where: str) -> ET.Element:
-    """The ``<annotation>`` root of a VOC file; ParseError for anything else."""
-    text = _DECLARATION.sub("", _xml_text(data, where), count=1)
+#: what a VOC file says, before any rule is applied: ``(filename, width, height, labels,
+#: corners, attributes, clean)``, texts stripped (None: no such element), per ``<object>`` its
+#: label (None: no ``<name>``), its corners (a string: what is wrong with its ``<bndbox>``)
+#: and its attributes; ``clean``: every object has a label and a box
+_VocRead = tuple
+
+
+def _voc_text(data: bytes, where: str) -> str:
+    """A VOC file's XML text without its declaration; ParseError if it is not text."""
+    return _DECLARATION.sub("", _xml_text(data, where), count=1)
+
+
+def _tree_voc(text: str, where: str) -> _VocRead:
+    """Any VOC file, through an element tree; ParseError for what is not a VOC annotation."""
     # Without a DTD no entity can be declared, so there is nothing to defuse: the C parser
     # then builds the same tree ~3x faster than defusedxml's pure-Python one.
     parse = fromstring if "<!DOCTYPE" in text else ET.fromstring
@@ -77,7 +86,18 @@ def parse_voc_xml(data: bytes, where: str) -> ET.Element:
         raise ParseError(
             Reason.PARSE_INVALID_XML, f"{where}: root element is <{root.tag}>, not <annotation>"
         )
-    return root
+    top = _first_children(root)
+    size = top.get("size")
+    size_of = _first_children(size) if size is not None else {}
+    labels, corners, attributes = [], [], []
+    for obj in root.iterfind("object"):
+        children = _first_children(obj)
+        labels.append(_text(children.get("name")))
+        corners.append(_box(obj, children))
+        attributes.append(_object_attributes(obj, children))
+    clean = None not in labels and not any(isinstance(c, str) for c in corners)
+    width, height = _text(size_of.get("width")), _text(size_of.get("height"))
+    return _text(top.get("filename")), width, height, labels, corners, attributes, clean
 
 
 def _first_children(element: ET.Element) -> dict[str, ET.Element]:
@@ -126,7 +146,7 @@ def _box(obj: ET.Element, children: dict[str, ET.Element] | None = None):
 
 # --- the plain layout, without a tree ----------------------------------------------------------
 # Most VOC files are written by the same few tools in one layout. _plain_voc reads exactly that
-# layout with regular expressions and gives what the tree walk in _VocBulk gives; any other
+# layout with regular expressions and gives what the tree walk (_tree_voc) gives; any other
 # file (comments, XML attributes, entities other than &amp; in the filename, other tags or
 # another order, CDATA, ...) is left to the tree. Text is what an XML parser keeps verbatim: no
 # markup, no '&', no carriage return (a parser turns CR LF into LF) and no character XML
@@ -157,9 +177,9 @@ _ATTRIBUTE_PAIR = re.compile(rf"<attribute>{_S}<name>({_T})</name>{_S}<value>({_
 _PLAIN_END = re.compile(rf"</annotation>{_S}")
 
 
-def _plain_voc(text: str) -> tuple[str, str, str, list, list, list] | None:
-    """``(filename, width, height, labels, corners, attributes)`` of a file in the plain layout
-    (texts stripped, as :func:`_text` gives them), None for any other file."""
+def _plain_voc(text: str) -> _VocRead | None:
+    """What :func:`_tree_voc` reads from a file in the plain layout, at a fraction of its
+    cost (every object has a name and a numeric box); None for any other file."""
     head = _PLAIN_HEAD.match(text)
     if head is None or "]]>" in text:
         return None
@@ -168,30 +188,34 @@ def _plain_voc(text: str) -> tuple[str, str, str, list, list, list] | None:
     attributes: list[dict[str, str]] = []
     pos = head.end()
     while (obj := _PLAIN_OBJECT.match(text, pos)) is not None:
-        name, *plain, xmin, ymin, xmax, ymax, extra = obj.groups()
+        name, pose, truncated, difficult, occluded, xmin, ymin, xmax, ymax, extra = obj.groups()
         labels.append(name.strip())
         corners.append((float(xmin) - 1.0, float(ymin) - 1.0, float(xmax), float(ymax)))
-        found = {k: v.strip() for k, v in zip(_PLAIN_ATTRIBUTES, plain) if v is not None}
-        for key, value in _ATTRIBUTE_PAIR.findall(extra or ""):
-            if key.strip():
-                found[key.strip()] = value.strip()
+        found = {}  # _PLAIN_ATTRIBUTES in their order, as the tree walk finds them
+        if pose is not None:
+            found["pose"] = pose.strip()
+        if truncated is not None:
+            found["truncated"] = truncated.strip()
+        if difficult is not None:
+            found["difficult"] = difficult.strip()
+        if occluded is not None:
+            found["occluded"] = occluded.strip()
+        if extra:
+            for key, value in _ATTRIBUTE_PAIR.findall(extra):
+                if key.strip():
+                    found[key.strip()] = value.strip()
         attributes.append(found)
         pos = obj.end()
     if _PLAIN_END.fullmatch(text, pos) is None:
         return None
     filename, width, height = head.groups()
-    return (
-        filename.replace("&amp;", "&").strip(),
-        width.strip(),
-        height.strip(),
-        labels,
-        corners,
-        attributes,
-    )
+    filename = filename.replace("&amp;", "&").strip()
+    return filename, width.strip(), height.strip(), labels, corners, attributes, True
 
 
 class VocReader(FormatReader):
     name = "voc"
+    read_ahead = True
 
     def detect(self, source: Source) -> bool:
         for path in source.walk((".xml",))[:_DETECT_PEEK]:
@@ -205,139 +229,65 @@ class VocReader(FormatReader):
                 return True
         return False
 
+    def prepare(self, source: Source) -> str:
+        """The folder relative image file names hang from (``JPEGImages``)."""
+        return posixpath.join(source.root, "JPEGImages")
+
     def files(self, source: Source, context: object) -> list[str]:
         return source.walk((".xml",))
 
     def read_file(self, source: Source, context: object, path: str) -> ReadResult:
         where = source.relpath(path)
-        root = parse_voc_xml(source.read_bytes(path), where)
+        text = _voc_text(source.read_bytes(path), where)
+        read = _plain_voc(text) or _tree_voc(text, where)
+        filename, width_text, height_text, labels, corners, attributes, clean = read
         image_id = posixpath.splitext(posixpath.basename(path))[0]
-        filename = _text(root.find("filename")) or f"{image_id}.jpg"
-        objects = root.findall("object")
-
-        image_error: ParseError | None = None
-        image_uri = ""
-        width = height = 0
+        base = context if isinstance(context, str) else self.prepare(source)
         try:
-            image_uri = source.image_uri(filename, base=posixpath.join(source.root, "JPEGImages"))
+            image_uri = source.image_uri(filename or f"{image_id}.jpg", base=base)
         except ParseError as exc:
-            image_error = exc
-        if image_error is None and objects:
-            size = root.find("size")
-            w = image_dimension(_text(size.find("width"))) if size is not None else None
-            h = image_dimension(_text(size.find("height"))) if size is not None else None
-            width, height, image_error = source.size_or_error(w, h, image_uri, where)
+            if not labels:  # nothing to reject box by box, but the file must not vanish
+                return ReadResult(record_errors=[exc])
+            image_error: ParseError | None = exc
+            image_uri, width, height = "", 0, 0
+        else:
+            if not labels:
+                return ReadResult(images=1)
+            width, height, image_error = source.size_or_error(
+                image_dimension(width_text), image_dimension(height_text), image_uri, where
+            )
+        if clean and image_error is None:  # the common case: every box kept
+            image = (image_id, image_uri, width, height)
+            xyxy = packed("d", list(chain.from_iterable(corners)))
+            return ReadResult(_VocBoxes(image, None, labels, attributes, (xyxy,)), images=1)
 
-        if image_error is not None and not objects:
-            # Nothing to reject box by box, but the file still must not vanish silently.
-            return ReadResult(boxes=BoxColumns().table(), images=0, record_errors=[image_error])
-
-        columns = BoxColumns()
-        rejects: list[BoxReject] = []
-        for index, obj in enumerate(objects):
-            label = _text(obj.find("name"))
-            box = _box(obj)
-            if label is None:
-                rejects.append(
-                    BoxReject(image_id, index, Reason.PARSE_MALFORMED_BOX, f"{where}: no <name>")
-                )
-            elif isinstance(box, str):
-                rejects.append(
-                    BoxReject(image_id, index, Reason.PARSE_MALFORMED_BOX, f"{where}: {box}")
-                )
-            elif image_error is not None:
-                rejects.append(BoxReject.of(image_id, index, image_error))
-            else:
-                columns.add(
-                    image_id=image_id,
-                    image_uri=image_uri,
-                    width=width,
-                    height=height,
-                    box_index=index,
-                    label=label,
-                    xyxy=box,
-                    attributes=_object_attributes(obj),
-                )
-        return ReadResult(boxes=columns, rejects=rejects, images=1)
-
-    def bulk(self, source: Source, context: object) -> _VocBulk:
-        return _VocBulk(source)
-
-
-class _VocBulk(PerImageBulk):
-    """VOC files in bulk: each file is parsed as :meth:`VocReader.read_file` does, but its
-    boxes go to flat lists that become Arrow arrays once per source. Declined: a file with a
-    bad box, no usable size or image path, a DOCTYPE, a BOM or another encoding."""
-
-    def __init__(self, source: Source) -> None:
-        super().__init__(source)
-        self.image_base = posixpath.join(source.root, "JPEGImages")
-        self.corners: list[tuple[float, float, float, float]] = []
-
-    def add(self, path: str) -> int:
-        text = self._text(path)
-        if text is None:
-            return -1
-        read = _plain_voc(text)
-        if read is None:
-            read = self._from_tree(text)
-            if read is None:
-                return -1
-        filename, width_text, height_text, labels, corners, attributes = read
-        image_id = posixpath.splitext(posixpath.basename(path))[0]
-        try:
-            image_uri = self.source.image_uri(filename or f"{image_id}.jpg", base=self.image_base)
-        except ParseError:
-            return -1
-        width, height = image_dimension(width_text), image_dimension(height_text)
-        if width is None or height is None:
-            return -1  # read_file reads the image header (or rejects every box)
-        self.corners.extend(corners)
-        return self.take_image((image_id, image_uri, width, height), labels, attributes)
-
-    def _text(self, path: str) -> str | None:
-        """The file's XML without its declaration; None for what the bulk path declines."""
-        try:
-            text = plain_utf8(self.source.read_bytes(path))
-        except ParseError:
-            return None
-        if text is None or not text.strip() or "<!DOCTYPE" in text:
-            return None
-        return _DECLARATION.sub("", text, count=1)
-
-    @staticmethod
-    def _from_tree(text: str) -> tuple[str, str | None, str | None, list, list, list] | None:
-        """What :func:`_plain_voc` gives, for any layout: the tree walk; None to decline."""
-        try:
-            root = ET.fromstring(text)
-        except (ET.ParseError, ValueError, RecursionError):
-            return None
-        if root.tag != "annotation":
-            return None
-        top = _first_children(root)
-        size = top.get("size")
-        size_of = _first_children(size) if size is not None else {}
-        labels, corners, attributes = [], [], []
-        for obj in root.iterfind("object"):
-            children = _first_children(obj)
-            label, box = _text(children.get("name")), _box(obj, children)
+        bad: list[BoxReject] = []
+        for index, (label, box) in enumerate(zip(labels, corners)):
             if label is None or isinstance(box, str):
-                return None
-            labels.append(label)
-            corners.append(box)
-            attributes.append(_object_attributes(obj, children))
-        filename = _text(top.get("filename")) or ""
-        width, height = _text(size_of.get("width")), _text(size_of.get("height"))
-        return filename, width, height, labels, corners, attributes
-
-    def table(self) -> pa.Table:
-        corners = np.array(self.corners, dtype=np.float64).reshape(-1, 4)
-        return reader_table(
-            {
-                **self.image_columns(),
-                "x0": corners[:, 0],
-                "y0": corners[:, 1],
-                "x1": corners[:, 2],
-                "y1": corners[:, 3],
-            }
+                detail = f"{where}: {'no <name>' if label is None else box}"
+                bad.append(BoxReject(image_id, index, Reason.PARSE_MALFORMED_BOX, detail))
+        n = len(labels)
+        if image_error is not None:
+            return ReadResult(rejects=reject_image(image_id, bad, n, image_error), images=1)
+        kept = kept_indexes(bad, n)
+        boxes = _VocBoxes(
+            (image_id, image_uri, width, height),
+            kept,
+            [labels[i] for i in kept],  # type: ignore[misc]
+            [attributes[i] for i in kept],
+            (packed("d", list(chain.from_iterable(corners[i] for i in kept))),),  # type: ignore[misc]
         )
+        return ReadResult(boxes, rejects=bad, images=1)
+
+
+class _VocBoxes(ImageBoxes):
+    """The kept objects of one VOC file; geometry: ``(corners,)``, the 0-based ``x0, y0, x1,
+    y1`` of each box."""
+
+    __slots__ = ()
+
+    @classmethod
+    def convert(cls, geometry: list[tuple], columns: dict) -> dict[str, object]:
+        (corners,) = geometry or ((),)
+        xyxy = flat(corners).reshape(-1, 4)
+        return {"x0": xyxy[:, 0], "y0": xyxy[:, 1], "x1": xyxy[:, 2], "y1": xyxy[:, 3]}

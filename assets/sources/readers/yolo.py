@@ -10,29 +10,27 @@ from __future__ import annotations
 import math
 import posixpath
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
-import pyarrow as pa
 import yaml
 
 from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers.base import (
     IMAGE_EXTENSIONS,
     REMOTE_SCHEMES,
-    BoxColumns,
     BoxReject,
     FormatReader,
     ParseError,
-    PerImageBulk,
     ReadResult,
     Source,
     decode_text,
-    one_ring_polygons,
-    plain_utf8,
-    reader_table,
+    kept_indexes,
+    reject_image,
     url_path,
     url_scheme,
 )
+from vprim.assets.sources.readers.columns import ImageBoxes, flat, one_ring_polygons, packed
 
 IMAGE_LISTS = ("train.txt", "val.txt", "valid.txt", "test.txt")
 _OBJ_DATA_KEYS = ("train", "valid", "val", "test", "names")
@@ -99,40 +97,36 @@ def _names_from_yaml(text: str, where: str) -> dict[int, str]:
     raise ParseError(Reason.PARSE_MISSING_FILE, f"{where} has no 'names' list or mapping")
 
 
-@dataclass(frozen=True)
-class _Line:
-    """One non-empty label line: its label and numbers, or why it is rejected."""
-
-    label: str = ""
-    values: tuple[float, ...] = ()
-    reason: str | None = None
-    detail: str = ""
-
-
-def _parse_line(tokens: list[str], context: YoloContext) -> _Line:
+def _parse_line(tokens: list[str], context: YoloContext) -> tuple[str, list[float]] | _Rejected:
+    """The label and numbers of one non-empty label line, or why it is rejected."""
     n = len(tokens)
     if n != 5 and (n < 7 or n % 2 == 0):
-        return _Line(
-            reason=Reason.PARSE_MALFORMED_BOX,
-            detail=f"{n} values, expected 'cls cx cy w h' or 'cls x1 y1 x2 y2 x3 y3 ...'",
+        return _Rejected(
+            Reason.PARSE_MALFORMED_BOX,
+            f"{n} values, expected 'cls cx cy w h' or 'cls x1 y1 x2 y2 x3 y3 ...'",
         )
     cls = class_index(tokens[0])
     if cls is None:
-        return _Line(
-            reason=Reason.PARSE_MALFORMED_BOX, detail=f"class {tokens[0][:40]!r} is not an index"
-        )
+        return _Rejected(Reason.PARSE_MALFORMED_BOX, f"class {tokens[0][:40]!r} is not an index")
     try:
-        values = tuple(float(t) for t in tokens[1:])
+        values = list(map(float, tokens[1:]))
     except ValueError:
-        return _Line(reason=Reason.PARSE_MALFORMED_BOX, detail="a coordinate is not a number")
+        return _Rejected(Reason.PARSE_MALFORMED_BOX, "a coordinate is not a number")
     label = context.names.get(cls)
     if label is None:
-        return _Line(
-            reason=Reason.PARSE_UNKNOWN_CATEGORY,
-            detail=f"class {cls} is not among the {len(context.names)} names of "
+        return _Rejected(
+            Reason.PARSE_UNKNOWN_CATEGORY,
+            f"class {cls} is not among the {len(context.names)} names of "
             f"{posixpath.basename(context.names_file)}",
         )
-    return _Line(label=label, values=values)
+    return label, values
+
+
+class _Rejected(NamedTuple):
+    """Why a label line cannot become a row (a parse-stage box reject)."""
+
+    reason: str
+    detail: str
 
 
 def class_index(token: str) -> int | None:
@@ -178,6 +172,7 @@ def _mirror(rel: str) -> str | None:
 
 class YoloReader(FormatReader):
     name = "yolo"
+    read_ahead = True
 
     # -- source level -----------------------------------------------------------------------
     def _all_files(self, source: Source) -> list[str]:
@@ -308,179 +303,85 @@ class YoloReader(FormatReader):
         data = source.read_bytes(path)
         if not data.strip():
             # An empty label file is an image without objects (YOLO's own convention).
-            return ReadResult(boxes=BoxColumns().table(), images=1)
+            return ReadResult(images=1)
         text = decode_text(data, where)
 
-        parsed: list[tuple[int, int, _Line]] = []
+        # kept lines: label, count of numbers, numbers; rejected ones in `bad`
+        labels: list[str] = []
+        counts: list[int] = []
+        coords: list[float] = []
+        bad: list[BoxReject] = []
         index = 0
         for lineno, line in enumerate(text.splitlines(), 1):
             tokens = line.split()
             if not tokens:
                 continue
-            parsed.append((index, lineno, _parse_line(tokens, context)))
+            parsed = _parse_line(tokens, context)
+            if isinstance(parsed, _Rejected):
+                detail = f"{where} line {lineno}: {parsed.detail}"
+                bad.append(BoxReject(image_id, index, parsed.reason, detail))
+            else:
+                labels.append(parsed[0])
+                counts.append(len(parsed[1]))
+                coords += parsed[1]
             index += 1
-
-        image_error: ParseError | None = None
-        image_uri = ""
-        width = height = 0
-        if any(line.reason is None for _, _, line in parsed):
-            try:
-                uri = self._image_uri(source, context, image_id)
-            except ParseError as exc:
-                image_error = exc
-            else:
-                size = source.image_size(uri) if uri is not None else None
-                if uri is None or size is None:
-                    what = "no image found" if uri is None else f"image {uri} is not readable"
-                    image_error = ParseError(
-                        Reason.PARSE_MISSING_IMAGE_SIZE, f"{where}: {what}, so no image size"
-                    )
-                else:
-                    image_uri, (width, height) = uri, size
-
-        columns = BoxColumns()
-        rejects: list[BoxReject] = []
-        for box_index, lineno, line in parsed:
-            if line.reason is not None:
-                detail = f"{where} line {lineno}: {line.detail}"
-                rejects.append(BoxReject(image_id, box_index, line.reason, detail))
-                continue
-            if image_error is not None:
-                rejects.append(BoxReject.of(image_id, box_index, image_error))
-                continue
-            label, values = line.label, line.values
-            polygon = None
-            if len(values) == 4:
-                cx, cy, w, h = values
-                xyxy = (
-                    (cx - w / 2) * width,
-                    (cy - h / 2) * height,
-                    (cx + w / 2) * width,
-                    (cy + h / 2) * height,
-                )
-            else:
-                points = np.asarray(values, dtype=np.float64).reshape(-1, 2)
-                points = points * np.array([width, height], dtype=np.float64)
-                xs, ys = points[:, 0], points[:, 1]
-                xyxy = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
-                polygon = [points.ravel().tolist()]
-            columns.add(
-                image_id=image_id,
-                image_uri=image_uri,
-                width=width,
-                height=height,
-                box_index=box_index,
-                label=label,
-                xyxy=xyxy,
-                polygon=polygon,
-            )
-        return ReadResult(boxes=columns, rejects=rejects, images=1)
-
-    # -- label files in bulk ----------------------------------------------------------------
-    def bulk(self, source: Source, context: object) -> _YoloBulk:
-        assert isinstance(context, YoloContext)
-        return _YoloBulk(self, source, context)
-
-
-class _YoloBulk(PerImageBulk):
-    """Label files in bulk: lines are checked in Python, coordinates are converted with NumPy
-    for the whole source. A file with anything :meth:`YoloReader.read_file` would reject (or
-    that it reads another way: empty, a BOM, a class index like ``3.0``) is declined."""
-
-    def __init__(self, reader: YoloReader, source: Source, context: YoloContext) -> None:
-        super().__init__(source)
-        self.reader, self.context = reader, context
-        self.coords_per_line: list[int] = []
-        self.coords: list[float] = []  # normalised, lines end to end
-
-    def add(self, path: str) -> int:
-        source, context = self.source, self.context
-        lines = self._lines(source, path)
-        if lines is None:
-            return -1
-        labels, counts, values = [], [], []
-        for line in lines:
-            tokens = line.split()
-            if not tokens:
-                continue
-            n = len(tokens)
-            if (n != 5 and (n < 7 or n % 2 == 0)) or not tokens[0].isdecimal():
-                return -1
-            label = context.names.get(int(tokens[0]))
-            if label is None:
-                return -1
-            try:
-                values.extend(map(float, tokens[1:]))
-            except ValueError:
-                return -1
-            labels.append(label)
-            counts.append(n - 1)
         if not labels:
-            return -1  # only blank lines: read_file decides
-        image_id = posixpath.splitext(source.relpath(path))[0]
-        try:
-            uri = self.reader._image_uri(source, context, image_id)
-        except ParseError:
-            return -1
-        size = source.image_size(uri) if uri is not None else None
-        if size is None:
-            return -1
-        self.coords_per_line.extend(counts)
-        self.coords.extend(values)
-        return self.take_image((image_id, uri, *size), labels)
+            return ReadResult(rejects=bad, images=1)
 
-    @staticmethod
-    def _lines(source: Source, path: str) -> list[str] | None:
         try:
-            text = plain_utf8(source.read_bytes(path))
-        except ParseError:
-            return None
-        return text.splitlines() if text is not None else None
+            uri = self._image_uri(source, context, image_id)
+        except ParseError as exc:
+            image_error = exc
+        else:
+            size = source.image_size(uri) if uri is not None else None
+            if uri is not None and size is not None:
+                image = (image_id, uri, *size)
+                kept = kept_indexes(bad, index) if bad else None  # None: 0, 1, ... all kept
+                geometry = (packed("q", counts), packed("d", coords))
+                boxes = _YoloBoxes(image, kept, labels, None, geometry)
+                return ReadResult(boxes, rejects=bad, images=1)
+            what = "no image found" if uri is None else f"image {uri} is not readable"
+            image_error = ParseError(
+                Reason.PARSE_MISSING_IMAGE_SIZE, f"{where}: {what}, so no image size"
+            )
+        return ReadResult(rejects=reject_image(image_id, bad, index, image_error), images=1)
 
-    def table(self) -> pa.Table:
-        """The boxes, computed as :meth:`YoloReader.read_file` does, one array op per step."""
-        columns = self.image_columns()
-        width = columns["image_width"].astype(np.float64)  # type: ignore[union-attr]
-        height = columns["image_height"].astype(np.float64)  # type: ignore[union-attr]
-        count = np.asarray(self.coords_per_line, dtype=np.int64)
-        start = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
-        values = np.asarray(self.coords, dtype=np.float64)
+
+class _YoloBoxes(ImageBoxes):
+    """The kept lines of one label file; geometry: ``(counts, coords)``, per line its count
+    of numbers (4 for ``cx cy w h``, 2k for a k-point polygon), and the normalised numbers,
+    lines end to end."""
+
+    __slots__ = ()
+
+    @classmethod
+    def convert(cls, geometry: list[tuple], columns: dict) -> dict[str, object]:
+        """Pixel corners (and polygon rings) of every line, one array op per step: ``cx cy w
+        h`` -> ``((cx - w/2) * W, (cy - h/2) * H, (cx + w/2) * W, (cy + h/2) * H)``; a polygon's
+        points times (W, H), and its bounding box. inf/NaN numbers stay as they are."""
+        counts, coords = geometry or ((), ())
+        width = columns["image_width"].astype(np.float64)
+        height = columns["image_height"].astype(np.float64)
+        count = flat(counts, np.int64)
+        start = np.cumsum(count) - count
+        values = flat(coords)
         # normalised -> pixels: x (even positions) by the width, y by the height
         scale = np.empty_like(values)
         scale[0::2] = np.repeat(width, count // 2)
         scale[1::2] = np.repeat(height, count // 2)
         pixels = values * scale
         is_polygon = count != 4
-        with np.errstate(all="ignore"):  # inf/NaN coordinates stay as read_file leaves them
-            x0, y0, x1, y1 = self._boxes(values, start, width, height)
+        with np.errstate(all="ignore"):
+            idx = np.minimum(start, max(len(values) - 4, 0))
+            cx, cy, w, h = values[idx], values[idx + 1], values[idx + 2], values[idx + 3]
+            x0, y0 = (cx - w / 2) * width, (cy - h / 2) * height
+            x1, y1 = (cx + w / 2) * width, (cy + h / 2) * height
         if is_polygon.any():
             xs, ys = pixels[0::2], pixels[1::2]
             points = start // 2
-            poly = is_polygon
-            x0[poly] = np.minimum.reduceat(xs, points)[poly]
-            y0[poly] = np.minimum.reduceat(ys, points)[poly]
-            x1[poly] = np.maximum.reduceat(xs, points)[poly]
-            y1[poly] = np.maximum.reduceat(ys, points)[poly]
-        return reader_table(
-            {
-                **columns,
-                "x0": x0,
-                "y0": y0,
-                "x1": x1,
-                "y1": y1,
-                "polygon": one_ring_polygons(pixels, count, is_polygon),
-            }
-        )
-
-    @staticmethod
-    def _boxes(values, start, width, height):
-        """``cx cy w h`` lines -> pixel corners, in read_file's order of operations."""
-        idx = np.minimum(start, max(len(values) - 4, 0))
-        cx, cy = values[idx], values[idx + 1]
-        w, h = values[idx + 2], values[idx + 3]
-        return (
-            (cx - w / 2) * width,
-            (cy - h / 2) * height,
-            (cx + w / 2) * width,
-            (cy + h / 2) * height,
-        )
+            x0[is_polygon] = np.minimum.reduceat(xs, points)[is_polygon]
+            y0[is_polygon] = np.minimum.reduceat(ys, points)[is_polygon]
+            x1[is_polygon] = np.maximum.reduceat(xs, points)[is_polygon]
+            y1[is_polygon] = np.maximum.reduceat(ys, points)[is_polygon]
+        polygon = one_ring_polygons(pixels, count, is_polygon)
+        return {"x0": x0, "y0": y0, "x1": x1, "y1": y1, "polygon": polygon}
