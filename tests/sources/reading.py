@@ -104,3 +104,18 @@ def shape(kind: str | None, points: list, label: object = "dog", **extra: object
     if kind is not None:
         out["shape_type"] = kind
     return out
+
+
+def ingested(fmt: str, uri: Path | str) -> tuple[list[dict], list[tuple[str, str, bool]], dict]:
+    """A whole source through ingest (the files' fragments converted together): its rows, its
+    ledger as sorted ``(file name, reason, box-level)`` and its counts (without seconds)."""
+    from vprim.assets.sources import ingest
+
+    out = ingest.read_source("src", str(uri), fmt)
+    rows = pa.concat_tables(out.boxes).to_pylist() if out.boxes else []
+    ledger = sorted(
+        (r["uri"].rsplit("/", 1)[-1], r["reason"], r["instance_id"] is not None)
+        for r in out.rejects
+    )
+    stats = {k: v for k, v in out.stats.items() if k not in ("seconds", "source_id", "format")}
+    return rows, ledger, stats

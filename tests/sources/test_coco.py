@@ -435,11 +435,6 @@ def test_nonfinite_tokens_split_the_batch_and_read_as_slow_alone(
     assert split.boxes.num_rows + len(split.rejects) == 400
 
 
-def test_runs_of_consecutive_indices() -> None:
-    assert jsonscan.runs([]) == []
-    assert jsonscan.runs([0, 1, 2, 5, 7, 8]) == [(0, 3), (5, 6), (7, 9)]
-
-
 @pytest.mark.parametrize("cut", [1, 10, 0.3, 0.5, 0.8, -2, -1])
 def test_truncated_file(tmp_path: Path, cut: float) -> None:
     full = json.dumps(_doc([_ann(1, 1), _ann(7, 3, segmentation=[[1, 2, 3, 4, 5, 6]])]))

@@ -186,3 +186,83 @@ def test_real_coco_sample_through_ingest(shared_fixtures):
     assert {"annotations/instances_train:5", "annotations/instances_val:40"} == set(
         table["image_id"].to_pylist()
     )
+
+
+def _voc(label: str, objects: int = 1, malformed: bool = False) -> str:
+    box = "<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox>"
+    body = f"<object><name>{label}</name>{box}</object>" * objects
+    if malformed:
+        body += "<object><name>x</name></object>"  # no <bndbox>: a box-level reject
+    size = "<size><width>10</width><height>10</height></size>"
+    return f"<annotation><filename>a.jpg</filename>{size}{body}</annotation>"
+
+
+def test_a_fragment_that_fails_to_convert_is_its_files_reader_error(tmp_path, monkeypatch):
+    """A bug converting one file's columns makes that file one parse_reader_error row (its
+    counts and rows withdrawn); the other files' boxes are kept, nothing is read again."""
+    from vprim.assets.sources.readers import voc
+
+    real = voc._VocBoxes.convert.__func__
+
+    def convert(cls, geometry, columns):
+        if "boom" in columns["raw_label"].to_pylist():
+            raise ZeroDivisionError("a bug in a conversion")
+        return real(cls, geometry, columns)
+
+    monkeypatch.setattr(voc._VocBoxes, "convert", classmethod(convert))
+    files = {
+        "a.xml": _voc("cat", 2),
+        "b.xml": _voc("boom", 1, malformed=True),
+        "c.xml": _voc("dog"),
+    }
+    reads: list[str] = []
+    real_read = voc.VocReader.read_file
+    monkeypatch.setattr(
+        voc.VocReader,
+        "read_file",
+        lambda self, source, context, path: (
+            reads.append(path) or real_read(self, source, context, path)
+        ),
+    )
+    out = ingest.read_source("src", _source(tmp_path, "voc", files), "voc")
+    assert [t["raw_label"].to_pylist() for t in out.boxes] == [["cat", "cat", "dog"]]
+    assert [(r["reason"], r["uri"].rsplit("/", 1)[-1]) for r in out.rejects] == [
+        ("parse_reader_error", "b.xml")
+    ]
+    assert "ZeroDivisionError: a bug in a conversion" in out.rejects[0]["detail"]
+    stats = {k: out.stats[k] for k in ("files", "files_rejected", "images", "boxes_seen")}
+    assert stats == {"files": 3, "files_rejected": 1, "images": 2, "boxes_seen": 3}
+    assert len(reads) == 3  # every file read once
+
+
+def test_only_one_file_per_image_formats_are_read_ahead(tmp_path, monkeypatch):
+    from vprim.assets.sources.readers.base import Source
+
+    ahead: list[int] = []
+    real = Source.prefetch
+    monkeypatch.setattr(
+        Source, "prefetch", lambda self, paths: ahead.append(len(paths)) or real(self, paths)
+    )
+    coco = _source(
+        tmp_path, "coco", {"a.json": json.dumps(GOOD_COCO), "b.json": json.dumps(GOOD_COCO)}
+    )
+    assert ingest.read_source("coco", coco, "coco").stats["boxes_kept"] == 4
+    assert ahead == []  # streamed: never read whole in the background
+    voc = _source(tmp_path, "voc", {f"{i}.xml": _voc("cat") for i in range(3)})
+    assert ingest.read_source("voc", voc, "voc").stats["boxes_kept"] == 3
+    assert ahead == [3]  # one window of files, read in the background
+
+
+def test_read_ahead_bytes_are_held_until_taken_or_discarded(tmp_path):
+    from vprim.assets.sources.readers.base import Source
+
+    root = Path(_source(tmp_path, "files", {"a": b"A", "b": b"B", "c": b"C"}))
+    source = Source("src", str(root))
+    paths = [str(root / name) for name in "abc"]
+    source.prefetch(paths)
+    batch = source._prefetched[paths[1]].result()  # one read task holds the window
+    assert source.read_bytes(paths[0]) == b"A"
+    assert sorted(batch) == paths[1:]  # what was taken is no longer held
+    source.discard(paths)
+    assert batch == {} and source._prefetched == {}
+    assert source.read_bytes(paths[2]) == b"C"  # a file dropped is read again on demand

@@ -8,6 +8,7 @@ ODVG and LabelMe are in test_readers_json.py, COCO in test_coco.py.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from xml.sax.saxutils import escape as xml_escape
 
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from tests.sources.reading import (
     check_result,
     image,
+    ingested,
     jsonl,
     labelme,
     read,
@@ -393,6 +395,60 @@ def test_voc_single_file_source(tmp_path):
     assert out.boxes.num_rows == 1 and out.images == 1
 
 
+def test_voc_quirky_files_through_ingest(tmp_path):
+    """Plain files (read by the regular expressions), the other layouts (the tree), DOCTYPE
+    (defusedxml) and broken files in one source: the rows, the ledger and the counts."""
+
+    def doc(objects: str, size: str = "<size><width>640</width><height>480</height></size>"):
+        head = '<?xml version="1.0"?>\n<annotation><filename>synthetic://src/x?w=64&amp;h=48'
+        return f"{head}</filename>{size}{objects}</annotation>"
+
+    good = (
+        "<object><name>cat</name><pose>Left</pose><truncated>1</truncated>"
+        "<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>"
+        "<attributes><attribute><name>colour</name><value>red</value></attribute></attributes>"
+        "</object>"
+    )
+    files = {
+        "a.xml": doc(good + good.replace(">cat<", ">dog<")),  # the plain layout
+        "b.xml": doc(good, size=""),  # no <size>: the synthetic URI's 64 x 48
+        "c.xml": doc(good.replace("<xmin>1</xmin>", "<xmin>one</xmin>")),  # malformed
+        "d.xml": doc(good.replace("<name>cat</name>", "")),  # no <name>: malformed
+        "e.xml": doc(""),  # no objects: an image, no box
+        "f.xml": "<annotation><object>",  # not XML: the file's row
+        "g.xml": "<!DOCTYPE annotation>\n<annotation><filename>y.jpg</filename>"
+        "<size><width>10</width><height>10</height></size>" + good + "</annotation>",
+        "h.xml": doc(good.replace("<name>cat</name>", "<name>cat</name><name>x</name>")),
+    }
+    root = write(tmp_path / "src", {f"Annotations/{k}": v for k, v in files.items()})
+    rows, ledger, stats = ingested("voc", root)
+    colour = {"pose": "Left", "truncated": "1", "colour": "red"}
+    got = [
+        (r["image_id"], r["box_index"], r["raw_label"], r["image_width"], r["image_height"])
+        for r in rows
+    ]
+    assert got == [
+        ("a", 0, "cat", 640, 480),
+        ("a", 1, "dog", 640, 480),
+        ("b", 0, "cat", 64, 48),
+        ("g", 0, "cat", 10, 10),
+        ("h", 0, "cat", 640, 480),  # the first <name> of an object
+    ]
+    assert all((r["x0"], r["y0"], r["x1"], r["y1"]) == (0.0, 1.0, 30.0, 40.0) for r in rows)
+    assert [dict(r["attributes"]) for r in rows] == [colour] * 5
+    assert rows[0]["image_uri"] == "synthetic://src/x?w=64&h=48"  # &amp; read as &
+    assert rows[3]["image_uri"].endswith("src/JPEGImages/y.jpg")
+    assert ledger == [
+        ("c.xml", Reason.PARSE_MALFORMED_BOX, True),
+        ("d.xml", Reason.PARSE_MALFORMED_BOX, True),
+        ("f.xml", Reason.PARSE_INVALID_XML, False),
+    ]
+    assert stats == {
+        "files": 8, "files_rejected": 1, "images": 7,
+        "boxes_seen": 7, "boxes_kept": 5, "boxes_rejected": 2,
+    }  # fmt: skip
+
+
 # --- YOLO ------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "names_file, content",
@@ -545,6 +601,53 @@ def test_yolo_image_list_path_escape(tmp_path):
     files = {"obj.names": "a\n", "train.txt": "../outside/x.jpg\n", "x.txt": "0 0.5 0.5 1 1\n"}
     out = read("yolo", write(tmp_path / "src", files))
     assert out.reasons == [Reason.PARSE_PATH_ESCAPE]
+
+
+def test_yolo_quirky_files_through_ingest(tmp_path):
+    """Boxes, polygons, non-finite numbers, a BOM and broken lines in one source."""
+    lines = {
+        "a.txt": "0 0.5 0.5 0.2 0.2\n1 0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3\n",  # box + polygon
+        "b.txt": "1 nan 0.5 0.2 0.2\n\n0 0.5 0.5 inf 0.1\n",  # non-finite, a blank line
+        "c.txt": "3.0 0.5 0.5 0.2 0.2\n",  # class 3 (written 3.0) of 2 names
+        "d.txt": "7 0.5 0.5 0.2 0.2\n",  # class 7 of 2 names
+        "e.txt": "0 0.5 x 0.2 0.2\n",  # not a number
+        "f.txt": "",  # an image without objects
+        "g.txt": b"\xef\xbb\xbf0 0.5 0.5 0.2 0.2\n",  # a UTF-8 BOM
+        "h.txt": "0 0.5 0.5 0.2\n",  # too few values
+        "i.txt": "0 0.5 0.5 0.2 0.2\n",  # no image listed, none beside it: no size
+    }
+    listed = "".join(synthetic(name[0], 640, 480) + "\n" for name in lines if name != "i.txt")
+    files = {"obj.names": "cat\ndog\n", "train.txt": listed}
+    files.update({f"obj_train_data/{k}": v for k, v in lines.items()})
+    rows, ledger, stats = ingested("yolo", write(tmp_path / "src", files))
+    got = [(r["image_id"][-1], r["box_index"], r["raw_label"]) for r in rows]
+    assert got == [
+        ("a", 0, "cat"),
+        ("a", 1, "dog"),
+        ("b", 0, "dog"),
+        ("b", 1, "cat"),
+        ("g", 0, "cat"),
+    ]
+    xyxy = [(r["x0"], r["y0"], r["x1"], r["y1"]) for r in rows]
+    assert xyxy[0] == pytest.approx((256.0, 192.0, 384.0, 288.0))  # (0.5 -+ 0.1) * 640, 480
+    assert xyxy[1] == pytest.approx((64.0, 48.0, 192.0, 144.0))  # the polygon's extent
+    assert rows[1]["polygon"] == [pytest.approx([64, 48, 192, 48, 192, 144, 64, 144])]
+    assert rows[0]["polygon"] is None
+    x0, y0, x1, _ = xyxy[2]
+    assert x0 != x0 and x1 != x1 and y0 == pytest.approx(192.0)  # nan stays nan
+    assert xyxy[3][0] == -math.inf and xyxy[3][2] == math.inf  # so does an infinite width
+    assert xyxy[4] == xyxy[0] and rows[4]["image_uri"] == synthetic("g", 640, 480)
+    assert ledger == [
+        ("c.txt", Reason.PARSE_UNKNOWN_CATEGORY, True),
+        ("d.txt", Reason.PARSE_UNKNOWN_CATEGORY, True),
+        ("e.txt", Reason.PARSE_MALFORMED_BOX, True),
+        ("h.txt", Reason.PARSE_MALFORMED_BOX, True),
+        ("i.txt", Reason.PARSE_MISSING_IMAGE_SIZE, True),
+    ]
+    assert stats == {
+        "files": 9, "files_rejected": 0, "images": 9,
+        "boxes_seen": 10, "boxes_kept": 5, "boxes_rejected": 5,
+    }  # fmt: skip
 
 
 # --- Open Images -----------------------------------------------------------------------------

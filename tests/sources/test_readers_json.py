@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.sources.reading import image, jsonl, labelme, read, shape, synthetic, write
+from tests.sources.reading import image, ingested, jsonl, labelme, read, shape, synthetic, write
 from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers import get_reader
 from vprim.assets.sources.readers.base import ParseError, Source
@@ -231,3 +231,65 @@ def test_labelme_missing_size_and_path_escape(tmp_path):
     assert out.reasons == [Reason.PARSE_MISSING_IMAGE_SIZE] * 2 + [Reason.PARSE_PATH_ESCAPE]
     assert [e.reason for e in out.record_errors] == [Reason.PARSE_PATH_ESCAPE]
     assert out.images == 2 and out.file_errors == {}
+
+
+def test_labelme_quirky_files_through_ingest(tmp_path):
+    """Typed-decodable files and the others (numeric strings, booleans, not JSON) in one
+    source: the rows, the ledger and the counts."""
+
+    def doc(shapes: list, **extra: object) -> str:
+        body = {"imagePath": synthetic("x", 640, 480), "imageWidth": 640, "imageHeight": 480}
+        return json.dumps({"shapes": shapes, **body, **extra})
+
+    rect = {"label": "cat", "points": [[30, 40], [10, 20]], "shape_type": "rectangle"}
+    files = {
+        "a.json": doc(
+            [
+                rect,
+                {"label": 5, "points": [[1, 2], [3, 4], [2, 9]], "shape_type": "polygon"},
+                {"label": "dot", "points": [[1, 2]], "shape_type": "point"},  # not a box
+                {"label": "sun", "points": [[50, 50], [53, 54]], "shape_type": "circle"},
+                {"label": "blob", "points": [[1, 2], [5, 6]], "group_id": 3, "flags": {"a": True}},
+            ]
+        ),
+        "b.json": doc([{**rect, "points": [["10", 20], [30, 40]]}]),  # a numeric string
+        "c.json": doc([{**rect, "shape_type": "mask"}]),  # a shape type we do not know
+        "d.json": doc([rect], imageWidth=None),  # no width: the synthetic URI's size
+        "e.json": doc([{**rect, "points": [[1, 2]]}]),  # a one-point rectangle
+        "f.json": doc([]),  # an image without boxes
+        "g.json": json.dumps({"classes": ["cat"]}),  # not an annotation: not counted
+        "h.json": doc([{**rect, "label": True}]),  # a boolean is no label
+        "i.json": "{not json",
+    }
+    rows, ledger, stats = ingested("labelme", write(tmp_path / "src", files))
+    got = [(r["image_id"], r["box_index"], r["raw_label"]) for r in rows]
+    assert got == [
+        ("a", 0, "cat"),
+        ("a", 1, "5"),  # an integer label, as its digits
+        ("a", 2, "sun"),  # the point shape took no index
+        ("a", 3, "blob"),
+        ("b", 0, "cat"),
+        ("d", 0, "cat"),
+    ]
+    assert [(r["x0"], r["y0"], r["x1"], r["y1"]) for r in rows] == [
+        (10.0, 20.0, 30.0, 40.0),  # a rectangle's corners in any order
+        (1.0, 2.0, 3.0, 9.0),
+        (45.0, 45.0, 55.0, 55.0),  # a circle: centre +- radius 5
+        (1.0, 2.0, 5.0, 6.0),  # no shape_type: a polygon
+        (10.0, 20.0, 30.0, 40.0),
+        (10.0, 20.0, 30.0, 40.0),
+    ]
+    assert [r["polygon"] for r in rows[:4]] == [None, [[1, 2, 3, 4, 2, 9]], None, [[1, 2, 5, 6]]]
+    assert dict(rows[3]["attributes"]) == {"flag:a": "true", "group_id": "3"}
+    assert all(r["attributes"] == [] for r in rows[:3])
+    assert (rows[5]["image_width"], rows[5]["image_height"]) == (640, 480)
+    assert ledger == [
+        ("c.json", Reason.PARSE_MALFORMED_BOX, True),
+        ("e.json", Reason.PARSE_MALFORMED_BOX, True),
+        ("h.json", Reason.PARSE_MALFORMED_BOX, True),
+        ("i.json", Reason.PARSE_INVALID_JSON, False),
+    ]
+    assert stats == {
+        "files": 9, "files_rejected": 1, "images": 7,
+        "boxes_seen": 9, "boxes_kept": 6, "boxes_rejected": 3,
+    }  # fmt: skip
