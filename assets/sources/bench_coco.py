@@ -6,6 +6,9 @@ boxes). Each reader then runs in a fresh subprocess, so that its peak RSS (the c
 ``ru_maxrss``) and its wall time are its own:
 
 - ``vprim``: ``CocoReader().read_file`` into a ``READER_SCHEMA`` table;
+- ``vprim (ingest)``: ``ingest.read_source`` of the file as a catalog source, what a shard does
+  with it (the reader, then instance ids and the source's table): the streamed file must not
+  also be read whole, so its peak is the reader's, not the reader's plus the file's;
 - ``pycocotools``: ``COCO(path)`` (``json.load`` plus its index).
 
     python -m vprim.assets.sources.bench_coco [--boxes 1000000] [--out DIR]
@@ -39,6 +42,19 @@ result = CocoReader().read_file(Source("bench", path), None, path)
 t2 = time.perf_counter()
 print(json.dumps({"seconds": t2 - t1, "import_seconds": t1 - t0,
                   "rows": result.boxes.num_rows + len(result.rejects),
+                  "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+_CHILD_INGEST = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+from vprim.assets.sources.ingest import read_source
+path = sys.argv[1]
+t1 = time.perf_counter()
+out = read_source("bench", path, "coco")
+t2 = time.perf_counter()
+print(json.dumps({"seconds": t2 - t1, "import_seconds": t1 - t0,
+                  "rows": sum(t.num_rows for t in out.boxes) + len(out.rejects),
                   "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
@@ -175,23 +191,30 @@ def main(argv: list[str] | None = None) -> dict:
             f"wrote {path} ({path.stat().st_size / 2**20:.0f} MB) in {time.perf_counter() - t:.1f}s"
         )
     vprim = _run_child(_CHILD_VPRIM, path)
+    ingest = _run_child(_CHILD_INGEST, path)
     coco = _run_child(_CHILD_PYCOCOTOOLS, path)
-    if vprim["rows"] != coco["rows"]:
-        raise RuntimeError(f"vprim read {vprim['rows']} boxes, pycocotools {coco['rows']}")
+    if not vprim["rows"] == ingest["rows"] == coco["rows"]:
+        raise RuntimeError(
+            f"vprim read {vprim['rows']} boxes ({ingest['rows']} through ingest), "
+            f"pycocotools {coco['rows']}"
+        )
     figures = {
         "boxes": args.boxes,
         "file_mb": round(path.stat().st_size / 2**20, 1),
         "vprim_seconds": round(vprim["seconds"], 4),
         "vprim_peak_rss_mb": round(vprim["peak_rss_mb"]),
+        "ingest_seconds": round(ingest["seconds"], 4),
+        "ingest_peak_rss_mb": round(ingest["peak_rss_mb"]),
         "pycocotools_seconds": round(coco["seconds"], 4),
         "pycocotools_peak_rss_mb": round(coco["peak_rss_mb"]),
         "speedup": round(coco["seconds"] / vprim["seconds"], 2),
         "memory_ratio": round(vprim["peak_rss_mb"] / coco["peak_rss_mb"], 3),
     }
     figures["goal_met"] = figures["speedup"] >= 2 and figures["memory_ratio"] <= 0.5
-    print(f"{'reader':<14}{'seconds':>10}{'peak RSS MB':>14}")
-    print(f"{'vprim':<14}{vprim['seconds']:>10.2f}{vprim['peak_rss_mb']:>14.0f}")
-    print(f"{'pycocotools':<14}{coco['seconds']:>10.2f}{coco['peak_rss_mb']:>14.0f}")
+    print(f"{'reader':<16}{'seconds':>10}{'peak RSS MB':>14}")
+    print(f"{'vprim':<16}{vprim['seconds']:>10.2f}{vprim['peak_rss_mb']:>14.0f}")
+    print(f"{'vprim (ingest)':<16}{ingest['seconds']:>10.2f}{ingest['peak_rss_mb']:>14.0f}")
+    print(f"{'pycocotools':<16}{coco['seconds']:>10.2f}{coco['peak_rss_mb']:>14.0f}")
     print(
         f"speedup {figures['speedup']}x, memory {figures['memory_ratio']:.2f}x of pycocotools"
         f" (goal: >= 2x faster, <= 0.5x memory): {'met' if figures['goal_met'] else 'NOT met'}"

@@ -664,5 +664,6 @@ def test_bench_main_small(tmp_path: Path) -> None:
 
     figures = bench_coco.main(["--boxes", "500", "--out", str(tmp_path)])
     assert figures["boxes"] == 500
-    for key in ("vprim_seconds", "pycocotools_seconds", "vprim_peak_rss_mb", "speedup"):
+    keys = ("vprim_seconds", "pycocotools_seconds", "vprim_peak_rss_mb", "speedup")
+    for key in (*keys, "ingest_seconds", "ingest_peak_rss_mb"):
         assert figures[key] > 0
