@@ -139,8 +139,9 @@ def reject_image(
 class ReadResult:
     """What one annotation file yields.
 
-    ``fragment`` holds the kept boxes (:class:`Fragment`; a ``READER_SCHEMA`` table is taken
-    as one), turned into Arrow with the fragments of the source's other files. ``rejects`` are
+    ``boxes`` are the kept boxes: a :class:`Fragment` (kept as ``fragment``, turned into Arrow
+    with the fragments of the source's other files), a ``READER_SCHEMA`` table (taken as one
+    fragment) or None (no box). ``rejects`` are
     box-level parse rejects: they were counted on read (so ``boxes_seen == num_boxes +
     len(rejects)``) and get an ``instance_id`` like any box. ``images`` counts the images the
     file described, with or without boxes: the quality stage estimates missing annotations

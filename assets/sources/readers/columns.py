@@ -161,8 +161,8 @@ class ImageBoxes(Fragment):
     """The kept boxes of one image: the image (id, URI, width, height), per box its
     ``box_index`` (None: 0, 1, ... every box of the image is kept), label and attributes
     (None: no box has any), and the boxes' ``geometry`` in its reader's raw form: a tuple of
-    ``array.array`` (numbers, boxes end to end), which a subclass converts for many images
-    at once in :meth:`convert`."""
+    fields, each numbers over the boxes end to end (an ``array.array`` or a list, see
+    :func:`flat`), which a subclass converts for many images at once in :meth:`convert`."""
 
     __slots__ = ("attributes", "box_index", "geometry", "image", "labels")
 
@@ -172,7 +172,7 @@ class ImageBoxes(Fragment):
         box_index: Sequence[int] | None,
         labels: list[str],
         attributes: list[dict[str, str]] | None,
-        geometry: tuple[array, ...],
+        geometry: tuple[array | list, ...],
     ) -> None:
         self.image = image
         self.box_index = box_index
@@ -259,7 +259,11 @@ def packed(typecode: str, values: list) -> array:
     return out
 
 
-def flat(arrays: tuple[array, ...] | None, dtype: type = np.float64) -> np.ndarray:
-    """One geometry field of many fragments (an ``array.array`` of ``dtype`` each, None for
-    no fragment), end to end: their buffers joined, no Python number touched."""
-    return np.frombuffer(b"".join(arrays or ()), dtype=dtype)
+def flat(parts: tuple[array | list, ...] | None, dtype: type = np.float64) -> np.ndarray:
+    """One geometry field of many fragments (None: no fragment), end to end: ``array.array``
+    parts have their buffers joined, no Python number touched (for the long fields, the
+    coordinates); lists of Python numbers take one pass (for a number or two per box)."""
+    parts = parts or ()
+    if parts and isinstance(parts[0], array):
+        return np.frombuffer(b"".join(parts), dtype=dtype)
+    return np.fromiter(chain.from_iterable(parts), dtype=dtype)

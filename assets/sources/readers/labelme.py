@@ -314,7 +314,7 @@ class LabelmeReader(FormatReader):
         image = (image_id, image_uri, width, height)
         indexes = kept_indexes(bad, box_index) if bad else None  # None: 0, 1, ... all kept
         given = attributes if has_attributes else None
-        geometry = (packed("b", kinds), packed("q", counts), packed("d", coords))
+        geometry = (kinds, counts, packed("d", coords))
         boxes = _LabelmeBoxes(image, indexes, labels, given, geometry)
         return ReadResult(boxes, rejects=bad, images=1)
 

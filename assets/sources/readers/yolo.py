@@ -337,7 +337,7 @@ class YoloReader(FormatReader):
             if uri is not None and size is not None:
                 image = (image_id, uri, *size)
                 kept = kept_indexes(bad, index) if bad else None  # None: 0, 1, ... all kept
-                geometry = (packed("q", counts), packed("d", coords))
+                geometry = (counts, packed("d", coords))
                 boxes = _YoloBoxes(image, kept, labels, None, geometry)
                 return ReadResult(boxes, rejects=bad, images=1)
             what = "no image found" if uri is None else f"image {uri} is not readable"
