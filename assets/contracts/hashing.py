@@ -1,7 +1,12 @@
-"""The stable hash behind every key a contract names: ``instance_id``, shards, image keys.
+"""The one stable hash behind every key a contract names.
 
-Stable means the same bytes give the same number on every run, machine and library version:
-the hash is a fixed algorithm on the UTF-8 bytes, never a library's own ``hash()``.
+``md5_64`` (the first 8 bytes of md5, little-endian, of the key's parts joined by ``\x1f``) is
+behind ``instance_id``, a source's shard, the quality stage's sample order and, through the
+SQL macro ``stable_hash64`` that computes the same number, the lake's ``sample_id``, label
+buckets, cap order and duplicate choice. Stable means the same bytes give the same number on
+every run, machine and library version: a fixed algorithm on the UTF-8 bytes, never a
+library's own ``hash()``. md5 is used as a well-spread, everywhere-available hash (DuckDB
+has it), not for security.
 """
 
 from __future__ import annotations
@@ -28,8 +33,15 @@ def md5_64(*parts: object) -> int:
 
 
 def stable_hash64(text: str) -> int:
-    """A 64-bit hash of ``text`` that never changes across runs, machines or versions."""
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+    """``md5_64`` of one text: the same number as SQL's ``stable_hash64(text)``."""
+    return md5_64(text)
+
+
+def md5_64_array(texts: pa.Array | pa.ChunkedArray | Sequence[str | None]) -> np.ndarray:
+    """``md5_64`` of each text as a uint64 array (a null hashes as the empty text)."""
+    if isinstance(texts, pa.ChunkedArray | pa.Array):
+        texts = texts.to_pylist()
+    return np.fromiter((md5_64("" if t is None else t) for t in texts), np.uint64, len(texts))
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -59,7 +71,7 @@ def image_keys(source_id: str, image_ids: Sequence[str] | pa.ChunkedArray | pa.A
     for i, image_id in enumerate(image_ids):
         key = cache.get(image_id)
         if key is None:
-            key = cache[image_id] = stable_hash64(f"{source_id}\x1f{image_id}")
+            key = cache[image_id] = md5_64(source_id, image_id)
         out[i] = key
     return out
 

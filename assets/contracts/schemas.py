@@ -9,7 +9,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 #: Bumped when a column is added or changes meaning; written into Parquet metadata.
-RAW_SCHEMA_VERSION = "1.0"
+RAW_SCHEMA_VERSION = "2.0"  # 2.0: instance_id from md5_64 (was blake2b)
 
 FORMATS = ("coco", "voc", "yolo", "openimages", "odvg", "labelme")
 CATALOG_FORMATS = (*FORMATS, "auto")
@@ -140,7 +140,7 @@ TRIAGE_SCHEMA = pa.schema(
     metadata={"vprim.schema": "label_triage", "vprim.schema_version": "1.0"},
 )
 
-LAKE_SCHEMA_VERSION = "1.0"
+LAKE_SCHEMA_VERSION = "2.0"  # 2.0: md5-based sample_id, buckets and cap order (was DuckDB hash())
 
 #: The public lake row (docs/CONTRACTS.md).
 LAKE_SCHEMA = pa.schema(

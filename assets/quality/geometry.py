@@ -475,42 +475,6 @@ def _result(table: pa.Table, flags: np.ndarray, boxes: tuple[np.ndarray, ...]) -
 
 
 # --- source decisions ------------------------------------------------------------------------
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
-
-
-def stable_string_hash(strings: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """64-bit FNV-1a of each string's UTF-8 bytes, finalised with splitmix64, vectorised by
-    byte position (the work is the total length, no per-string Python). Stable across runs,
-    machines and library versions (it depends on the bytes only). Nulls hash as "".
-    """
-    arr = pc.cast(strings, pa.large_string())
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-    n = len(arr)
-    h = np.full(n, _FNV_OFFSET, dtype=np.uint64)
-    if n == 0:
-        return h
-    arr = pc.fill_null(arr, "")
-    _, off_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(off_buf, dtype=np.int64)[arr.offset : arr.offset + n + 1]
-    data = (
-        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    )
-    lengths = np.diff(offsets)
-    order = np.argsort(-lengths, kind="stable")
-    sorted_len = lengths[order]
-    starts = offsets[:-1][order]
-    hs = h[order]
-    with np.errstate(over="ignore"):
-        for p in range(int(sorted_len[0]) if n else 0):
-            k = int(np.searchsorted(-sorted_len, -p, side="left"))  # rows with length > p
-            if k == 0:
-                break
-            hs[:k] = (hs[:k] ^ data[starts[:k] + p].astype(np.uint64)) * _FNV_PRIME
-    h[order] = hs
-    return H._splitmix64(h)
-
-
 def source_decisions(
     boxes: pa.Table,
     source_stats: pa.Table,
@@ -537,7 +501,7 @@ def source_decisions(
     Decisions:
 
     - oversized everywhere: the images of the source that have boxes are ordered by
-      ``stable_string_hash(f"{seed}\\x1f{source_id}\\x1f{image_id}")`` and the first
+      ``contracts.hashing.md5_64(seed, source_id, image_id)`` and the first
       ``sample_images`` are sampled (all of them when fewer). The source is dropped when every
       sampled image holds a box flagged ``oversized_box`` (report: drop the source when such
       boxes appear in all sampled images, else only those boxes).
@@ -564,7 +528,7 @@ def source_decisions(
         [pl.lit(str(int(seed))), pl.col("source_id"), pl.col("image_id")], separator="\x1f"
     )
     key_strings = images.select(seeded.alias("k"))["k"].to_arrow()
-    images = images.with_columns(pl.Series("key", stable_string_hash(key_strings)))
+    images = images.with_columns(pl.Series("key", H.md5_64_array(key_strings)))
     sample = (
         images.sort(["source_id", "key", "image_id"])
         .with_columns(pl.int_range(pl.len()).over("source_id").alias("rank"))
@@ -676,5 +640,4 @@ __all__ = [
     "check_boxes",
     "flag_names",
     "source_decisions",
-    "stable_string_hash",
 ]

@@ -557,14 +557,13 @@ def test_too_few_clean_boxes():
     assert out["three"]["decision"] == "keep" and out["three"]["clean_boxes"] == 3
 
 
-def test_stable_string_hash_is_fnv1a_then_splitmix():
-    # pinned: FNV-1a 64 test vectors ("", "a", "foobar") through splitmix64; never changes
-    got = G.stable_string_hash(pa.array(["", "a", "foobar", None]))
-    fnv = np.array(
-        [0xCBF29CE484222325, 0xAF63DC4C8601EC8C, 0x85944171F73967E8, 0xCBF29CE484222325],
-        dtype=np.uint64,
-    )
-    assert (got == H._splitmix64(fnv)).all()
+def test_sample_order_key_is_md5_64_of_seed_source_image():
+    # pinned: RFC 1321's md5 of "", "a", "foobar" (d41d8cd9 8f00b204..., 0cc175b9 c0f1b6a8...,
+    # 3858f622 30ac3c91...), first 8 bytes read little-endian; a null hashes as ""
+    got = H.md5_64_array(pa.array(["", "a", "foobar", None]))
+    expected = [0x04B2008FD98C1DD4, 0xA8B6F1C0B975C10C, 0x913CAC3022F65838, 0x04B2008FD98C1DD4]
+    assert got.tolist() == expected
+    assert H.md5_64(0, "src", "img") == 0xC98F8F937928BE43  # md5("0\x1fsrc\x1fimg") = 43be2879...
 
 
 # --- measurement on the tiny synthetic corpus -------------------------------------------------
