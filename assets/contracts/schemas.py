@@ -59,6 +59,12 @@ REJECTS_SCHEMA = pa.schema(
     metadata={"vprim.schema": "rejects", "vprim.schema_version": RAW_SCHEMA_VERSION},
 )
 
+#: 1.1 added ``near`` (the threshold of a near-threshold case) and ``near:<code>`` defects
+PLANTED_SCHEMA_VERSION = "1.1"
+#: the ``defect`` of a planted negative: ``near:<code>`` is kept, though close to ``<code>``'s
+#: threshold
+PLANTED_NEAR_PREFIX = "near:"
+
 PLANTED_SCHEMA = pa.schema(
     [
         pa.field("source_id", pa.string(), nullable=False),
@@ -66,8 +72,9 @@ PLANTED_SCHEMA = pa.schema(
         pa.field("box_index", pa.int32()),
         pa.field("instance_id", pa.uint64()),
         pa.field("defect", pa.string(), nullable=False),
+        pa.field("near", pa.string()),
     ],
-    metadata={"vprim.schema": "planted", "vprim.schema_version": RAW_SCHEMA_VERSION},
+    metadata={"vprim.schema": "planted", "vprim.schema_version": PLANTED_SCHEMA_VERSION},
 )
 
 CATALOG_SCHEMA = pa.schema(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import duckdb
 
 from vprim.assets.contracts import reasons as R
+from vprim.assets.contracts import schemas as S
 from vprim.assets.contracts.reasons import Reason
 from vprim.assets.quality.geometry import SOURCE_PRECEDENCE
 
@@ -49,18 +50,26 @@ def quality_vs_planted(con: duckdb.DuckDBPyConnection, planted_path: str) -> lis
     by design). Box rows of dropped sources are not scored: sources are, from
     ``source_selection``.
 
+    Near-threshold cases (``planted.near`` set) count like the others: a positive (its code,
+    just outside the threshold) that is kept lowers the code's recall, and a negative
+    (``near:<code>``, just inside) that is flagged with a code is a flag that matches nothing,
+    which lowers that code's precision. Each row also counts them apart
+    (:func:`near_in_duckdb`).
+
     Args:
         con: a connection with the ``rejects`` and ``source_selection`` views.
         planted_path: the synthetic corpus's ``planted`` Parquet file.
 
     Returns:
-        :func:`score_in_duckdb`'s rows of every level, sorted by (level, reason).
+        :func:`score_in_duckdb`'s rows of every level, sorted by (level, reason), each with
+        :func:`near_in_duckdb`'s counts of its code (0 where none was planted).
     """
     codes = {c for _, level_codes, _ in (*SCORED_LEVELS, *LABEL_LEVELS) for c in level_codes}
+    codes |= {S.PLANTED_NEAR_PREFIX + c for c in codes}
     con.execute(
         "CREATE OR REPLACE TEMP TABLE scored_planted AS "
-        "SELECT instance_id::UBIGINT AS instance_id, source_id, defect FROM read_parquet($path) "
-        "WHERE list_contains($codes, defect)",
+        "SELECT instance_id::UBIGINT AS instance_id, source_id, defect, near "
+        "FROM read_parquet($path) WHERE list_contains($codes, defect)",
         {"path": planted_path, "codes": sorted(codes)},
     )
     # what this stage flagged: box rows of the label and geometry stages by instance_id, and
@@ -82,7 +91,58 @@ def quality_vs_planted(con: duckdb.DuckDBPyConnection, planted_path: str) -> lis
     )
     scores = score_in_duckdb(con, "flagged", "reached_step_two")
     scores += score_in_duckdb(con, "flagged", "scored_planted", LABEL_LEVELS)
+    near = near_in_duckdb(con, "flagged", "reached_step_two")
+    near.update(near_in_duckdb(con, "flagged", "scored_planted", LABEL_LEVELS))
+    for row in scores:
+        row.update(near.get((row["level"], row["reason"]), dict.fromkeys(NEAR_COUNTS, 0)))
     return sorted(scores, key=lambda r: (r["level"], r["reason"]))
+
+
+#: what :func:`near_in_duckdb` counts per code
+NEAR_COUNTS = ("near_positives", "near_found", "near_negatives", "near_flagged", "near_rejected")
+
+
+def near_in_duckdb(
+    con: duckdb.DuckDBPyConnection, reasons: str, planted: str, levels=SCORED_LEVELS
+) -> dict[tuple[str, str], dict[str, int]]:
+    """The near-threshold cases of each code, in DuckDB.
+
+    Args:
+        con, reasons, levels: as for :func:`score_in_duckdb`.
+        planted: a relation with ``instance_id``, ``source_id``, ``defect`` and ``near``.
+
+    Returns:
+        ``{(level, code): counts}`` for each code with a near case planted: ``near_positives``
+        (planted as the code, ``near`` set), ``near_found`` (of those, flagged with the code),
+        ``near_negatives`` (planted ``near:<code>``), ``near_flagged`` (of those, flagged with
+        the code: false positives) and ``near_rejected`` (of those, flagged with any code of
+        the level; each is a false positive of the code it got).
+    """
+    prefix = S.PLANTED_NEAR_PREFIX
+    out = {}
+    for level, codes, key in levels:
+        codes_sql = ", ".join(f"'{c}'" for c in codes)
+        only_sources = "AND instance_id IS NULL" if level == "source" else ""
+        counts = con.sql(
+            f"""
+            WITH r AS (SELECT {key} AS k, reason AS code FROM {reasons}
+                       WHERE reason IN ({codes_sql}) AND {key} IS NOT NULL {only_sources}),
+                 p AS (SELECT {key} AS k, starts_with(defect, '{prefix}') AS negative,
+                              replace(defect, '{prefix}', '') AS code FROM {planted}
+                       WHERE near IS NOT NULL AND {key} IS NOT NULL),
+                 q AS (SELECT *, (k, code) IN (SELECT (k, code) FROM r) AS hit,
+                              k IN (SELECT k FROM r) AS any_hit
+                       FROM p WHERE code IN ({codes_sql}))
+            SELECT code, count(*) FILTER (WHERE NOT negative),
+                   count(*) FILTER (WHERE NOT negative AND hit),
+                   count(*) FILTER (WHERE negative), count(*) FILTER (WHERE negative AND hit),
+                   count(*) FILTER (WHERE negative AND any_hit)
+            FROM q GROUP BY code
+            """
+        ).fetchall()
+        for code, *values in counts:
+            out[(level, code)] = dict(zip(NEAR_COUNTS, (int(v) for v in values)))
+    return out
 
 
 def score_in_duckdb(

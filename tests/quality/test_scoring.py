@@ -80,6 +80,7 @@ def _ledger_root(tmp_path) -> str:
             "instance_id": pa.array([1, 2, 3, 4, 5, None, None, 7], pa.uint64()),
             "defect": ["tiny_box", "tiny_box", "label_vague", "tiny_box", "tiny_box",
                        "source_label_quality", "source_missing_annotations", "balance_cap"],
+            "near": [None] * 8,
         },
         schema=S.PLANTED_SCHEMA,
     )  # fmt: skip

@@ -158,6 +158,8 @@ def label_table(plan: SourcePlan, rng: np.random.Generator, vocab: Vocabulary) -
     else:
         n_good = k_total
         n_bad = 3 if plan.forced_all else (int(rng.integers(1, 3)) if rng.random() < 0.7 else 0)
+        if plan.near:  # two gibberish labels for the bad-label fraction cases, else none
+            n_bad = 2 if plan.near.startswith("near_labels") else 0
     names: list[str] = []
     codes: list[int] = []
     keys: list[int] = []
@@ -203,6 +205,8 @@ def label_table(plan: SourcePlan, rng: np.random.Generator, vocab: Vocabulary) -
             kind = j % 3 if plan.forced_all else dominant
             if not plan.forced_all and rng.random() < 0.25:
                 kind = int(rng.integers(0, 3))
+            if plan.near:
+                kind = 0
             for attempt in range(12):
                 if kind == 0:
                     name = gibberish_label(rng, gib_style, j + attempt * n_bad)

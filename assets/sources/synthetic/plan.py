@@ -70,8 +70,9 @@ FILE_DEFECT_CODES = {
 }
 
 #: Sources 0..len-1 of every scale: every format, kind and file defect at least once.
-#: (format, kind, file defect); a good source without a file defect here plants every box
-#: defect its format can express and a bad label of each kind.
+#: (format, kind, file defect or source-level near case); a good source without either here
+#: plants every box defect and every near-threshold box case its format can express and a bad
+#: label of each kind.
 FORCED: tuple[tuple[str, str, str | None], ...] = (
     *((fmt, GOOD, None) for fmt in S.FORMATS),
     ("coco", LABELS, "only_bad"),
@@ -97,7 +98,25 @@ FORCED: tuple[tuple[str, str, str | None], ...] = (
     ("voc", GOOD, "path_escape"),
     ("odvg", GOOD, "path_escape"),
     ("auto", JUNK, None),
+    # whole sources next to the source rules' thresholds (``near.SOURCE_CASES``)
+    ("coco", GOOD, "near_missing_pos"),
+    ("labelme", GOOD, "near_missing_neg"),
+    ("voc", GOOD, "near_labels_pos"),
+    ("yolo", GOOD, "near_labels_neg"),
+    ("odvg", GOOD, "near_few_pos"),
+    ("openimages", GOOD, "near_few_neg"),
 )
+
+#: the source-level near-threshold cases of ``FORCED`` and the images of each
+#: (``near.SOURCE_CASES`` says what each one plants)
+NEAR_SOURCES: dict[str, int] = {
+    "near_missing_pos": 20,
+    "near_missing_neg": 20,
+    "near_labels_pos": 10,
+    "near_labels_neg": 10,
+    "near_few_pos": 3,
+    "near_few_neg": 3,
+}
 
 #: formats whose boxes can carry attributes (colour, pose, occluded)
 ATTRIBUTE_FORMATS = ("coco", "voc", "labelme", "openimages")
@@ -122,6 +141,9 @@ class SourcePlan:
     #: a mirror re-publishes source ``mirror_of`` (its images, boxes and labels) under its own
     #: id, naming the same images with a differently spelled URI: a cross-source duplicate
     mirror_of: int = -1
+    #: a source-level near-threshold case (a key of ``NEAR_SOURCES``): the source is built to
+    #: sit just inside or just outside one source rule
+    near: str | None = None
 
     @property
     def data_index(self) -> int:
@@ -167,7 +189,8 @@ def plan_source(scale: str, seed: int, index: int) -> SourcePlan:
     back = int(source_rng(seed, index, 4).integers(1, min(MIRROR_WINDOW, index) + 1))
     for origin in range(index - back, -1, -1):
         base = _base_plan(scale, seed, origin)
-        if base.kind == GOOD and not base.file_defect and not _draws_mirror(seed, origin):
+        plain = base.kind == GOOD and not base.file_defect and not base.near
+        if plain and not _draws_mirror(seed, origin):
             return replace(base, index=index, source_id=plan.source_id, mirror_of=origin)
     return plan
 
@@ -177,11 +200,14 @@ def _base_plan(scale: str, seed: int, index: int) -> SourcePlan:
     rng = source_rng(seed, index, 1)
     only_bad = False
     file_defect: str | None = None
+    near: str | None = None
     forced_all = False
     if index < len(FORCED):
         fmt, kind, extra = FORCED[index]
         if kind == LABELS:
             only_bad = extra == "only_bad"
+        elif extra in NEAR_SOURCES:
+            near = extra
         else:
             file_defect = extra
         forced_all = kind == GOOD and extra is None
@@ -210,6 +236,8 @@ def _base_plan(scale: str, seed: int, index: int) -> SourcePlan:
             fmt = "auto"
     if kind == MISSING:
         n_images = max(n_images, 5)
+    if near:
+        n_images = NEAR_SOURCES[near]
     attributes = fmt in ATTRIBUTE_FORMATS and (forced_all or rng.random() < 0.25)
     seg_p = {"coco": 0.3, "yolo": 0.2, "labelme": 0.35}.get(fmt, 0.0)
     segmentation = seg_p > 0 and (forced_all or rng.random() < seg_p)
@@ -226,4 +254,5 @@ def _base_plan(scale: str, seed: int, index: int) -> SourcePlan:
         attributes=attributes,
         segmentation=segmentation,
         licence=licence,
+        near=near,
     )

@@ -1,8 +1,10 @@
 """The planted ground truth of one written source (columns of ``schemas.PLANTED_SCHEMA``).
 
 Box-level rows (a box defect, a bad label, a box of an image planted without a size or with a
-path escape) carry the box's image id, box index and instance id; file- and source-level rows
-carry none; a mirror's images with boxes are image-level ``duplicate_image`` rows.
+path escape, a near-threshold case) carry the box's image id, box index and instance id; file-
+and source-level rows carry none; a mirror's images with boxes are image-level
+``duplicate_image`` rows. ``near`` names the threshold of a near-threshold case (``near.py``):
+its ``defect`` is the reason code just outside it, ``near:<code>`` just inside.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 from vprim.assets.contracts import hashing as H
 from vprim.assets.contracts.reasons import BalanceReason, Reason
 from vprim.assets.sources.synthetic.defects import CODES, MISSING_SIZE, PATH_ESCAPE
+from vprim.assets.sources.synthetic.near import BOX_CASES, SOURCE_CASES
 from vprim.assets.sources.synthetic.plan import (
     FILE_DEFECT_CODES,
     LABELS,
@@ -30,23 +33,34 @@ def planted_rows(
     plan, b = data.plan, data.b
     sid = plan.source_id
     src_codes: list[str] = []
+    src_near: list[str | None] = []
     if plan.kind == LABELS:
         src_codes.append(Reason.SOURCE_LABEL_QUALITY)
     elif plan.kind == OVERSIZED:
         src_codes.append(Reason.SOURCE_OVERSIZED_EVERYWHERE)
     elif plan.kind == MISSING:
         src_codes.append(Reason.SOURCE_MISSING_ANNOTATIONS)
+    src_near.extend([None] * len(src_codes))
+    if plan.near:
+        case = SOURCE_CASES[plan.near]
+        src_codes.append(case.defect)
+        src_near.append(case.threshold)
     if plan.file_defect:
         src_codes.extend([FILE_DEFECT_CODES[plan.file_defect]] * file_rows)
+        src_near.extend([None] * file_rows)
     code = b["code"].copy()
     flag = data.img_flag[b["img"]]
     code[flag == 2] = MISSING_SIZE
     code[flag == 3] = PATH_ESCAPE
-    sel = np.flatnonzero((code > 0) & (flag != 1))
+    near = b["near"]
+    sel = np.flatnonzero(((code > 0) | (near > 0)) & (flag != 1))
     img_of = [image_ids[i] for i in b["img"][sel].tolist()]
     box_index = data.box_index[sel]
     ids = H.instance_ids(sid, img_of, box_index)
     names = np.array(CODES, dtype=object)[code[sel]]
+    cases = np.array([None, *BOX_CASES], dtype=object)[near[sel]]
+    defects = [c.defect if c is not None else d for c, d in zip(cases.tolist(), names.tolist())]
+    box_near = [c.threshold if c is not None else None for c in cases.tolist()]
     n_src = len(src_codes)
     # a mirror's images with boxes are all cross-source duplicates of its origin's
     mirrored = np.flatnonzero(np.diff(data.starts) > 0) if plan.mirror_of >= 0 else []
@@ -57,16 +71,19 @@ def planted_rows(
         "image_id": [None] * n_src + img_of + dup_images,
         "box_index": [None] * n_src + box_index.tolist() + [None] * n_dup,
         "instance_id": [None] * n_src + ids.tolist() + [None] * n_dup,
-        "defect": src_codes + names.tolist() + [BalanceReason.DUPLICATE_IMAGE] * n_dup,
+        "defect": src_codes + defects + [BalanceReason.DUPLICATE_IMAGE] * n_dup,
+        "near": src_near + box_near + [None] * n_dup,
     }
 
 
 def junk_rows(plan: SourcePlan) -> dict[str, list]:
-    """A junk folder: one source-level ``parse_unknown_format`` row."""
+    """A junk folder: nothing in it can be read, so it is ``parse_unknown_format`` and, with no
+    box at all, ``source_too_few_boxes`` (source-level rows)."""
     return {
-        "source_id": [plan.source_id],
-        "image_id": [None],
-        "box_index": [None],
-        "instance_id": [None],
-        "defect": [Reason.PARSE_UNKNOWN_FORMAT],
+        "source_id": [plan.source_id] * 2,
+        "image_id": [None] * 2,
+        "box_index": [None] * 2,
+        "instance_id": [None] * 2,
+        "defect": [Reason.PARSE_UNKNOWN_FORMAT, Reason.SOURCE_TOO_FEW_BOXES],
+        "near": [None] * 2,
     }

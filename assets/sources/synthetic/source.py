@@ -22,6 +22,7 @@ from vprim.assets.sources.synthetic.defects import (
 )
 from vprim.assets.sources.synthetic.geometry import clean_boxes, image_sizes, overlap_pairs
 from vprim.assets.sources.synthetic.labels import LabelTable, label_table, sample_labels
+from vprim.assets.sources.synthetic.near import cases_of, near_boxes
 from vprim.assets.sources.synthetic.plan import (
     MISSING,
     OVERSIZED,
@@ -55,7 +56,8 @@ class SourceData:
     key within the image), ``lab`` (label table entry), ``x0 y0 x1 y1`` (pixels), ``code``
     (``defects.CODES`` index), ``crowd``, ``poly`` (0 none, 1 valid polygon, 2 bow-tie),
     ``uid`` (stable box id), ``dup`` (uid of the original of a planted duplicate; -1 none,
-    -2 the essential box of an oversized-everywhere image).
+    -2 the essential box of an oversized-everywhere image), ``near`` (the near-threshold case,
+    an index into ``near.BOX_CASES`` + 1; 0 none).
     """
 
     plan: SourcePlan
@@ -110,19 +112,22 @@ def build_source(plan: SourcePlan, seed: int, vocab: Vocabulary | None = None) -
     lt = label_table(plan, rng, vocab)
     n_img = plan.n_images
     W, H = image_sizes(rng, n_img)
-    lam = rng.uniform(0.3, 4.0) if rng.random() > 0.05 else rng.uniform(6.0, 14.0)
-    counts = 1 + rng.poisson(lam, n_img)
-    if plan.kind == MISSING:
-        n_empty = min(n_img - 1, math.ceil(rng.uniform(0.6, 0.8) * n_img))
-    elif plan.kind == OVERSIZED or plan.fmt == "openimages" or rng.random() < 0.4:
-        n_empty = 0
+    if plan.near:
+        counts, lab = _near_source_boxes(plan.near, rng, lt, n_img)
     else:
-        n_empty = int(rng.uniform(0.0, 0.08) * n_img)
-    if n_empty:
-        counts[rng.choice(n_img, n_empty, replace=False)] = 0
+        lam = rng.uniform(0.3, 4.0) if rng.random() > 0.05 else rng.uniform(6.0, 14.0)
+        counts = 1 + rng.poisson(lam, n_img)
+        if plan.kind == MISSING:
+            n_empty = min(n_img - 1, math.ceil(rng.uniform(0.6, 0.8) * n_img))
+        elif plan.kind == OVERSIZED or plan.fmt == "openimages" or rng.random() < 0.4:
+            n_empty = 0
+        else:
+            n_empty = int(rng.uniform(0.0, 0.08) * n_img)
+        if n_empty:
+            counts[rng.choice(n_img, n_empty, replace=False)] = 0
+        lab, _ = sample_labels(rng, plan, lt, int(counts.sum()))
     img = np.repeat(np.arange(n_img, dtype=np.int64), counts)
     n = len(img)
-    lab, _ = sample_labels(rng, plan, lt, n)
     Wb, Hb = W[img], H[img]
     x0, y0, x1, y1 = clean_boxes(rng, Wb, Hb)
     # clean boxes of one label never overlap much: drop the later one of each close pair
@@ -145,13 +150,14 @@ def build_source(plan: SourcePlan, seed: int, vocab: Vocabulary | None = None) -
         "poly": np.full(n, 1 if plan.segmentation else 0, dtype=np.int8),
         "uid": np.arange(n, dtype=np.int64),
         "dup": np.full(n, -1, dtype=np.int64),
+        "near": np.zeros(n, dtype=np.int8),
     }
     # box defects, on boxes with a good label only (one defect per box)
     allowed = np.array(box_defects(plan.fmt), dtype=np.int64)
     weights = np.array([DEFECT_WEIGHT[c] for c in allowed.tolist()])
     eligible = np.flatnonzero(b["code"] == 0)
     rate = rng.uniform(0.005, 0.03)
-    n_def = int(rng.binomial(len(eligible), rate)) if len(eligible) else 0
+    n_def = int(rng.binomial(len(eligible), rate)) if len(eligible) and not plan.near else 0
     forced = allowed if plan.forced_all else np.empty(0, dtype=np.int64)
     n_def = min(len(eligible), max(n_def, len(forced)))
     chosen = rng.choice(eligible, n_def, replace=False) if n_def else eligible[:0]
@@ -192,8 +198,17 @@ def build_source(plan: SourcePlan, seed: int, vocab: Vocabulary | None = None) -
                 "poly": np.zeros(n_img, dtype=np.int8),
                 "uid": k + np.arange(n_img, dtype=np.int64),
                 "dup": np.full(n_img, -2, dtype=np.int64),  # -2: essential, never dropped
+                "near": np.zeros(n_img, dtype=np.int8),
             }
         )
+    # near-threshold box cases, each in an image of its own appended to the source
+    near_rng = source_rng(seed, plan.data_index, 5)
+    cases = cases_of(plan, near_rng)
+    if cases:
+        uid0 = 1 + max(int(p["uid"].max()) for p in (b, *extra) if len(p["uid"])) if n else 0
+        nW, nH, nb = near_boxes(cases, plan.fmt, near_rng, lt.good, uid0, n_img)
+        W, H = np.concatenate([W, nW]), np.concatenate([H, nH])
+        extra.append(nb)
     if extra:
         b = _concat(b, *extra)
     b = _take(b, np.lexsort((b["pos"], b["img"])))
@@ -201,6 +216,30 @@ def build_source(plan: SourcePlan, seed: int, vocab: Vocabulary | None = None) -
     data = SourceData(plan=plan, labels=lt, W=W, H=H, b=b)
     _finish(data, rng)
     return data
+
+
+def _near_source_boxes(
+    name: str, rng: np.random.Generator, lt: LabelTable, n_img: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes per image and the label entry of each box of a source-level near case
+    (``near.SOURCE_CASES`` says what each case holds); good labels only, but for the
+    bad-label cases' first two bad entries."""
+    counts = np.zeros(n_img, dtype=np.int64)
+    if name.startswith("near_labels"):
+        # one good and one bad box per image; the positive has one more bad box
+        counts[:] = 2
+        lab = np.stack([lt.good[rng.integers(0, len(lt.good), n_img)],
+                        np.full(n_img, lt.bad[0])], axis=1).ravel()  # fmt: skip
+        if name.endswith("_pos"):
+            counts[0] = 3
+            lab = np.insert(lab, 2, lt.bad[1])
+        return counts, lab
+    if name.startswith("near_missing"):
+        with_boxes = rng.choice(n_img, 9 if name.endswith("_pos") else 10, replace=False)
+        counts[with_boxes] = 1 + rng.poisson(1.0, len(with_boxes))
+    else:  # near_few: 2 or 3 boxes, at most one per image
+        counts[rng.permutation(n_img)[: 2 if name.endswith("_pos") else 3]] = 1
+    return counts, lt.good[rng.integers(0, len(lt.good), int(counts.sum()))]
 
 
 def _resolve_conflicts(b: dict[str, np.ndarray], lt: LabelTable) -> dict[str, np.ndarray]:

@@ -12,7 +12,15 @@ import math
 
 import numpy as np
 
+from vprim.assets.contracts.reasons import Reason
+from vprim.assets.sources.synthetic.near import BOX_CASES
 from vprim.assets.sources.synthetic.source import COLOURS, POSES, SourceData
+
+#: ``near`` values of the out-of-bounds negatives: clipped onto the border, kept only as
+#: ``truncated = 0``
+OOB_NEGATIVES = frozenset(
+    k + 1 for k, c in enumerate(BOX_CASES) if c.code == Reason.OUT_OF_BOUNDS and not c.positive
+)
 
 Files = list[tuple[str, bytes]]
 
@@ -64,11 +72,13 @@ def csv_field(s: str) -> str:
 
 def polygon_texts(data: SourceData, normalised: bool = False) -> dict[int, list[str]]:
     """The polygon of each box that carries one, as number texts (flat x, y, ...): an octagon
-    inscribed in the box (valid), or a bow-tie over its corners (``invalid_polygon``).
-    Pixels as JSON numbers, or (``normalised``) fractions of the image with 6 decimals."""
+    inscribed in the box (valid, ``poly`` 1), a bow-tie over its corners (``invalid_polygon``,
+    2), or the box's rectangle shifted along x by w/3 (3: its bounds have IoU exactly 1/2 with
+    the box) or by 13w/37 (4: IoU 12/25, ``invalid_polygon``). Pixels as JSON numbers, or
+    (``normalised``) fractions of the image with 6 decimals."""
     b = data.b
     out: dict[int, list[str]] = {}
-    for kind in (1, 2):
+    for kind in (1, 2, 3, 4):
         sel = np.flatnonzero(b["poly"] == kind)
         if not len(sel):
             continue
@@ -82,8 +92,11 @@ def polygon_texts(data: SourceData, normalised: bool = False) -> dict[int, list[
                 axis=1,
             )  # fmt: skip
             pts = np.round(pts, 1)
-        else:
+        elif kind == 2:
             pts = np.stack([x0, y0, x1, y1, x1, y0, x0, y1], axis=1)
+        else:
+            d = (x1 - x0) / 3 if kind == 3 else (x1 - x0) * 13 / 37
+            pts = np.stack([x0 + d, y0, x1 + d, y0, x1 + d, y1, x0 + d, y1], axis=1)
         if normalised:
             pts[:, 0::2] /= data.W[b["img"][sel]][:, None]
             pts[:, 1::2] /= data.H[b["img"][sel]][:, None]
@@ -97,11 +110,15 @@ def polygon_texts(data: SourceData, normalised: bool = False) -> dict[int, list[
 
 
 def attr_pairs(data: SourceData, p: int) -> list[tuple[str, str]]:
-    """The attributes of box ``p`` as (name, value) texts; none without attributes."""
+    """The attributes of box ``p`` as (name, value) texts; none without attributes. An
+    out-of-bounds near-threshold negative also says ``truncated = 0`` (``near.py``)."""
     if data.colour is None:
         return []
-    return [
+    pairs = [
         ("colour", COLOURS[data.colour[p]]),
         ("pose", POSES[data.pose[p]]),
         ("occluded", str(int(data.occluded[p]))),
     ]
+    if data.b["near"][p] in OOB_NEGATIVES:
+        pairs.append(("truncated", "0"))
+    return pairs
