@@ -121,12 +121,10 @@ def near_in_duckdb(
     prefix = S.PLANTED_NEAR_PREFIX
     out = {}
     for level, codes, key in levels:
-        codes_sql = ", ".join(f"'{c}'" for c in codes)
-        only_sources = "AND instance_id IS NULL" if level == "source" else ""
+        codes_sql, flags = _flags(level, codes, key, reasons)
         counts = con.sql(
             f"""
-            WITH r AS (SELECT {key} AS k, reason AS code FROM {reasons}
-                       WHERE reason IN ({codes_sql}) AND {key} IS NOT NULL {only_sources}),
+            WITH {flags},
                  p AS (SELECT {key} AS k, starts_with(defect, '{prefix}') AS negative,
                               replace(defect, '{prefix}', '') AS code FROM {planted}
                        WHERE near IS NOT NULL AND {key} IS NOT NULL),
@@ -143,6 +141,18 @@ def near_in_duckdb(
         for code, *values in counts:
             out[(level, code)] = dict(zip(NEAR_COUNTS, (int(v) for v in values)))
     return out
+
+
+def _flags(level: str, codes, key: str, reasons: str) -> tuple[str, str]:
+    """The codes of a level as an SQL list, and the CTE ``r (k, code)`` of what ``reasons``
+    flagged with them (at the source level, source-level flags only)."""
+    codes_sql = ", ".join(f"'{c}'" for c in codes)
+    only_sources = "AND instance_id IS NULL" if level == "source" else ""
+    cte = (
+        f"r AS (SELECT {key} AS k, reason AS code FROM {reasons} "
+        f"WHERE reason IN ({codes_sql}) AND {key} IS NOT NULL {only_sources})"
+    )
+    return codes_sql, cte
 
 
 def score_in_duckdb(
@@ -167,12 +177,10 @@ def score_in_duckdb(
     """
     out = []
     for level, codes, key in levels:
-        codes_sql = ", ".join(f"'{c}'" for c in codes)
-        only_sources = "AND instance_id IS NULL" if level == "source" else ""
+        codes_sql, flags = _flags(level, codes, key, reasons)
         counts = con.sql(
             f"""
-            WITH r AS (SELECT {key} AS k, reason AS code FROM {reasons}
-                       WHERE reason IN ({codes_sql}) AND {key} IS NOT NULL {only_sources}),
+            WITH {flags},
                  p AS (SELECT {key} AS k, defect AS code FROM {planted}
                        WHERE defect IN ({codes_sql}) AND {key} IS NOT NULL),
                  flag AS (SELECT code, count(*) AS flagged,

@@ -1,8 +1,9 @@
 """The synthetic raw corpus: determinism, caching, contracts, planted truth, renderer.
 
-The files are checked with small readers of our own (below), written from docs/FORMATS.md and
-independent of ``assets/sources/readers``; when those readers exist, a last test runs every
-tiny source through them too.
+The files are checked with small readers of our own (``mini_readers``), written from
+docs/FORMATS.md and independent of ``assets/sources/readers``; when those readers exist, a last
+test runs every tiny source through them too. The near-threshold cases are checked in
+``test_near_threshold.py``.
 """
 
 from __future__ import annotations

@@ -27,12 +27,18 @@ What is planted (codes are ``reasons``'; proportions echo the technical report):
   ``duplicate_image``, one row per image with boxes);
 - the rest are good: a few bad labels, a few box defects (``reasons.BOX_REASONS``, one per
   planted box) and under 10% unannotated images. About 3% of the good ones also carry a file
-  defect (``parse_*`` codes); a few sources are junk (``parse_unknown_format``).
+  defect (``parse_*`` codes); a few sources are junk (``parse_unknown_format`` and, with no
+  box, ``source_too_few_boxes``);
+- next to every threshold, cases just outside (planted with their code) and just inside
+  (``near:<code>``: must be kept), each naming its threshold in ``planted.near`` (``near``):
+  box cases in images of their own appended to good sources, and six whole sources next to
+  the source rules.
 
 Every clean box is clearly clean: each side >= 16 px and >= 3% of the image side (in fact
 >= 20 px and >= 5%), area <= 60% (<= 49%), aspect <= 5 (<= 4.2), >= 3% (>= 4%) of the image
 side from every border, and IoU < 0.5 with every other box of the same canonical label in the
-image (the original of a planted duplicate excepted).
+image (the original of a planted duplicate, far or near the threshold, excepted). Near-threshold
+negatives are planted rows, not clean boxes in this sense.
 
 Determinism: each source draws from generators seeded by (seed, source index), so the bytes
 depend on (scale, seed) only, never on ``workers``.
@@ -44,6 +50,7 @@ One module per job, in the order a source is made:
 - ``labels``: bad-label generators, a source's label table and the label of each box;
 - ``geometry``: image sizes, clean boxes and close same-label pairs;
 - ``defects``: the planted codes and how a clean box becomes a defect;
+- ``near``: the cases next to each threshold, and where each format can express them;
 - ``source``: one source's images, boxes and attributes before writing (``build_source``);
 - ``text`` and one writer per format (``coco``, ``voc``, ``yolo``, ``openimages``, ``odvg``,
   ``labelme``), gathered in ``writers``;

@@ -22,7 +22,7 @@ out-of-bounds negative is clipped onto the border, so it is kept only when it sa
 ``truncated = 0`` (VOC, and Open Images, COCO and LabelMe sources with attributes, where the
 writer adds that attribute); a polygon can disagree with its box only in COCO (LabelMe and
 YOLO derive the box from the polygon). The px floors of the tolerance (2 px) and margin (1 px)
-bind only on images under 100 px, so those cases use a 64x48 image.
+bind only on small images (under 100 px and 200 px), so those cases use a 64x48 image.
 
 Source cases (:data:`SOURCE_CASES`) are whole sources of their own (``plan.FORCED``).
 """

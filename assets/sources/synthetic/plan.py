@@ -156,7 +156,7 @@ LICENCES = ("CC-BY-4.0", "CC0-1.0", "CC-BY-SA-4.0", "MIT", "Apache-2.0", "CC-BY-
 
 def source_rng(seed: int, index: int, stream: int) -> np.random.Generator:
     """The random stream ``stream`` of source ``index``: 1 plan, 2 content, 3 file bytes,
-    4 mirror."""
+    4 mirror, 5 near-threshold cases."""
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(index), stream]))
 
 
