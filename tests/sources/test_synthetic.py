@@ -332,7 +332,7 @@ def test_source_level_truth(catalog, planted, read):
         n_bad_labels = sum(v for k, v in box_codes[sid].items() if k.startswith("label_"))
         if "source_label_quality" in src_rows[sid]:
             kinds["labels"] += 1
-            assert n_bad_labels >= 0.5 * n_boxes
+            assert n_bad_labels >= 0.55 * n_boxes  # clearly above the 50% threshold
         else:
             assert n_bad_labels <= 0.2 * n_boxes
         if "source_oversized_everywhere" in src_rows[sid]:

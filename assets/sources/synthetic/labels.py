@@ -8,6 +8,7 @@ private, non-generalisable names ("MyRoommate", "ID_Card_1") and vague or subjec
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -254,6 +255,14 @@ def sample_labels(
         lab = np.where(is_bad, pick, lab)
         if plan.forced_all and n >= 2 * len(lt.bad):
             lab[rng.choice(n, len(lt.bad), replace=False)] = lt.bad
+    if plan.kind == LABELS and len(lt.good) and len(lt.bad):
+        # a source planted to fail on its labels fails clearly: >= 60% of its boxes are bad
+        # (a small source's draw could otherwise leave it at or under the 50% threshold)
+        good_boxes = np.flatnonzero(lt.code[lab] == 0)
+        short = math.ceil(0.6 * n) - (n - len(good_boxes))
+        if short > 0:
+            flip = rng.choice(good_boxes, short, replace=False)
+            lab[flip] = lt.bad[rng.integers(0, len(lt.bad), short)]
     has_alt = lt.alt[lab] >= 0
     if has_alt.any():
         swap = has_alt & (rng.random(n) < 0.2)

@@ -205,7 +205,7 @@ def build_source(plan: SourcePlan, seed: int, vocab: Vocabulary | None = None) -
     near_rng = source_rng(seed, plan.data_index, 5)
     cases = cases_of(plan, near_rng)
     if cases:
-        uid0 = 1 + max(int(p["uid"].max()) for p in (b, *extra) if len(p["uid"])) if n else 0
+        uid0 = 1 + max((int(p["uid"].max()) for p in (b, *extra) if len(p["uid"])), default=-1)
         nW, nH, nb = near_boxes(cases, plan.fmt, near_rng, lt.good, uid0, n_img)
         W, H = np.concatenate([W, nW]), np.concatenate([H, nH])
         extra.append(nb)
