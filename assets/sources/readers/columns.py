@@ -8,7 +8,7 @@ paid once per source). Three kinds serve the six formats:
 
 - :class:`ImageBoxes`: one image and its boxes (VOC, YOLO, LabelMe: a file per image). Each
   format subclasses it with its geometry in raw form (VOC corners, YOLO normalised numbers,
-  LabelMe points) and converts all of a source's geometry with NumPy in ``geometry``.
+  LabelMe points) and converts all of a source's geometry with NumPy in ``convert``.
 - :class:`BoxColumns`: one Python value per box and column, for readers that build rows record
   by record (ODVG).
 - :class:`TableFragment`: a table already, for readers that decode whole columns (COCO, Open
@@ -185,9 +185,9 @@ class ImageBoxes(Fragment):
 
     @classmethod
     def convert(cls, geometry: list[tuple], columns: dict) -> dict[str, object]:
-        """``x0``, ``y0``, ``x1``, ``y1`` (and ``polygon``) of every box. ``geometry`` holds
-        per geometry field the arrays of all fragments (see :func:`flat`); ``columns`` the
-        image columns (``image_width`` and ``image_height`` per box)."""
+        """``x0``, ``y0``, ``x1``, ``y1`` (and ``polygon``) of every box. ``geometry`` holds,
+        per geometry field, that field of every fragment (``flat`` lays them end to end);
+        ``columns`` the image columns (``image_width`` and ``image_height`` per box)."""
         raise NotImplementedError
 
     @classmethod

@@ -3,6 +3,11 @@
 Box shapes are ``rectangle`` (two corners in any order: min/max), ``polygon`` (its bounding box,
 polygon kept) and ``circle`` (centre and a rim point). ``point``, ``line`` and ``linestrip``
 are not boxes and are not counted; any other shape type is a counted, malformed box.
+
+A file is decoded by msgspec into typed Structs when it fits them (most files) and by the
+stdlib ``json`` otherwise; both give the same ``_Doc``, and one loop applies the rules.
+Corners and rings are computed with NumPy for all of a source's files at once
+(:meth:`_LabelmeBoxes.convert`).
 """
 
 from __future__ import annotations

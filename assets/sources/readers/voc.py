@@ -1,7 +1,10 @@
 """Pascal VOC reader: one ``<annotation>`` XML file per image (docs/FORMATS.md, section voc).
 
-XML is parsed with defusedxml: entity declarations and external references are refused, so a
-hostile file is data only and becomes ``parse_invalid_xml``.
+A file in the plain layout most tools write is read with regular expressions
+(:func:`_plain_voc`), any other file by walking its element tree (:func:`_tree_voc`); both
+give the same values, and :meth:`VocReader.read_file` applies the rules to them. A file with a
+DOCTYPE is parsed with defusedxml: entity declarations and external references are refused,
+so a hostile file is data only and becomes ``parse_invalid_xml``.
 """
 
 from __future__ import annotations
