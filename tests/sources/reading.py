@@ -119,3 +119,15 @@ def ingested(fmt: str, uri: Path | str) -> tuple[list[dict], list[tuple[str, str
     )
     stats = {k: v for k, v in out.stats.items() if k not in ("seconds", "source_id", "format")}
     return rows, ledger, stats
+
+
+def counts(*, files: int, files_rejected: int, images: int, seen: int, kept: int) -> dict:
+    """A source's expected counts, as ``source_stats`` holds them."""
+    return {
+        "files": files,
+        "files_rejected": files_rejected,
+        "images": images,
+        "boxes_seen": seen,
+        "boxes_kept": kept,
+        "boxes_rejected": seen - kept,
+    }

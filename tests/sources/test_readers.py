@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from tests.sources.reading import (
     check_result,
+    counts,
     image,
     ingested,
     jsonl,
@@ -443,10 +444,7 @@ def test_voc_quirky_files_through_ingest(tmp_path):
         ("d.xml", Reason.PARSE_MALFORMED_BOX, True),
         ("f.xml", Reason.PARSE_INVALID_XML, False),
     ]
-    assert stats == {
-        "files": 8, "files_rejected": 1, "images": 7,
-        "boxes_seen": 7, "boxes_kept": 5, "boxes_rejected": 2,
-    }  # fmt: skip
+    assert stats == counts(files=8, files_rejected=1, images=7, seen=7, kept=5)
 
 
 # --- YOLO ------------------------------------------------------------------------------------
@@ -644,10 +642,7 @@ def test_yolo_quirky_files_through_ingest(tmp_path):
         ("h.txt", Reason.PARSE_MALFORMED_BOX, True),
         ("i.txt", Reason.PARSE_MISSING_IMAGE_SIZE, True),
     ]
-    assert stats == {
-        "files": 9, "files_rejected": 0, "images": 9,
-        "boxes_seen": 10, "boxes_kept": 5, "boxes_rejected": 5,
-    }  # fmt: skip
+    assert stats == counts(files=9, files_rejected=0, images=9, seen=10, kept=5)
 
 
 # --- Open Images -----------------------------------------------------------------------------

@@ -6,7 +6,17 @@ import json
 
 import pytest
 
-from tests.sources.reading import image, ingested, jsonl, labelme, read, shape, synthetic, write
+from tests.sources.reading import (
+    counts,
+    image,
+    ingested,
+    jsonl,
+    labelme,
+    read,
+    shape,
+    synthetic,
+    write,
+)
 from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers import get_reader
 from vprim.assets.sources.readers.base import ParseError, Source
@@ -289,7 +299,4 @@ def test_labelme_quirky_files_through_ingest(tmp_path):
         ("h.json", Reason.PARSE_MALFORMED_BOX, True),
         ("i.json", Reason.PARSE_INVALID_JSON, False),
     ]
-    assert stats == {
-        "files": 9, "files_rejected": 1, "images": 7,
-        "boxes_seen": 9, "boxes_kept": 6, "boxes_rejected": 3,
-    }  # fmt: skip
+    assert stats == counts(files=9, files_rejected=1, images=7, seen=9, kept=6)
