@@ -14,6 +14,9 @@ from vprim.assets.contracts import schemas as S
 from vprim.assets.sources.readers import get_reader
 from vprim.assets.sources.readers.base import BoxReject, ParseError, ReadResult, Source
 
+#: the header of an Open Images box CSV
+OI_HEADER = "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsGroupOf\n"
+
 
 @dataclass
 class Outcome:
