@@ -34,7 +34,9 @@ def catalog_change_sensor(context: dg.SensorEvaluationContext, storage: StorageR
     else:
         previous = cat.shard_digests(store.read_parquet(layout.CATALOG_PATH))
     source_url = profile.catalog or str(
-        layout.synthetic_dir(store.url(), profile.scale, profile.seed) + "/catalog.parquet"
+        layout.synthetic_dir(store.url(), profile.scale, profile.seed)
+        + "/"
+        + layout.SYNTHETIC_CATALOG
     )
     try:
         table = cat.validate_catalog(cat.read_catalog_file(source_url), where=source_url)

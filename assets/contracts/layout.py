@@ -7,6 +7,12 @@ from __future__ import annotations
 
 import posixpath
 
+# the synthetic corpus, inside synthetic_dir(root, scale, seed)
+SYNTHETIC_CATALOG = "catalog.parquet"
+SYNTHETIC_PLANTED = "planted.parquet"
+SYNTHETIC_SOURCES_DIR = "sources"
+SYNTHETIC_MARKER = "_COMPLETE"  # written last: a folder without it is not a corpus
+
 # sources
 CATALOG_PATH = "catalog/catalog.parquet"
 CATALOG_INFO_PATH = "catalog/_info.json"  # where the catalog came from (planted table, scale)

@@ -47,6 +47,21 @@ RAW_INSTANCES_SCHEMA = pa.schema(
     metadata={"vprim.schema": "raw_instances", "vprim.schema_version": RAW_SCHEMA_VERSION},
 )
 
+#: Per source and shard: what ingest read (ours, not in the original design).
+SOURCE_STATS_SCHEMA = pa.schema(
+    [
+        pa.field("source_id", pa.string(), nullable=False),
+        pa.field("format", pa.string(), nullable=False),
+        pa.field("files", pa.int32(), nullable=False),
+        pa.field("files_rejected", pa.int32(), nullable=False),
+        pa.field("images", pa.int64(), nullable=False),
+        pa.field("boxes_seen", pa.int64(), nullable=False),
+        pa.field("boxes_kept", pa.int64(), nullable=False),
+        pa.field("boxes_rejected", pa.int64(), nullable=False),
+        pa.field("seconds", pa.float64(), nullable=False),
+    ]
+)
+
 REJECTS_SCHEMA = pa.schema(
     [
         pa.field("instance_id", pa.uint64()),  # null for file and source rows

@@ -37,20 +37,6 @@ from vprim.assets.sources.readers.base import (
 from vprim.assets.sources.readers.columns import Fragment
 from vprim.assets.storage import PARQUET_OPTIONS, Storage, parquet_writer
 
-SOURCE_STATS_SCHEMA = pa.schema(
-    [
-        pa.field("source_id", pa.string(), nullable=False),
-        pa.field("format", pa.string(), nullable=False),
-        pa.field("files", pa.int32(), nullable=False),
-        pa.field("files_rejected", pa.int32(), nullable=False),
-        pa.field("images", pa.int64(), nullable=False),
-        pa.field("boxes_seen", pa.int64(), nullable=False),
-        pa.field("boxes_kept", pa.int64(), nullable=False),
-        pa.field("boxes_rejected", pa.int64(), nullable=False),
-        pa.field("seconds", pa.float64(), nullable=False),
-    ]
-)
-
 
 @dataclass
 class SourceOutcome:
@@ -302,7 +288,7 @@ def ingest_shard(storage: Storage, catalog: pa.Table, shard_key: str) -> ShardSu
         writer.close()
     rejects = pa.Table.from_pylist(reject_rows, schema=S.REJECTS_SCHEMA)
     storage.write_parquet(rejects, layout.shard_file(layout.rejects_dir("parse"), shard_key))
-    stats = pa.Table.from_pylist(stats_rows, schema=SOURCE_STATS_SCHEMA)
+    stats = pa.Table.from_pylist(stats_rows, schema=S.SOURCE_STATS_SCHEMA)
     storage.write_parquet(stats, layout.shard_file(layout.SOURCE_STATS_DIR, shard_key))
     return ShardSummary(
         shard=shard_key,

@@ -27,7 +27,10 @@ from vprim.assets.model.train import TrainConfig, load_checkpoint, model_from_ch
 FULL = os.environ.get("VPRIM_SLOW") == "1"
 # (lake images, training rows, eval rows, steps, batch). 400 steps, not 300: at 300 the exact
 # match sat at the asserted margin (0.520 in one environment, 0.470 in a fresh install on
-# 3 Dec, presumably other library versions, against 0.475 needed); at 400 it is 0.795.
+# 3 Dec, presumably other library versions, against 0.475 needed); at 400 it is 0.61-0.88:
+# 0.795 on 3 Dec, 0.610 and 0.880 on 4 Dec after changes that moved a few box coordinates by
+# one 0..999 cell (rounding) and which source's copy of a shared image the lake keeps. The
+# figure moves with small changes of the data; the margin over the baseline (0.275) holds.
 SIZE = (5000, 4000, 400, 600, 32) if FULL else (2400, 2000, 200, 400, 32)
 
 

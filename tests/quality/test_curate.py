@@ -10,9 +10,9 @@ import pytest
 from vprim.assets.contracts import hashing as H
 from vprim.assets.contracts import layout
 from vprim.assets.contracts import schemas as S
+from vprim.assets.contracts.schemas import SOURCE_STATS_SCHEMA
 from vprim.assets.quality import curate
 from vprim.assets.quality.labels import LabelConfig
-from vprim.assets.sources.ingest import SOURCE_STATS_SCHEMA
 from vprim.assets.storage import Storage
 
 

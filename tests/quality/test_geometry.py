@@ -569,7 +569,8 @@ def test_sample_order_key_is_md5_64_of_seed_source_image():
 # --- measurement on the tiny synthetic corpus -------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_checked(tmp_path_factory):
-    from vprim.assets.sources.ingest import SOURCE_STATS_SCHEMA, read_source
+    from vprim.assets.contracts.schemas import SOURCE_STATS_SCHEMA
+    from vprim.assets.sources.ingest import read_source
     from vprim.assets.sources.synthetic.corpus import generate_corpus
 
     corpus = generate_corpus(str(tmp_path_factory.mktemp("geometry") / "tiny"), "tiny", seed=0)

@@ -311,7 +311,8 @@ def measured(tiny, catalog, tmp_path_factory) -> list[dict]:
     rule on the planted label truth (the label map itself is measured in
     tests/quality/test_labels.py), step II's box checks and source decisions as
     ``curate.curate_shard`` runs them."""
-    from vprim.assets.sources.ingest import SOURCE_STATS_SCHEMA, read_source
+    from vprim.assets.contracts.schemas import SOURCE_STATS_SCHEMA
+    from vprim.assets.sources.ingest import read_source
 
     tables, stats = [], []
     for row in catalog:

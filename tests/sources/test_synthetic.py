@@ -26,9 +26,10 @@ from tests.sources.mini_readers import MINI_READERS, Read, box_id, iou, self_int
 from vprim.assets.contracts import hashing as H
 from vprim.assets.contracts import reasons as R
 from vprim.assets.contracts import schemas as S
+from vprim.assets.contracts.layout import SYNTHETIC_MARKER as MARKER
 from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.render import open_image, render_image
-from vprim.assets.sources.synthetic.corpus import MARKER, Corpus, content_hash, generate_corpus
+from vprim.assets.sources.synthetic.corpus import Corpus, content_hash, generate_corpus
 from vprim.assets.sources.synthetic.labels import VAGUE_LABELS
 from vprim.assets.sources.synthetic.plan import SCALES, plan_source, source_id_of
 from vprim.assets.sources.synthetic.vocabulary import VOCABULARY_PATH, load_vocabulary, surface_form
