@@ -57,7 +57,7 @@ class QualityConfig(dg.Config):
 def label_vocabulary(storage: StorageResource, duckdb: DuckDBResource) -> dg.MaterializeResult:
     store = storage.get()
     con = duckdb.connect()
-    table = con.execute(load("label_vocabulary")).to_arrow_table()
+    table = con.sql(load("label_vocabulary")).to_arrow_table()
     normalised = [normalise(label) for label in table["raw_label"].to_pylist()]
     table = table.append_column("normalised", pa.array(normalised, pa.string()))
     store.write_parquet(table, layout.VOCABULARY_PATH)
