@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
-# The code location reads its profile at import; pin a small, fast one for every test.
-os.environ.setdefault("VPRIM_SHARDS", "4")
-os.environ.setdefault("VPRIM_SCALE", "tiny")
-os.environ.setdefault("VPRIM_WORKERS", "1")
+# The code location reads its profile at import; pin a small, fast one for every test, whatever
+# the developer's shell exports (a VPRIM_CATALOG or VPRIM_WORKERS there would change the job's
+# config defaults, and with them the code-location snapshot). The test suite's own switches stay.
+TEST_SWITCHES = {"VPRIM_SLOW", "VPRIM_UPDATE_SNAPSHOT", "VPRIM_HYPOTHESIS_EXAMPLES"}
+for name in [n for n in os.environ if n.startswith("VPRIM_") and n not in TEST_SWITCHES]:
+    del os.environ[name]
+os.environ.update({"VPRIM_SHARDS": "4", "VPRIM_SCALE": "tiny", "VPRIM_WORKERS": "1"})
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
