@@ -28,6 +28,13 @@ def test_md5_64_is_the_first_eight_digest_bytes_little_endian():
     assert H.stable_hash64("abc") == H.md5_64("abc")
 
 
+def test_md5_64_array_is_md5_64_of_each_text_in_order():
+    texts = [f"0\x1fsrc é\x1fimg {i}" for i in range(5000)] + [None, ""]
+    expected = [H.md5_64("" if t is None else t) for t in texts]
+    assert H.md5_64_array(texts).tolist() == expected
+    assert H.md5_64_array(pa.chunked_array([texts[:10], texts[10:20]])).tolist() == expected[:20]
+
+
 def test_instance_ids_are_pinned():
     """``splitmix64(md5_64(source, image) ^ box_index * φ64)``, computed here without numpy."""
     image_key = int.from_bytes(hashlib.md5(b"src\x1fimg 7").digest()[:8], "little")
