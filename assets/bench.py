@@ -3,7 +3,8 @@
 Each measured step runs in a fresh subprocess so that its peak RSS is its own; the peak is
 sampled over the whole process tree (workers included) with psutil.
 
-    python -m vprim.assets.bench [--only coco,ingest,quality,lake,camps] [--coco-boxes N]
+    python -m vprim.assets.bench [--only coco,ingest,quality,lake,camps,incremental]
+                           [--coco-boxes N]
                            [--scale small] [--lake-sizes 10000000,40000000] [--lake-root ROOT]
                            [--camp-samples counting=800,maze=2000] [--out DIR]
 """
@@ -179,7 +180,7 @@ def bench_camps(out: Path, lake_root: str | None, workers: int, samples: dict[st
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m vprim.assets.bench")
-    parser.add_argument("--only", default="coco,ingest,quality,lake,camps")
+    parser.add_argument("--only", default="coco,ingest,quality,lake,camps,incremental")
     parser.add_argument("--camp-samples", default="", help="e.g. counting=800,maze=2000")
     parser.add_argument("--lake-sizes", default="10000000,40000000")
     parser.add_argument("--lake-peer-max", type=int, default=10_000_000)
@@ -211,6 +212,13 @@ def main(argv: list[str] | None = None) -> dict:
     if "camps" in only:
         samples = {k: int(v) for k, v in (x.split("=") for x in args.camp_samples.split(",") if x)}
         results["camps"] = bench_camps(out, args.lake_root or None, args.workers, samples)
+    if "incremental" in only:
+        from vprim.assets.lake import bench_incremental
+
+        print(f"== incremental re-curation, scale={args.scale}", flush=True)
+        results["incremental"] = bench_incremental.main(
+            ["--scale", args.scale, "--workers", str(args.workers), "--out", str(out)]
+        )
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     print(f"figures written to {out / 'results.json'}")
     return results

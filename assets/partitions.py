@@ -14,8 +14,14 @@ SHARD_COUNT = current().shards
 
 shard_partitions = dg.StaticPartitionsDefinition([shard_key(i) for i in range(SHARD_COUNT)])
 
-#: Tags that make one run cover every shard (what the nightly schedule and rebuild launch).
-ALL_SHARDS_TAGS = {
-    "dagster/asset_partition_range_start": shard_key(0),
-    "dagster/asset_partition_range_end": shard_key(SHARD_COUNT - 1),
-}
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """Tags that make one run cover the shards ``first`` .. ``last``."""
+    return {
+        "dagster/asset_partition_range_start": first,
+        "dagster/asset_partition_range_end": last,
+    }
+
+
+#: Tags that make one run cover every shard (what `make rebuild-dataset` launches).
+ALL_SHARDS_TAGS = range_tags(shard_key(0), shard_key(SHARD_COUNT - 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
@@ -54,3 +55,10 @@ def accounting_metadata(per_shard: Sequence[Mapping[str, object]]) -> dict:
         **{k: sum(int(a[k]) for a in per_shard) for k in counts},
         "mismatched_shards": [a for a in per_shard if not a["ok"]],
     }
+
+
+def markdown_image(png: bytes, alt: str = "samples") -> str:
+    """The PNG inline in markdown (a data URI), so the UI shows it without file access."""
+    if not png:
+        return "(no samples)"
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"

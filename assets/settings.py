@@ -5,8 +5,9 @@ Every setting has an environment variable and a default; the README lists them.
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -45,9 +46,59 @@ def _int(env: dict[str, str], name: str, default: int | str) -> int:
         raise SettingsError(f"{name}={value!r}; expected a whole number") from None
 
 
-def current(env: dict[str, str] | None = None) -> Profile:
-    """The profile selected by ``VPRIM_PROFILE`` (local by default), with overrides from env."""
+#: the deployment file in DAGSTER_HOME: what the last ``vprim rebuild-dataset`` curated
+DEPLOYMENT_FILE = "vprim-deployment.json"
+#: the settings it persists, with their environment variables
+PERSISTED = {
+    "root": "VPRIM_ROOT",
+    "scale": "VPRIM_SCALE",
+    "catalog": "VPRIM_CATALOG",
+    "seed": "VPRIM_SEED",
+    "shards": "VPRIM_SHARDS",
+}
+
+
+def dagster_home(env: dict[str, str] | None = None) -> Path:
+    """The project's DAGSTER_HOME: ``$DAGSTER_HOME`` or ``./.dagster_home``."""
+    env = os.environ if env is None else env
+    return Path(env.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home").resolve()
+
+
+def read_deployment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The persisted deployment as environment variables ({} when none was written)."""
+    path = dagster_home(env) / DEPLOYMENT_FILE
+    if not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"{path} cannot be read ({exc}); delete it or rebuild") from None
+    return {var: str(saved[key]) for key, var in PERSISTED.items() if key in saved}
+
+
+def write_deployment(profile: Profile, env: dict[str, str] | None = None) -> Path:
+    """Persist the profile's root, scale, catalog, seed and shards in DAGSTER_HOME, so the
+    daemon, the webserver and every run curate the same corpus into the same root whatever
+    environment they were started in."""
+    path = dagster_home(env) / DEPLOYMENT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values = {k: v for k, v in asdict(profile).items() if k in PERSISTED}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(values, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def current(env: dict[str, str] | None = None, *, deployment: bool = True) -> Profile:
+    """The profile selected by ``VPRIM_PROFILE`` (local by default), with overrides from env.
+
+    With ``deployment`` (the default), the settings persisted in DAGSTER_HOME's deployment file
+    win over the environment: a daemon started in another shell still curates the deployed
+    corpus. ``vprim rebuild-dataset`` reads without it and writes the file.
+    """
     env = dict(os.environ if env is None else env)
+    if deployment:
+        env.update(read_deployment(env))
     name = env.get("VPRIM_PROFILE", "ci" if env.get("CI") else "local")
     defaults = {
         "local": {"scale": "small", "shards": "64"},

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vprim.assets.settings import PROJECT_ROOT, SCALES, SettingsError
+from vprim.assets.settings import PROJECT_ROOT, SCALES, SettingsError, read_deployment
+from vprim.assets.settings import dagster_home as settings_dagster_home
 
 if TYPE_CHECKING:  # dagster is imported only by the commands that use it (~1 s at start)
     import dagster as dg
@@ -36,7 +37,7 @@ run_queue:
 
 def dagster_home() -> Path:
     """The project's DAGSTER_HOME (``$DAGSTER_HOME`` or ``.dagster_home``), created if needed."""
-    home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home").resolve()
+    home = settings_dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
@@ -45,9 +46,10 @@ def dagster_home() -> Path:
 
 
 def _env(args: argparse.Namespace) -> dict[str, str]:
-    """The environment a child process runs in: the profile overrides from the flags."""
-    env = dict(os.environ)
-    env["DAGSTER_HOME"] = str(dagster_home())
+    """The environment a child process runs in: the persisted deployment, overridden by the
+    environment, overridden by the flags."""
+    home = str(dagster_home())
+    env = {**read_deployment({"DAGSTER_HOME": home}), **os.environ, "DAGSTER_HOME": home}
     for flag, var in (
         ("scale", "VPRIM_SCALE"),
         ("root", "VPRIM_ROOT"),
@@ -69,20 +71,27 @@ def _dagster(*argv: str) -> list[str]:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    """Curate the corpus into the lake: the rebuild_dataset job over every shard, one run."""
+    """Bring the lake up to date: one rebuild_dataset run over the shards whose sources, code
+    or settings changed (every shard with ``--all-shards``, none when nothing changed)."""
     env = _env(args)
-    from vprim.assets.settings import current
+    from vprim.assets.settings import current, write_deployment
 
-    profile = current(env)
-    from vprim.assets.contracts.layout import shard_key
-
-    tags = {
-        "dagster/asset_partition_range_start": shard_key(0),
-        "dagster/asset_partition_range_end": shard_key(profile.shards - 1),
-        "vprim/trigger": "rebuild-dataset",
-    }
+    profile = current(env, deployment=False)
+    saved = write_deployment(profile, env)  # what the daemon and the UI read from now on
     source = profile.catalog or f"synthetic corpus, scale={profile.scale}, seed={profile.seed}"
     print(f"vprim: rebuilding from {source} into {profile.root}", flush=True)
+    print(f"vprim: deployment saved in {saved} (the daemon and the UI read it)", flush=True)
+    first, last, todo = _rebuild_range(profile, args.all_shards)
+    if todo is not None and todo.nothing_to_do and not args.all_shards:
+        print(f"vprim: {todo.describe()} (--all-shards launches a run anyway)", flush=True)
+        return 0
+    if todo is not None:
+        print(f"vprim: {todo.describe()}", flush=True)
+    tags = {
+        "dagster/asset_partition_range_start": first,
+        "dagster/asset_partition_range_end": last,
+        "vprim/trigger": "rebuild-dataset" + (" --all-shards" if args.all_shards else ""),
+    }
     print(
         f"vprim: {profile.shards} shards, {profile.workers} workers "
         f"({profile.ingest_workers} for ingest), "
@@ -108,6 +117,21 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     print(_step_times(env["DAGSTER_HOME"], run.run_id), flush=True)
     print(_summary(profile.root), flush=True)
     return 0
+
+
+def _rebuild_range(profile, force: bool):
+    """``(first shard, last shard, plan)``: the stale range, or every shard when forced or on
+    the first build (no catalog yet: the plan is None)."""
+    from vprim.assets.contracts.layout import shard_key
+    from vprim.assets.lake.recuration import PlanError, plan
+    from vprim.assets.storage import Storage
+
+    everything = (shard_key(0), shard_key(profile.shards - 1))
+    try:
+        todo = plan(Storage(profile.root), profile)
+    except PlanError:
+        return (*everything, None)
+    return (*(everything if force else todo.run_range()), todo)
 
 
 def _launch_rebuild(home: str, tags: dict[str, str]) -> dg.DagsterRun | None:
@@ -275,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rebuild-dataset", help="curate the corpus into the lake (one Dagster run)")
     common(p)
+    p.add_argument(
+        "--all-shards",
+        action="store_true",
+        help="launch a run over every shard even when nothing changed "
+        "(unchanged steps still skip by their markers)",
+    )
     p.set_defaults(func=cmd_rebuild)
     p = sub.add_parser("generate", help="generate the synthetic raw corpus only")
     common(p)

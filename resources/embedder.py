@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from vprim.assets.quality.embedder import LabelEmbedder
+from vprim.assets.quality.embedder import LabelEmbedder, model_name_of
 
 
 class LabelEmbedderResource(dg.ConfigurableResource):
@@ -24,3 +24,7 @@ class LabelEmbedderResource(dg.ConfigurableResource):
             device=None if self.device == "auto" else self.device,
             batch_size=self.batch_size,
         )
+
+    def model_name(self) -> str:
+        """The model's name in the embedding cache, known without loading the model."""
+        return model_name_of(self.model_path or None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,9 @@ TEST_SWITCHES = {"VPRIM_SLOW", "VPRIM_UPDATE_SNAPSHOT", "VPRIM_HYPOTHESIS_EXAMPL
 for name in [n for n in os.environ if n.startswith("VPRIM_") and n not in TEST_SWITCHES]:
     del os.environ[name]
 os.environ.update({"VPRIM_SHARDS": "4", "VPRIM_SCALE": "tiny", "VPRIM_WORKERS": "1"})
+# ... and a DAGSTER_HOME of their own: the deployment file a developer's `make rebuild-dataset`
+# left in ./.dagster_home would otherwise win over the settings above
+os.environ["DAGSTER_HOME"] = tempfile.mkdtemp(prefix="vprim-tests-home-")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"

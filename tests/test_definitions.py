@@ -12,23 +12,43 @@ import sys
 import dagster as dg
 import pytest
 
-from vprim.assets.settings import current
+from vprim.assets.settings import SettingsError, current, write_deployment
 from vprim.dagster_project.definitions import defs
+from vprim.resources.storage import StorageResource
 
 
 def test_definitions_load_and_validate():
     dg.Definitions.validate_loadable(defs)
 
 
-def test_nightly_schedule_requests_one_run_over_every_shard():
+def test_nightly_schedule_skips_with_a_reason_before_the_first_build(tmp_path):
     schedule = defs.get_schedule_def("nightly_recuration")
-    context = dg.build_schedule_context(
-        scheduled_execution_time=__import__("datetime").datetime(2026, 11, 29, 2, 0)
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=__import__("datetime").datetime(2026, 11, 29, 2, 0),
+            resources={"storage": StorageResource(root=str(tmp_path))},
+        )
+        result = schedule.evaluate_tick(context)
+    assert not result.run_requests
+    assert "does not exist" in result.skip_message and "make rebuild-dataset" in result.skip_message
+
+
+def test_the_deployment_file_wins_over_the_daemons_environment(tmp_path):
+    """What `vprim rebuild-dataset` persisted in DAGSTER_HOME is what the daemon curates, not
+    whatever its shell exports; the command itself reads the environment and writes the file."""
+    home = {"DAGSTER_HOME": str(tmp_path / "home")}
+    built = current({**home, "VPRIM_SCALE": "tiny", "VPRIM_ROOT": "/srv/lake", "VPRIM_SHARDS": "8"})
+    path = write_deployment(built, home)
+    daemon = current(
+        {**home, "VPRIM_SCALE": "full", "VPRIM_ROOT": "/tmp/else", "VPRIM_SHARDS": "2"}
     )
-    request = schedule.evaluate_tick(context).run_requests[0]
-    assert request.tags["dagster/asset_partition_range_start"] == "000"
-    assert request.tags["dagster/asset_partition_range_end"] == "003"
-    assert request.run_key == "nightly-2026-11-29"
+    assert (daemon.scale, daemon.root, daemon.shards) == ("tiny", "/srv/lake", 8)
+    cli = current({**home, "VPRIM_SCALE": "small"}, deployment=False)
+    assert cli.scale == "small"
+    path.write_text("{not json")
+    with pytest.raises(SettingsError, match="cannot be read"):
+        current(home)
 
 
 def test_model_assets_route_to_gpu_workers():

@@ -22,12 +22,12 @@ from vprim.assets.camps import runs as R
 from vprim.assets.camps.counting import CountingConfig
 from vprim.assets.camps.maze import MazeConfig
 from vprim.assets.camps.path_tracing import PathConfig
-from vprim.assets.camps.preview_grid import grid_png, markdown_image, pick_preview
+from vprim.assets.camps.preview_grid import grid_png, pick_preview
 from vprim.assets.camps.spatial import SpatialConfig
 from vprim.assets.configs import dagster_config
 from vprim.assets.contracts import layout
 from vprim.assets.parallel import map_shards
-from vprim.assets.reporting import counts_table, md_table
+from vprim.assets.reporting import counts_table, markdown_image, md_table
 from vprim.assets.settings import current
 from vprim.resources.duckdb import DuckDBResource
 from vprim.resources.storage import StorageResource

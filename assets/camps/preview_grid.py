@@ -7,7 +7,6 @@ larger), the prompt and the answer written under it. Every camp's asset shows on
 
 from __future__ import annotations
 
-import base64
 import io
 from collections.abc import Sequence
 
@@ -70,13 +69,6 @@ def grid_png(rows: Sequence[dict], columns: int = 4, size: int = 240) -> bytes:
     return buf.getvalue()
 
 
-def markdown_image(png: bytes, alt: str = "samples") -> str:
-    """The PNG inline in markdown (a data URI), so the UI shows it without file access."""
-    if not png:
-        return "(no samples)"
-    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
-
-
 def pick_preview(rows: Sequence[dict], n: int = 8) -> list[dict]:
     """Up to ``n`` rows, spread across difficulties (round robin in first-seen order)."""
     by: dict[str, list[dict]] = {}
@@ -90,4 +82,4 @@ def pick_preview(rows: Sequence[dict], n: int = 8) -> list[dict]:
     return out
 
 
-__all__ = ["draw_primitives", "grid_png", "markdown_image", "pick_preview", "tile"]
+__all__ = ["draw_primitives", "grid_png", "pick_preview", "tile"]

@@ -28,8 +28,9 @@ TABLES = {
     "source_selection": "source_selection/*.parquet",
     "lake": "lake/v={version}/samples/*/*.parquet",
 }
-#: columns that measure a run rather than describe the data (``v``: the lake version folder)
-VOLATILE = {"seconds", "v"}
+#: columns that measure a run rather than describe the data (``v``: the lake version folder;
+#: ``fingerprint``: the catalog's listing of the files, mtimes included)
+VOLATILE = {"seconds", "v", "fingerprint"}
 
 
 def _lake_version(root: str) -> str | None:

@@ -37,6 +37,9 @@ LAKE_STAGED = f"{LAKE_DIR}/STAGED"
 LAKE_MANIFEST = "_manifest.json"
 LAKE_DISTRIBUTION_PNG = "label_distribution.png"  # in a version's folder: the balance plot
 
+# completion markers: what each step was built from (vprim.assets.incremental)
+MARKERS_DIR = "_markers"
+
 # camps and model
 CAMPS_DIR = "camps"
 MODEL_RUNS_DIR = "model/runs"
@@ -57,6 +60,11 @@ def shard_key(shard: int) -> str:
 def shard_file(directory: str, shard_key: str) -> str:
     """One shard's file of a sharded table."""
     return f"{directory}/shard={shard_key}.parquet"
+
+
+def marker_file(stage: str, key: str | None = None) -> str:
+    """A step's completion marker: one per shard of a sharded stage, one for a global step."""
+    return f"{MARKERS_DIR}/{stage}/shard={key}.json" if key else f"{MARKERS_DIR}/{stage}.json"
 
 
 def rejects_dir(stage: str) -> str:

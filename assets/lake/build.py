@@ -11,9 +11,13 @@ import pyarrow as pa
 
 from vprim.assets.contracts import layout
 from vprim.assets.contracts.schemas import LAKE_SCHEMA
+from vprim.assets.incremental import code_version
 from vprim.assets.lake import publish as P
 from vprim.assets.lake.balance import BalanceConfig, Balanced, BucketResult, balance
 from vprim.assets.storage import Storage
+
+#: what decides a lake version besides its inputs and config: the lake's code and SQL
+CODE_VERSION = code_version("assets/lake/*.py", "sql/**/*.sql", "assets/contracts/*.py")
 
 CLEAN_GLOB = layout.shard_file(layout.CLEAN_DIR, "*")
 SELECTION_GLOB = layout.shard_file(layout.SELECTION_DIR, "*")
@@ -23,8 +27,9 @@ SELECTION_GLOB = layout.shard_file(layout.SELECTION_DIR, "*")
 class LakeBuild:
     version: str
     manifest: dict
-    labels: pa.Table  # per-label counts before and after balancing
+    labels: pa.Table | None  # per-label counts before and after balancing (None: unchanged)
     seconds: dict[str, float]
+    unchanged: bool = False  # the published version was built from these inputs and config
 
 
 def input_files(store: Storage) -> dict[str, list[str]]:
@@ -60,7 +65,13 @@ def build_version(
     digests = {
         store_rel(store, p): P.file_digest(store, p) for paths in files.values() for p in paths
     }
-    digest = P.inputs_digest(digests, config.as_dict())
+    digest = P.inputs_digest(digests, {**config.as_dict(), "code": CODE_VERSION})
+    seconds["hash_inputs"] = time.perf_counter() - t0
+    published = P.published_with(store, digest)
+    if published is not None:  # the same inputs, config and code: nothing to build
+        if store.read_text(layout.LAKE_STAGED) != published:
+            store.write_text(published, layout.LAKE_STAGED)
+        return LakeBuild(published, P.read_manifest(store, published), None, seconds, True)
     now = time.time() if now is None else now
     version = P.new_version(digest, now)
     while store.exists(layout.lake_version_dir(version)):
@@ -68,7 +79,6 @@ def build_version(
         # version (it may be the published one); this build is named a second later
         now += 1
         version = P.new_version(digest, now)
-    seconds["hash_inputs"] = time.perf_counter() - t0
     P.apply_retention(store, keep=None, building=version)  # clears killed builds' leftovers
     t1 = time.perf_counter()
     balanced = balance(

@@ -13,8 +13,8 @@ from vprim.assets.lake import checks as C
 from vprim.assets.lake import publish as P
 from vprim.assets.lake import stats
 from vprim.assets.lake.balance import BalanceConfig
-from vprim.assets.lake.build import build_version
-from vprim.assets.reporting import md_table, query_table, table_preview
+from vprim.assets.lake.build import CODE_VERSION, build_version
+from vprim.assets.reporting import markdown_image, md_table, query_table, table_preview
 from vprim.assets.settings import current
 from vprim.resources.duckdb import DUCKDB_HEAVY, DuckDBResource
 from vprim.resources.storage import StorageResource
@@ -39,6 +39,7 @@ class PublishConfig(dg.Config):
     pool="lake",  # one lake build at a time: a build clears other builds' unfinished versions
     op_tags=DUCKDB_HEAVY,
     deps=["clean_instances", "source_selection", "label_map"],
+    code_version=CODE_VERSION,
     check_specs=[
         dg.AssetCheckSpec(name, asset="lake_samples", blocking=True, description=desc)
         for name, desc in C.CHECKS.items()
@@ -62,7 +63,10 @@ def lake_samples(
     build = build_version(
         store, con, config.settings(), scratch=config.scratch_dir or None, on_bucket=progress
     )
-    yield dg.MaterializeResult(metadata=_build_metadata(store, build))
+    metadata = _unchanged_metadata(build) if build.unchanged else _build_metadata(store, build)
+    yield dg.MaterializeResult(
+        metadata=metadata, data_version=dg.DataVersion(build.manifest["inputs_digest"][:16])
+    )
     for outcome in C.run_checks(store, con, build.version):
         yield dg.AssetCheckResult(
             check_name=outcome.name,
@@ -71,10 +75,25 @@ def lake_samples(
         )
 
 
+def _unchanged_metadata(build) -> dict:
+    """A build that found the published version built from the same inputs, config, code."""
+    counts = build.manifest["counts"]
+    return {
+        "status": "unchanged",
+        "status_reason": "the published version was built from the same inputs, config and "
+        "code: no new version (its checks run again on it below)",
+        "version": build.version,
+        "dagster/row_count": counts["rows"],
+        "instances": counts["instances"],
+        "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in build.seconds.items()}),
+    }
+
+
 def _build_metadata(store, build) -> dict:
     counts = build.manifest["counts"]
     report = stats.balance_report(store, build.version, counts, build.labels)
     return {
+        "status": "rebuilt",
         "version": build.version,
         "dagster/row_count": counts["rows"],
         "instances": counts["instances"],
@@ -84,7 +103,9 @@ def _build_metadata(store, build) -> dict:
         "holdout_rows": counts["holdout_rows"],
         "balance_funnel": dg.MetadataValue.md(md_table(report.funnel)),
         "label_distribution": dg.MetadataValue.md(md_table(report.distribution)),
-        "label_distribution_plot": dg.MetadataValue.md("```\n" + report.text_plot + "\n```"),
+        "label_distribution_plot": dg.MetadataValue.md(
+            markdown_image(report.png, "instances per label, before balancing and in the lake")
+        ),
         "label_distribution_png": dg.MetadataValue.path(store.url(report.png_path)),
         "largest_labels": dg.MetadataValue.md(table_preview(report.largest_labels, 15)),
         "seconds": dg.MetadataValue.json({k: round(v, 2) for k, v in build.seconds.items()}),
@@ -101,6 +122,7 @@ def _meta(value):
     kinds={"duckdb"},
     pool="lake",
     deps=[lake_samples],
+    code_version=CODE_VERSION,
     description="Publish the checked version (rewrite lake/CURRENT), drop versions beyond the "
     "retention, and show the lake views: label histogram, per-source contribution, funnel.",
 )
@@ -110,6 +132,7 @@ def lake(config: PublishConfig, storage: StorageResource, duckdb: DuckDBResource
     con = duckdb.connect()  # its views now read the published version
     return dg.MaterializeResult(
         metadata={
+            "status": "unchanged" if done.unchanged else "published",
             "version": done.version,
             "previous_version": done.previous or "",
             "removed_versions": dg.MetadataValue.json(done.removed),
@@ -122,7 +145,9 @@ def lake(config: PublishConfig, storage: StorageResource, duckdb: DuckDBResource
             "preview": dg.MetadataValue.md(
                 table_preview(con.sql("SELECT * FROM lake LIMIT 5").to_arrow_table(), 5)
             ),
-        }
+        },
+        # what the camps read: a new version changes it, an unchanged night does not
+        data_version=dg.DataVersion(done.manifest["inputs_digest"][:16]),
     )
 
 

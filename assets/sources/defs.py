@@ -11,6 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vprim.assets.contracts import layout
+from vprim.assets.defs_common import (
+    add_partition_metadata,
+    outcome_metadata,
+    shards_table,
+    status_counts,
+    step_data_version,
+)
 from vprim.assets.partitions import shard_partitions
 from vprim.assets.reporting import accounting_metadata, counts_table, md_table, table_preview
 from vprim.assets.settings import current
@@ -39,7 +46,10 @@ class IngestConfig(dg.Config):
 @dg.asset(
     group_name="sources",
     kinds={"parquet"},
-    description="One row per raw source (catalog contract), validated, fingerprinted, sharded.",
+    code_version=cat.CODE_VERSION,
+    description="One row per raw source (catalog contract), validated, fingerprinted (what is "
+    "really on disk: names, sizes, mtimes, plus the catalog's content_hash hint), sharded. "
+    "Rewritten only when a source or the catalog changed.",
 )
 def catalog(config: CatalogConfig, storage: StorageResource) -> dg.MaterializeResult:
     store = storage.get()
@@ -51,18 +61,19 @@ def catalog(config: CatalogConfig, storage: StorageResource) -> dg.MaterializeRe
         seed=config.seed,
         workers=config.workers,
     )
-    store.write_parquet(table, layout.CATALOG_PATH)
-    store.write_json(info, layout.CATALOG_INFO_PATH)
+    outcome = cat.store_catalog(store, table, info)
     formats = Counter(table["format"].to_pylist())
     return dg.MaterializeResult(
         metadata={
+            **outcome_metadata(outcome),
             "dagster/row_count": table.num_rows,
             "path": dg.MetadataValue.path(store.url(layout.CATALOG_PATH)),
             "sources_by_format": dg.MetadataValue.md(counts_table(formats, "format", "sources")),
             "shards": len(set(table["shard"].to_pylist())),
             "preview": dg.MetadataValue.md(table_preview(table)),
             **{k: v for k, v in info.items()},
-        }
+        },
+        data_version=dg.DataVersion(outcome.data_version),
     )
 
 
@@ -71,6 +82,7 @@ def catalog(config: CatalogConfig, storage: StorageResource) -> dg.MaterializeRe
         dg.AssetSpec(
             "raw_instances",
             deps=[catalog],
+            code_version=ingest.CODE_VERSION,
             group_name="sources",
             kinds={"parquet"},
             description="Every box as read, in one schema (raw_instances contract).",
@@ -78,6 +90,7 @@ def catalog(config: CatalogConfig, storage: StorageResource) -> dg.MaterializeRe
         dg.AssetSpec(
             "parse_rejects",
             deps=[catalog],
+            code_version=ingest.CODE_VERSION,
             group_name="sources",
             kinds={"parquet"},
             description="The parse stage of the rejects ledger: unreadable files and boxes.",
@@ -102,34 +115,24 @@ def raw_instances(
     started = time.perf_counter()
     summaries = ingest.ingest_shards(store, layout.CATALOG_PATH, keys, workers=config.workers)
     seconds = time.perf_counter() - started
-    boxes = sum(s["boxes"] for s in summaries)
-    seen = sum(s["boxes_seen"] for s in summaries)
-    rejects = sum((Counter(s["rejects_by_reason"]) for s in summaries), Counter())
-    formats = sum((Counter(s["formats"]) for s in summaries), Counter())
-    per_shard = [
-        {k: s[k] for k in ("shard", "sources", "boxes", "boxes_seen", "seconds")} for s in summaries
-    ]
+    seen = sum(s["boxes_seen"] for s in summaries if s["status"] == "rebuilt")
+    add_partition_metadata(context, "raw_instances", {s["shard"]: _raw_meta(s) for s in summaries})
+    add_partition_metadata(
+        context, "parse_rejects", {s["shard"]: _rejects_meta(s) for s in summaries}
+    )
+    version = step_data_version(summaries)
     yield dg.MaterializeResult(
         asset_key="raw_instances",
         metadata={
-            "dagster/row_count": boxes,
-            "shards": dg.MetadataValue.json(keys),
-            "sources": sum(s["sources"] for s in summaries),
-            "boxes_seen": seen,
+            **status_counts(summaries),
+            "run_shards": shards_table(summaries, RUN_COLUMNS),
             "boxes_per_second": round(seen / seconds, 1) if seconds else 0.0,
-            "sources_by_format": dg.MetadataValue.md(counts_table(formats, "format", "sources")),
-            "per_shard": dg.MetadataValue.md(md_table(per_shard)),
             "preview": dg.MetadataValue.md(_raw_preview(store, keys[0])),
             **_parse_quality(store, keys),
         },
+        data_version=version,
     )
-    yield dg.MaterializeResult(
-        asset_key="parse_rejects",
-        metadata={
-            "dagster/row_count": sum(rejects.values()),
-            "rejects_by_reason": dg.MetadataValue.md(counts_table(rejects, "reason", "rows")),
-        },
-    )
+    yield dg.MaterializeResult(asset_key="parse_rejects", data_version=version)
     meta = accounting_metadata(ingest.accounting(store, keys))
     yield dg.AssetCheckResult(
         check_name="every_box_accounted_for",
@@ -137,6 +140,33 @@ def raw_instances(
         passed=not meta["mismatched_shards"],
         metadata={**meta, "mismatched_shards": dg.MetadataValue.json(meta["mismatched_shards"])},
     )
+
+
+#: the per-shard columns of a run's table on the asset page
+RUN_COLUMNS = ["sources", "boxes", "boxes_seen", "seconds", "data_version"]
+
+
+def _raw_meta(summary: dict) -> dict:
+    """One raw shard's own figures, for its partition's materialisation."""
+    return {
+        "dagster/row_count": summary["boxes"],
+        "status": summary["status"],
+        "data_version": summary["data_version"],
+        "sources": summary["sources"],
+        "boxes_seen": summary["boxes_seen"],
+        "sources_by_format": dg.MetadataValue.md(
+            counts_table(summary["formats"], "format", "sources")
+        ),
+    }
+
+
+def _rejects_meta(summary: dict) -> dict:
+    rejects = summary["rejects_by_reason"]
+    return {
+        "dagster/row_count": sum(rejects.values()),
+        "status": summary["status"],
+        "rejects_by_reason": dg.MetadataValue.md(counts_table(rejects, "reason", "rows")),
+    }
 
 
 def _parse_quality(store, keys: list[str]) -> dict:

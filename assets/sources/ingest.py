@@ -25,7 +25,9 @@ from vprim.assets.contracts import hashing as H
 from vprim.assets.contracts import layout
 from vprim.assets.contracts import schemas as S
 from vprim.assets.contracts.reasons import Reason
+from vprim.assets.incremental import code_version, up_to_date, write_marker
 from vprim.assets.parallel import map_shards
+from vprim.assets.sources import catalog as cat
 from vprim.assets.sources.readers import READERS, detect_format
 from vprim.assets.sources.readers.base import (
     PREFETCH_WINDOW,
@@ -326,11 +328,46 @@ def _flush(writer: pq.ParquetWriter, tables: list[pa.Table]) -> int:
     return table.num_rows
 
 
+#: what decides a raw shard besides its sources: ingest, the readers and the contracts
+CODE_VERSION = code_version(
+    "assets/sources/ingest.py", "assets/sources/readers/*.py", "assets/contracts/*.py"
+)
+
+
+def shard_inputs(shard_catalog: pa.Table, shard_key: str) -> dict:
+    """What a raw shard is built from: its sources' fingerprints and the code version."""
+    digests = cat.shard_digests(shard_catalog) if shard_catalog.num_rows else {}
+    return {"sources": digests.get(shard_key, "no sources"), "code": CODE_VERSION}
+
+
+def shard_outputs(shard_key: str) -> list[str]:
+    """The three files one ingested shard consists of."""
+    return [
+        layout.shard_file(layout.RAW_DIR, shard_key),
+        layout.shard_file(layout.rejects_dir("parse"), shard_key),
+        layout.shard_file(layout.SOURCE_STATS_DIR, shard_key),
+    ]
+
+
 def _ingest_one(args: tuple[str, str, str]) -> dict:
+    """One shard, unless its completion marker shows it was built from the same inputs."""
     root, catalog_path, shard_key = args
     storage = Storage(root)
     catalog = load_shard_catalog(storage, catalog_path, shard_key)
-    return ingest_shard(storage, catalog, shard_key).as_dict()
+    inputs = shard_inputs(catalog, shard_key)
+    done = up_to_date(storage, MARKER_STAGE, shard_key, inputs)
+    if done is not None:
+        summary = {**done["summary"], "status": "unchanged", "seconds": 0.0}
+        return {**summary, "data_version": done["data_version"]}
+    summary = ingest_shard(storage, catalog, shard_key).as_dict()
+    marker = write_marker(
+        storage, MARKER_STAGE, shard_key, inputs, shard_outputs(shard_key), summary
+    )
+    return {**summary, "status": "rebuilt", "data_version": marker["data_version"]}
+
+
+#: the marker stage name of ingest (``_markers/raw_instances/shard=NNN.json``)
+MARKER_STAGE = "raw_instances"
 
 
 def load_shard_catalog(storage: Storage, catalog_path: str, shard_key: str) -> pa.Table:

@@ -248,6 +248,9 @@ def test_a_failed_check_keeps_the_version_from_being_published(tmp_path, monkeyp
         return built
 
     monkeypatch.setattr(lake_defs, "build_version", build_then_plant)
+    # another cap, so the build makes a new version (the same inputs and config would find
+    # the published version unchanged and build nothing)
+    run_config = {"ops": {"lake_samples": {"config": {"cap": 4, "buckets": 4}}}}
     bad = dg.materialize(assets, resources=resources, run_config=run_config, raise_on_error=False)
     assert not bad.success
     results = {e.check_name: e.passed for e in bad.get_asset_check_evaluations()}

@@ -258,7 +258,10 @@ def test_samples_files_follow_the_lake_schema(tmp_path):
 
 def test_publish_and_retention(tmp_path):
     store = write_root(tmp_path, images("src_a", "dog", 3), {"src_a": "keep"})
-    v = [build(store, now=T0 + 3600 * i).version for i in range(4)]
+    # four distinct versions: another cap each time (the same inputs and config make copies,
+    # of which retention keeps only the newest: test_retention_counts_distinct_versions)
+    configs = [BalanceConfig(cap=10 + i, buckets=2) for i in range(4)]
+    v = [build(store, configs[i], now=T0 + 3600 * i).version for i in range(4)]
     assert v == sorted(v) and len(set(v)) == 4
     assert v[0].startswith("20231114T221320-")
     assert P.versions(store) == v
@@ -301,11 +304,11 @@ def test_new_version_names_sort_by_time():
 
 
 def test_a_second_build_in_the_same_second_never_writes_into_the_first(tmp_path):
-    """Same inputs, same config, same second: the names would be equal; the second build is
-    named a second later and the published first version keeps its files."""
+    """Same inputs, same config, same second, the first not yet published (a published one
+    would make the second build find it unchanged): the names would be equal; the second
+    build is named a second later and the first (staged) version keeps its files."""
     store = write_root(tmp_path, images("src_a", "dog", 3), {"src_a": "keep"})
     first = build(store, now=T0)
-    P.publish(store, first.version)
     before = read_lake(store, first.version)
     again = build(store, now=T0)
     assert first.version.split("-")[1] == again.version.split("-")[1]  # same inputs digest
@@ -313,8 +316,46 @@ def test_a_second_build_in_the_same_second_never_writes_into_the_first(tmp_path)
     assert again.version == "20231114T221321-" + first.version.split("-")[1]
     assert again.manifest["created_at"] == "2023-11-14T22:13:21Z"
     assert P.versions(store) == [first.version, again.version]
-    assert P.current_version(store) == first.version
+    assert P.current_version(store) is None
     assert read_lake(store, first.version).equals(before)
+
+
+def test_an_unchanged_build_publishes_nothing(tmp_path):
+    """The published version was built from these inputs and config: the next build writes
+    no version, names the published one, and publishing it again changes nothing."""
+    store = write_root(tmp_path, images("src_a", "dog", 3), {"src_a": "keep"})
+    first = build(store, now=T0)
+    P.publish_staged(store, retention=3)
+    current = tmp_path / "lake" / "CURRENT"
+    stamp = current.stat().st_mtime_ns
+    for night in range(1, 4):  # three quiet nights
+        again = build(store, now=T0 + 86400 * night)
+        assert again.unchanged and again.version == first.version
+        assert again.manifest == P.read_manifest(store, first.version)
+        done = P.publish_staged(store, retention=3)
+        assert done.unchanged and done.version == first.version and done.removed == []
+    assert P.versions(store) == [first.version]
+    assert current.stat().st_mtime_ns == stamp  # CURRENT was not rewritten
+
+
+def test_retention_counts_distinct_versions(tmp_path):
+    """Versions from two configs, A then B, then three quiet nights of B: retention 2 still
+    keeps A for a rollback. A again makes a new version, and the older copy of A goes."""
+    store = write_root(tmp_path, images("src_a", "dog", 3), {"src_a": "keep"})
+    a, b = BalanceConfig(cap=10, buckets=2), BalanceConfig(cap=11, buckets=2)
+    first_a = build(store, a, now=T0).version
+    P.publish_staged(store, retention=2)
+    only_b = build(store, b, now=T0 + 3600).version
+    P.publish_staged(store, retention=2)
+    for night in range(3):
+        assert build(store, b, now=T0 + 86400 * (night + 1)).unchanged
+        assert P.publish_staged(store, retention=2).removed == []
+    assert P.versions(store) == [first_a, only_b]
+    second_a = build(store, a, now=T0 + 86400 * 5).version
+    assert second_a.split("-")[1] == first_a.split("-")[1] and second_a != first_a
+    assert P.versions(store) == [first_a, only_b, second_a]
+    assert P.publish_staged(store, retention=2).removed == [first_a]  # an older copy of A
+    assert P.versions(store) == [only_b, second_a]
 
 
 # --- 9. a build killed mid-write -------------------------------------------------------------
@@ -337,9 +378,9 @@ def die(result):
     print("bucket", result.bucket, result.path, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 
-build_version(
-    store, duckdb.connect(), config, scratch=sys.argv[2], now=float(sys.argv[3]) + 60,
-    on_bucket=die,
+build_version(  # another cap: a new version (the same config would find nothing changed)
+    store, duckdb.connect(), BalanceConfig(cap=4, buckets=8), scratch=sys.argv[2],
+    now=float(sys.argv[3]) + 60, on_bucket=die,
 )
 print("not killed", flush=True)
 """
@@ -370,7 +411,7 @@ def test_a_build_killed_mid_write_leaves_the_published_version_intact(tmp_path):
     assert all(o.passed for o in check_outcomes(store, first).values())
 
     (second,) = [v for v in P.versions(store) if v != first]
-    assert second == P.new_version(manifest["inputs_digest"], T0 + 60)
+    assert second.split("-")[0] == P.new_version(manifest["inputs_digest"], T0 + 60).split("-")[0]
     assert not store.exists(layout.lake_version_dir(second), layout.LAKE_MANIFEST)
     written = store.glob(f"{layout.lake_samples_dir(second)}/*/*.parquet")
     assert len(written) == 1  # only the first bucket made it, and never a half file
@@ -379,7 +420,7 @@ def test_a_build_killed_mid_write_leaves_the_published_version_intact(tmp_path):
         P.publish(store, second)
     assert list(scratch.glob("vprim-lake-stage-*"))  # the killed build's staging copy
 
-    third = build(store, BalanceConfig(cap=5, buckets=8), now=T0 + 120, scratch=str(scratch))
+    third = build(store, BalanceConfig(cap=3, buckets=8), now=T0 + 120, scratch=str(scratch))
     assert second not in P.versions(store)  # the next build clears the killed one
     assert not list(scratch.glob("vprim-lake-stage-*"))  # and its orphaned staging
     assert P.apply_retention(store, keep=1) == []  # CURRENT (first) and STAGED (third) stay

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -79,3 +80,30 @@ def test_shards_are_stable_and_digests_track_content(tmp_path):
         cat.with_shards(cat.with_fingerprints(cat.validate_catalog(pa.Table.from_pylist(rows))), 8)
     )
     assert set(before) == set(after) and all(before[k] != after[k] for k in before)
+
+
+def _fingerprint(src, content_hash: str | None = None) -> str:
+    row = {"source_id": "s", "uri": str(src), "format": "voc", "content_hash": content_hash}
+    table = cat.validate_catalog(pa.Table.from_pylist([row]))
+    return cat.with_fingerprints(table)["fingerprint"][0].as_py()
+
+
+def test_a_content_hash_is_a_hint_never_a_reason_not_to_look(tmp_path):
+    """The catalog says nothing changed (same content_hash), but a file was edited behind its
+    back: same size, one second newer. The fingerprint still moves; so does a new hint."""
+    src = tmp_path / "src" / "Annotations"
+    src.mkdir(parents=True)
+    xml = src / "0001.xml"
+    xml.write_text("<annotation><object><name>dog</name></object></annotation>")
+    os.utime(xml, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    first = _fingerprint(tmp_path / "src", "sha256:abc")
+    assert first == _fingerprint(tmp_path / "src", "sha256:abc")  # nothing changed: stable
+    xml.write_text("<annotation><object><name>cat</name></object></annotation>")  # same size
+    os.utime(xml, ns=(1_700_000_001_000_000_000, 1_700_000_001_000_000_000))
+    edited = _fingerprint(tmp_path / "src", "sha256:abc")
+    assert edited != first
+    assert _fingerprint(tmp_path / "src", "sha256:def") != edited  # a new hint counts too
+    (src / "0002.xml").write_text("<annotation/>")  # a new file
+    assert _fingerprint(tmp_path / "src", "sha256:abc") != edited
+    assert _fingerprint(tmp_path / "missing") == "missing"
+    assert _fingerprint(tmp_path / "src").startswith("listing:")  # no hint: the listing alone
