@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import dagster as dg
 
 from vprim.assets.incremental import StepOutcome, digest
-from vprim.assets.reporting import md_table
+from vprim.assets.reporting import counts_table, md_table
 
 
 def add_partition_metadata(
@@ -51,3 +51,20 @@ def outcome_metadata(outcome: StepOutcome) -> dict:
     """What every global step reports about itself: rebuilt or unchanged, and why."""
     why = "inputs, config and code as last built" if not outcome.rebuilt else "inputs changed"
     return {"status": outcome.status, "status_reason": why, "data_version": outcome.data_version}
+
+
+def shard_metadata(summary: Mapping, rows: int, **figures: object) -> dict:
+    """One shard's own figures for its partition's event: rows, status, data version, more."""
+    return {
+        "dagster/row_count": rows,
+        "status": summary["status"],
+        "data_version": summary["data_version"],
+        **figures,
+    }
+
+
+def rejects_metadata(summary: Mapping, unit: str) -> dict:
+    """One shard's ledger rows by reason, for its partition's event."""
+    rejects = summary["rejects_by_reason"]
+    table = dg.MetadataValue.md(counts_table(rejects, "reason", unit))
+    return shard_metadata(summary, sum(rejects.values()), rejects_by_reason=table)

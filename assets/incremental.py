@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import posixpath
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -105,13 +106,17 @@ def data_version(store: Storage, stage: str, key: str | None = None) -> str | No
     return marker["data_version"] if marker else None
 
 
-def snapshot(root: str | Path) -> dict[str, tuple[int, int]]:
-    """Every file under a local root with (size, mtime_ns): to count what a run rewrote."""
+def snapshot(root: str | Path, skip: Iterable[str] = ()) -> dict[str, tuple[int, int]]:
+    """Every file under a local root with (size, mtime_ns), leaving out the top-level folders
+    in ``skip`` (the corpus, an input): to count what a run rewrote."""
+    root = str(root)
     out = {}
-    for path in Path(root).rglob("*"):
-        if path.is_file():
-            st = path.stat()
-            out[posixpath.relpath(str(path), str(root))] = (st.st_size, st.st_mtime_ns)
+    for folder, dirs, files in os.walk(root):
+        if folder == root:
+            dirs[:] = [d for d in dirs if d not in set(skip)]
+        for name in files:
+            st = os.stat(os.path.join(folder, name))
+            out[posixpath.relpath(os.path.join(folder, name), root)] = (st.st_size, st.st_mtime_ns)
     return out
 
 

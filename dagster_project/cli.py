@@ -204,11 +204,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: how long a schedule or sensor tick may take under `vprim ui` (Dagster's default is 60 s)
+TICK_TIMEOUT_S = 600
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     env = _env(args)
     # No target: dagster dev loads pyproject.toml's [tool.dagster] location from the project
     # root, the one `vprim rebuild-dataset` launches its runs through (launch.workspace_target).
     cmd = _dagster("dev", "-h", args.host, "-p", str(args.port))
+    # the nightly schedule and the sensor fingerprint every file of the corpus: ~80 s on the
+    # full one, past Dagster's 60 s default for a tick
+    for kind in ("SCHEDULE", "SENSOR"):
+        env.setdefault(f"DAGSTER_{kind}_GRPC_TIMEOUT_SECONDS", str(TICK_TIMEOUT_S))
     print(
         f"vprim: Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={env['DAGSTER_HOME']})"
     )

@@ -10,37 +10,17 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from tests.tiny import rebuild, tiny_env
 from vprim.assets.contracts import layout
 from vprim.assets.contracts import reasons as R
 from vprim.assets.settings import PROJECT_ROOT
-
-
-def _tiny_env(base) -> dict[str, str]:
-    """The settings of a shell that rebuilds the tiny corpus and then opens the UI."""
-    return {
-        **os.environ,
-        "VPRIM_ROOT": str(base / "data"),
-        "DAGSTER_HOME": str(base / "home"),
-        "VPRIM_SCALE": "tiny",
-        "VPRIM_SHARDS": "4",
-        "VPRIM_WORKERS": "2",
-    }
 
 
 @pytest.fixture(scope="module")
 def rebuilt(tmp_path_factory):
     """One tiny rebuild into a throwaway root and DAGSTER_HOME, shared by the tests below."""
     base = tmp_path_factory.mktemp("e2e")
-    proc = subprocess.run(
-        [sys.executable, "-m", "vprim.dagster_project.cli", "rebuild-dataset"],
-        env=_tiny_env(base),
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return base, proc.stdout
+    return base, rebuild(base)
 
 
 @pytest.mark.e2e
@@ -155,7 +135,7 @@ def ui_port(rebuilt):
         port = s.getsockname()[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "vprim.dagster_project.cli", "ui", "--port", str(port)],
-        env=_tiny_env(base),
+        env=tiny_env(base),
         cwd=PROJECT_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -6,21 +6,18 @@ the lake, leaving every other shard's files as they were."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
 
+from tests.tiny import rebuild, tiny_env
 from vprim.assets.contracts import layout
 from vprim.assets.incremental import rewritten, snapshot
 from vprim.assets.lake import publish as P
 from vprim.assets.lake.bench_incremental import NEW_LABEL, edit_one_voc_label
-from vprim.assets.settings import PROJECT_ROOT
 from vprim.assets.storage import Storage
 from vprim.dagster_project.definitions import defs
 from vprim.resources.storage import StorageResource
@@ -28,35 +25,11 @@ from vprim.resources.storage import StorageResource
 pytestmark = pytest.mark.e2e
 
 
-def _env(base: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "VPRIM_ROOT": str(base / "data"),
-        "DAGSTER_HOME": str(base / "home"),
-        "VPRIM_SCALE": "tiny",
-        "VPRIM_SHARDS": "4",
-        "VPRIM_WORKERS": "2",
-    }
-
-
-def _rebuild(base: Path, *flags: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-m", "vprim.dagster_project.cli", "rebuild-dataset", *flags],
-        env=_env(base),
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """A tiny rebuild, its root's files afterwards, and a Dagster instance over its home."""
     base = tmp_path_factory.mktemp("nightly")
-    _rebuild(base)
+    rebuild(base)
     before = snapshot(base / "data")
     with dg.DagsterInstance.from_config(str(base / "home")) as instance:
         yield base, before, instance
@@ -102,11 +75,11 @@ def test_a_rebuild_with_nothing_changed_reads_and_writes_nothing(site):
     base, before, instance = site
     version = P.current_version(Storage(str(base / "data")))
     runs = len(instance.get_runs())
-    stdout = _rebuild(base)
+    stdout = rebuild(base)
     assert "nothing changed: 4 of 4 shards up to date" in stdout
     assert len(instance.get_runs()) == runs  # no run was needed
 
-    stdout = _rebuild(base, "--all-shards")  # a run anyway: every step finds its marker
+    stdout = rebuild(base, "--all-shards")  # a run anyway: every step finds its marker
     assert rewritten(before, snapshot(base / "data")) == []
     store = Storage(str(base / "data"))
     assert P.current_version(store) == version and P.versions(store) == [version]
@@ -146,7 +119,7 @@ def test_one_edited_label_reaches_the_lake_and_nothing_else_moves(site, monkeypa
 
     from vprim.dagster_project.launch import launch_and_wait
 
-    for name, value in _env(base).items():  # the code server reads the deployment from here
+    for name, value in tiny_env(base).items():  # the code server reads the deployment from here
         monkeypatch.setenv(name, value)
     run = launch_and_wait(instance, "rebuild_dataset", request.tags)
     assert run.status == dg.DagsterRunStatus.SUCCESS

