@@ -43,7 +43,7 @@ def status_counts(summaries: Sequence[Mapping]) -> dict[str, int]:
 
 
 def shards_table(summaries: Sequence[Mapping], columns: Sequence[str]) -> dg.MetadataValue:
-    """The step's shards as one markdown table (status and data version first)."""
+    """The step's shards as one markdown table: shard and status, then ``columns``."""
     return dg.MetadataValue.md(md_table(summaries, ["shard", "status", *columns]))
 
 

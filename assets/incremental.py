@@ -67,16 +67,18 @@ def read_marker(store: Storage, stage: str, key: str | None = None) -> dict | No
         return None
 
 
+def intact(store: Storage, marker: Mapping) -> bool:
+    """Every file a marker names is still there with the size and mtime it had."""
+    return all(file_facts(store, rel) == facts for rel, facts in marker["outputs"].items())
+
+
 def up_to_date(store: Storage, stage: str, key: str | None, inputs: Mapping) -> dict | None:
     """The marker of ``stage``/``key`` when it was built from ``inputs`` and every file it
-    wrote is still there with the size and mtime it had; else None (the step must run)."""
+    wrote is still there as written; else None (the step must run)."""
     marker = read_marker(store, stage, key)
     if marker is None or marker.get("data_version") != digest(inputs):
         return None
-    for rel, facts in marker.get("outputs", {}).items():
-        if file_facts(store, rel) != facts:
-            return None
-    return marker
+    return marker if intact(store, marker) else None
 
 
 def write_marker(
@@ -133,16 +135,14 @@ def sharded_versions(store: Storage, directory: str, stage: str) -> dict[str, ob
         key = posixpath.basename(path).removeprefix("shard=").removesuffix(".parquet")
         rel = layout.shard_file(directory, key)
         marker = read_marker(store, stage, key)
-        if marker is not None and up_to_date(store, stage, key, marker["inputs"]):
-            out[key] = marker["data_version"]
-        else:
-            out[key] = file_facts(store, rel)
+        intact_marker = marker is not None and intact(store, marker)
+        out[key] = marker["data_version"] if intact_marker else file_facts(store, rel)
     return out
 
 
 @dataclass
 class StepOutcome:
-    """What one global step did: ``rebuilt`` or ``unchanged``, its summary and data version."""
+    """What one step did: ``rebuilt`` or ``unchanged``, its summary and data version."""
 
     status: str
     summary: dict
@@ -152,6 +152,15 @@ class StepOutcome:
     def rebuilt(self) -> bool:
         return self.status == "rebuilt"
 
+    def as_shard(self, key: str) -> dict:
+        """A shard step's summary as the defs read it: its figures, shard, status, version."""
+        return {
+            **self.summary,
+            "shard": key,
+            "status": self.status,
+            "data_version": self.data_version,
+        }
+
 
 def run_once(
     store: Storage,
@@ -159,12 +168,14 @@ def run_once(
     inputs: Mapping,
     outputs: Iterable[str],
     build: Callable[[], Mapping],
+    key: str | None = None,
 ) -> StepOutcome:
-    """``build()`` (which writes ``outputs`` and returns a JSON-able summary) unless the step's
-    marker shows it was already built from ``inputs``; then nothing is read or written."""
-    done = up_to_date(store, stage, None, inputs)
+    """``build()`` (which writes ``outputs`` and returns a JSON-able summary) unless the
+    marker of ``stage`` (shard ``key``, or the global step) shows it was already built from
+    ``inputs``; then nothing is read or written."""
+    done = up_to_date(store, stage, key, inputs)
     if done is not None:
         return StepOutcome("unchanged", done["summary"], done["data_version"])
     summary = build()
-    marker = write_marker(store, stage, None, inputs, outputs, summary)
+    marker = write_marker(store, stage, key, inputs, outputs, summary)
     return StepOutcome("rebuilt", marker["summary"], marker["data_version"])

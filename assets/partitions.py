@@ -21,7 +21,3 @@ def range_tags(first: str, last: str) -> dict[str, str]:
         "dagster/asset_partition_range_start": first,
         "dagster/asset_partition_range_end": last,
     }
-
-
-#: Tags that make one run cover every shard (what `make rebuild-dataset` launches).
-ALL_SHARDS_TAGS = range_tags(shard_key(0), shard_key(SHARD_COUNT - 1))

@@ -87,11 +87,10 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         return 0
     if todo is not None:
         print(f"vprim: {todo.describe()}", flush=True)
-    tags = {
-        "dagster/asset_partition_range_start": first,
-        "dagster/asset_partition_range_end": last,
-        "vprim/trigger": "rebuild-dataset" + (" --all-shards" if args.all_shards else ""),
-    }
+    from vprim.assets.partitions import range_tags
+
+    trigger = "rebuild-dataset" + (" --all-shards" if args.all_shards else "")
+    tags = {**range_tags(first, last), "vprim/trigger": trigger}
     print(
         f"vprim: {profile.shards} shards, {profile.workers} workers "
         f"({profile.ingest_workers} for ingest), "
@@ -119,9 +118,9 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rebuild_range(profile, force: bool):
-    """``(first shard, last shard, plan)``: the stale range, or every shard when forced or on
-    the first build (no catalog yet: the plan is None)."""
+def _rebuild_range(profile, all_shards: bool):
+    """``(first shard, last shard, plan)``: the stale range, or every shard with
+    ``--all-shards`` or on the first build (no catalog yet: the plan is None)."""
     from vprim.assets.contracts.layout import shard_key
     from vprim.assets.lake.recuration import PlanError, plan
     from vprim.assets.storage import Storage
@@ -131,7 +130,7 @@ def _rebuild_range(profile, force: bool):
         todo = plan(Storage(profile.root), profile)
     except PlanError:
         return (*everything, None)
-    return (*(everything if force else todo.run_range()), todo)
+    return (*(everything if all_shards else todo.run_range()), todo)
 
 
 def _launch_rebuild(home: str, tags: dict[str, str]) -> dg.DagsterRun | None:

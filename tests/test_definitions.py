@@ -23,13 +23,11 @@ def test_definitions_load_and_validate():
 
 def test_nightly_schedule_skips_with_a_reason_before_the_first_build(tmp_path):
     schedule = defs.get_schedule_def("nightly_recuration")
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
-            instance=instance,
-            scheduled_execution_time=__import__("datetime").datetime(2026, 11, 29, 2, 0),
-            resources={"storage": StorageResource(root=str(tmp_path))},
-        )
-        result = schedule.evaluate_tick(context)
+    context = dg.build_schedule_context(  # no instance: a disposed one would stay referenced
+        scheduled_execution_time=__import__("datetime").datetime(2026, 11, 29, 2, 0),
+        resources={"storage": StorageResource(root=str(tmp_path))},
+    )
+    result = schedule.evaluate_tick(context)
     assert not result.run_requests
     assert "does not exist" in result.skip_message and "make rebuild-dataset" in result.skip_message
 

@@ -64,9 +64,7 @@ def lake_samples(
         store, con, config.settings(), scratch=config.scratch_dir or None, on_bucket=progress
     )
     metadata = _unchanged_metadata(build) if build.unchanged else _build_metadata(store, build)
-    yield dg.MaterializeResult(
-        metadata=metadata, data_version=dg.DataVersion(build.manifest["inputs_digest"][:16])
-    )
+    yield dg.MaterializeResult(metadata=metadata, data_version=_data_version(build.manifest))
     for outcome in C.run_checks(store, con, build.version):
         yield dg.AssetCheckResult(
             check_name=outcome.name,
@@ -113,6 +111,11 @@ def _build_metadata(store, build) -> dict:
     }
 
 
+def _data_version(manifest: dict) -> dg.DataVersion:
+    """A lake version's data version: its inputs digest (the same for an unchanged build)."""
+    return dg.DataVersion(manifest["inputs_digest"][:16])
+
+
 def _meta(value):
     return dg.MetadataValue.json(value) if isinstance(value, (list, dict)) else value
 
@@ -147,7 +150,7 @@ def lake(config: PublishConfig, storage: StorageResource, duckdb: DuckDBResource
             ),
         },
         # what the camps read: a new version changes it, an unchanged night does not
-        data_version=dg.DataVersion(done.manifest["inputs_digest"][:16]),
+        data_version=_data_version(done.manifest),
     )
 
 

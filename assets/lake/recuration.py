@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vprim.assets.contracts import layout
-from vprim.assets.incremental import digest, read_marker, up_to_date
+from vprim.assets.incremental import digest, intact, read_marker
 from vprim.assets.lake import publish as P
 from vprim.assets.quality import curate
 from vprim.assets.quality.geometry import GeometryConfig
@@ -99,7 +99,10 @@ def plan(store: Storage, profile: Profile) -> Plan:
         key = layout.shard_key(shard)
         rows = table.filter(pc.equal(table["shard"], shard))
         inputs = ingest.shard_inputs(rows, key)
-        why = _raw_staleness(store, key, inputs) or _clean_staleness(store, key, defaults)
+        raw = read_marker(store, ingest.MARKER_STAGE, key)
+        why = _raw_staleness(raw, inputs, store) or _clean_staleness(
+            read_marker(store, curate.MARKER_STAGE, key), raw, defaults, store
+        )
         if why:
             result.stale[key] = why
             result.inputs[key] = digest(inputs)
@@ -109,30 +112,28 @@ def plan(store: Storage, profile: Profile) -> Plan:
     return result
 
 
-def _raw_staleness(store: Storage, key: str, inputs: dict) -> str | None:
-    marker = read_marker(store, ingest.MARKER_STAGE, key)
-    if marker is None:
+def _raw_staleness(raw: dict | None, inputs: dict, store: Storage) -> str | None:
+    if raw is None:
         return "never ingested"
-    if marker["data_version"] != digest(inputs):
-        same_code = marker["inputs"].get("code") == inputs["code"]
+    if raw["data_version"] != digest(inputs):
+        same_code = raw["inputs"].get("code") == inputs["code"]
         return "sources changed" if same_code else "ingest code changed"
-    if up_to_date(store, ingest.MARKER_STAGE, key, inputs) is None:
+    if not intact(store, raw):
         return "raw files changed on disk"
     return None
 
 
-def _clean_staleness(store: Storage, key: str, defaults: dict) -> str | None:
-    marker = read_marker(store, curate.MARKER_STAGE, key)
-    if marker is None:
+def _clean_staleness(clean: dict | None, raw: dict, defaults: dict, store: Storage) -> str | None:
+    if clean is None:
         return "never curated"
-    built = marker["inputs"]
-    if built.get("raw") != read_marker(store, ingest.MARKER_STAGE, key)["data_version"]:
+    built = clean["inputs"]
+    if built.get("raw") != raw["data_version"]:
         return "raw shard changed since curation"
     if built.get("code") != curate.CODE_VERSION:
         return "curation code changed"
     if any(digest(built.get(name)) != digest(value) for name, value in defaults.items()):
         return "curation settings changed"
-    if up_to_date(store, curate.MARKER_STAGE, key, built) is None:
+    if not intact(store, clean):
         return "clean files changed on disk"
     return None
 

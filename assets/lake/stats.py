@@ -49,27 +49,6 @@ def distribution(counts: np.ndarray) -> dict:
     }
 
 
-def text_plot(before: np.ndarray, after: np.ndarray, rows: int = 12, width: int = 36) -> str:
-    """Rank-frequency on a log scale as text bars (what the Dagster UI can show inline)."""
-    b = np.sort(np.asarray(before, dtype=np.float64))[::-1]
-    a = np.sort(np.asarray(after, dtype=np.float64))[::-1]
-    n = len(b)
-    if n == 0:
-        return "(no labels)"
-    top = math.log10(max(b[0], 1.0)) or 1.0
-    ranks = sorted({min(n, max(1, round(n ** (i / (rows - 1))))) for i in range(rows)})
-
-    def bar(v: float) -> str:
-        return "#" * round(width * math.log10(max(v, 1.0)) / top)
-
-    lines = [f"{'rank':>7}  {'before':>9} {'':<{width}}  {'after':>9}"]
-    for r in ranks:
-        bv = b[r - 1]
-        av = a[r - 1] if r <= len(a) else 0.0
-        lines.append(f"{r:>7}  {int(bv):>9,} {bar(bv):<{width}}  {int(av):>9,} {bar(av)}")
-    return "\n".join(lines)
-
-
 def png_plot(before: np.ndarray, after: np.ndarray, size: tuple[int, int] = (640, 400)) -> bytes:
     """Rank-frequency log-log plot (instances per label): before grey, after blue."""
     w, h = size
@@ -108,14 +87,12 @@ class BalanceReport:
     Attributes:
         funnel: samples and instances per step, clean samples to the lake.
         distribution: :func:`distribution` of instances per label, before and in the lake.
-        text_plot: :func:`text_plot` of the same.
         png_path: the :func:`png_plot`, written under the storage root.
         largest_labels: the per-label counts, most instances before balancing first.
     """
 
     funnel: list[dict]
     distribution: list[dict]
-    text_plot: str
     png_path: str
     png: bytes  # the same plot, shown inline in the UI
     largest_labels: pa.Table
@@ -157,7 +134,6 @@ def balance_report(store: Storage, version: str, counts: dict, labels: pa.Table)
             {"when": "before balancing", **distribution(before)},
             {"when": "in the lake", **distribution(after)},
         ],
-        text_plot=text_plot(before, after),
         png_path=png_path,
         png=png,
         largest_labels=labels.sort_by([("instances_before", "descending")]),

@@ -28,14 +28,7 @@ from vprim.assets.contracts import layout
 from vprim.assets.contracts import reasons as R
 from vprim.assets.contracts import schemas as S
 from vprim.assets.contracts.reasons import Reason
-from vprim.assets.incremental import (
-    code_version,
-    data_version,
-    digest,
-    file_facts,
-    up_to_date,
-    write_marker,
-)
+from vprim.assets.incremental import code_version, data_version, digest, file_facts, run_once
 from vprim.assets.parallel import map_shards
 from vprim.assets.quality import geometry as G
 from vprim.assets.quality.labels import LabelConfig
@@ -110,14 +103,15 @@ def _curate_one(args: tuple) -> dict:
     root, key, label_map_path, geometry, labels, seed = args
     storage = Storage(root)
     label_map = storage.read_parquet(label_map_path)
-    inputs = shard_inputs(storage, key, label_map, geometry, labels, seed)
-    done = up_to_date(storage, MARKER_STAGE, key, inputs)
-    if done is not None:
-        summary = {**done["summary"], "status": "unchanged"}
-        return {**summary, "shard": key, "data_version": done["data_version"]}
-    summary = curate_shard(storage, key, label_map, geometry, labels, seed)
-    marker = write_marker(storage, MARKER_STAGE, key, inputs, shard_outputs(key), summary)
-    return {**summary, "shard": key, "status": "rebuilt", "data_version": marker["data_version"]}
+    outcome = run_once(
+        storage,
+        MARKER_STAGE,
+        shard_inputs(storage, key, label_map, geometry, labels, seed),
+        shard_outputs(key),
+        lambda: curate_shard(storage, key, label_map, geometry, labels, seed),
+        key=key,
+    )
+    return outcome.as_shard(key)
 
 
 def curate_shard(

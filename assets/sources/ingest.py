@@ -25,7 +25,7 @@ from vprim.assets.contracts import hashing as H
 from vprim.assets.contracts import layout
 from vprim.assets.contracts import schemas as S
 from vprim.assets.contracts.reasons import Reason
-from vprim.assets.incremental import code_version, up_to_date, write_marker
+from vprim.assets.incremental import code_version, run_once
 from vprim.assets.parallel import map_shards
 from vprim.assets.sources import catalog as cat
 from vprim.assets.sources.readers import READERS, detect_format
@@ -354,16 +354,16 @@ def _ingest_one(args: tuple[str, str, str]) -> dict:
     root, catalog_path, shard_key = args
     storage = Storage(root)
     catalog = load_shard_catalog(storage, catalog_path, shard_key)
-    inputs = shard_inputs(catalog, shard_key)
-    done = up_to_date(storage, MARKER_STAGE, shard_key, inputs)
-    if done is not None:
-        summary = {**done["summary"], "status": "unchanged", "seconds": 0.0}
-        return {**summary, "data_version": done["data_version"]}
-    summary = ingest_shard(storage, catalog, shard_key).as_dict()
-    marker = write_marker(
-        storage, MARKER_STAGE, shard_key, inputs, shard_outputs(shard_key), summary
+    outcome = run_once(
+        storage,
+        MARKER_STAGE,
+        shard_inputs(catalog, shard_key),
+        shard_outputs(shard_key),
+        lambda: ingest_shard(storage, catalog, shard_key).as_dict(),
+        key=shard_key,
     )
-    return {**summary, "status": "rebuilt", "data_version": marker["data_version"]}
+    summary = outcome.as_shard(shard_key)
+    return summary if outcome.rebuilt else {**summary, "seconds": 0.0}
 
 
 #: the marker stage name of ingest (``_markers/raw_instances/shard=NNN.json``)
