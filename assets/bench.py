@@ -3,8 +3,9 @@
 Each measured step runs in a fresh subprocess so that its peak RSS is its own; the peak is
 sampled over the whole process tree (workers included) with psutil.
 
-    python -m vprim.assets.bench [--only coco,ingest,quality,lake,camps,incremental]
-                           [--coco-boxes N]
+    python -m vprim.assets.bench [--only coco,archives,ingest,quality,lake,camps,incremental,
+                                  images,neardup]
+                           [--coco-boxes N] [--archive-images N] [--images N] [--neardup-hashes N]
                            [--scale small] [--lake-sizes 10000000,40000000] [--lake-root ROOT]
                            [--camp-samples counting=800,maze=2000] [--out DIR]
 """
@@ -84,6 +85,16 @@ def bench_ingest(scale: str, out: Path, workers: int) -> dict:
         "peak_rss_mb": round(m["peak_rss_mb"]),
         "workers": workers,
     }
+
+
+def bench_archives(out: Path, n_images: int) -> dict:
+    """A Roboflow COCO export read zipped in place vs unzipped: images/s and the ratio."""
+    from vprim.assets.sources.bench_archives import bench_zip_vs_folder
+
+    print(f"== Roboflow COCO export, zip read in place vs folder, {n_images:,} images", flush=True)
+    figures = bench_zip_vs_folder(out, n_images)
+    _print(figures)
+    return figures
 
 
 def _print(figures: dict) -> None:
@@ -180,13 +191,18 @@ def bench_camps(out: Path, lake_root: str | None, workers: int, samples: dict[st
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m vprim.assets.bench")
-    parser.add_argument("--only", default="coco,ingest,quality,lake,camps,incremental")
+    parser.add_argument(
+        "--only", default="coco,archives,ingest,quality,lake,camps,incremental,images,neardup"
+    )
     parser.add_argument("--camp-samples", default="", help="e.g. counting=800,maze=2000")
     parser.add_argument("--lake-sizes", default="10000000,40000000")
     parser.add_argument("--lake-peer-max", type=int, default=10_000_000)
     parser.add_argument("--lake-root", default=os.environ.get("VPRIM_ROOT", ""))
     parser.add_argument("--geometry-rows", type=int, default=10_000_000)
     parser.add_argument("--coco-boxes", type=int, default=1_000_000)
+    parser.add_argument("--archive-images", type=int, default=5000)
+    parser.add_argument("--images", type=int, default=400, help="real JPEGs probed and hashed")
+    parser.add_argument("--neardup-hashes", type=int, default=13_500_000)
     parser.add_argument("--scale", default="small")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default=str(PROJECT_ROOT / "bench_out"))
@@ -200,6 +216,8 @@ def main(argv: list[str] | None = None) -> dict:
 
         print(f"== COCO reader vs pycocotools, {args.coco_boxes:,} boxes", flush=True)
         results["coco"] = bench_coco.main(["--boxes", str(args.coco_boxes), "--out", str(out)])
+    if "archives" in only:
+        results["archives"] = bench_archives(out, args.archive_images)
     if "ingest" in only:
         print(f"== whole ingest, synthetic corpus scale={args.scale}", flush=True)
         results["ingest"] = bench_ingest(args.scale, out, args.workers)
@@ -212,6 +230,19 @@ def main(argv: list[str] | None = None) -> dict:
     if "camps" in only:
         samples = {k: int(v) for k, v in (x.split("=") for x in args.camp_samples.split(",") if x)}
         results["camps"] = bench_camps(out, args.lake_root or None, args.workers, samples)
+    if "images" in only:
+        from vprim.assets.sources.images import bench as images_bench
+
+        print(f"== image probe and pHash, {args.images} real JPEGs", flush=True)
+        results["images"] = {
+            "hashes": images_bench.main(["hashes", "--images", "200", "--out", str(out)]),
+            "probe": images_bench.main(["images", "--images", str(args.images), "--out", str(out)]),
+        }
+    if "neardup" in only:
+        from vprim.assets.sources.images import bench as images_bench
+
+        print(f"== near-duplicate search, {args.neardup_hashes:,} random hashes", flush=True)
+        results["neardup"] = images_bench.main(["neardup", "--hashes", str(args.neardup_hashes)])
     if "incremental" in only:
         from vprim.assets.lake import bench_incremental
 

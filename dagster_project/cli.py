@@ -106,6 +106,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     import dagster as dg
 
     if run.status != dg.DagsterRunStatus.SUCCESS:
+        for line in _failed_checks(env["DAGSTER_HOME"], run.run_id):
+            print(f"vprim: {line}", flush=True)
         print(
             f"vprim: rebuild {run.status.value} after {elapsed:.0f}s (run {run.run_id}); "
             "see its logs in `make ui`",
@@ -145,6 +147,25 @@ def _launch_rebuild(home: str, tags: dict[str, str]) -> dg.DagsterRun | None:
         except CodeLocationError as err:
             print(f"vprim: {err}", file=sys.stderr, flush=True)
             return None
+
+
+def _failed_checks(dagster_home: str, run_id: str) -> list[str]:
+    """One line per asset check that failed in the run: its name and what it found."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(dagster_home) as instance:
+        records = instance.get_records_for_run(
+            run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+    lines = []
+    for record in records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        if evaluation.passed:
+            continue
+        error = evaluation.metadata.get("error")
+        found = error.value if error is not None else "see its metadata in the UI"
+        lines.append(f"check {evaluation.check_name} failed: {found}")
+    return lines
 
 
 def _step_times(dagster_home: str, run_id: str) -> str:

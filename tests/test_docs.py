@@ -31,13 +31,14 @@ def _documented_meanings() -> dict[str, list[str]]:
     "codes",
     [
         R.PARSE_REASONS,
+        R.IMAGE_REASONS,
         R.LABEL_REASONS,
         R.BOX_REASONS,
         R.SOURCE_REASONS,
         R.BALANCE_REASONS,
         R.KEEP_REASONS,
     ],
-    ids=["parse", "label", "box", "source", "balance", "label_keep"],
+    ids=["parse", "image", "label", "box", "source", "balance", "label_keep"],
 )
 def test_every_reason_code_is_documented(codes):
     missing = set(codes) - _documented_codes()

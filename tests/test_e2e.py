@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
 import dagster as dg
+import fsspec
 import polars as pl
 import pytest
+from PIL import Image, ImageOps
 
 from tests.tiny import rebuild, tiny_env
 from vprim.assets.contracts import layout
 from vprim.assets.contracts import reasons as R
+from vprim.assets.contracts import schemas as S
 from vprim.assets.settings import PROJECT_ROOT
 
 
@@ -66,9 +70,10 @@ def test_accounting_and_planted_parse_defects(rebuilt):
     root = base / "data"
     raw = pl.read_parquet(root / "raw_instances" / "*.parquet")
     rejects = pl.read_parquet(root / "rejects" / "stage=parse" / "*.parquet")
+    image_rejects = pl.read_parquet(root / "rejects" / "stage=image" / "*.parquet")
     stats = pl.read_parquet(root / "source_stats" / "*.parquet")
     box_rejects = rejects.filter(pl.col("instance_id").is_not_null())
-    assert stats["boxes_seen"].sum() == raw.height + box_rejects.height
+    assert stats["boxes_seen"].sum() == raw.height + box_rejects.height + image_rejects.height
     assert raw["instance_id"].n_unique() == raw.height  # ids are unique
     (corpus,) = list((root / "raw").iterdir())
     planted = pl.read_parquet(corpus / "planted.parquet")
@@ -94,6 +99,55 @@ def test_accounting_and_planted_parse_defects(rebuilt):
     # a planted box defect of the quality stage is still in raw_instances, untouched
     geometric = planted.filter(pl.col("defect") == "degenerate_box")
     assert geometric.join(raw, on="instance_id", how="semi").height == geometric.height
+
+
+@pytest.mark.e2e
+def test_the_image_stage_finds_what_was_planted_in_the_real_image_sources(rebuilt):
+    """The tiny corpus's real-image sources (COCO official and Roboflow layouts, a zipped
+    export, a .json.gz, Ultralytics): every planted image defect is in the image ledger with
+    its reason and nothing else is; EXIF-rotated boxes are kept at the displayed size; every
+    re-encoded or resized copy is grouped with another source's picture; the lake keeps one
+    sample of each (picture, label)."""
+    base, _ = rebuilt
+    root = base / "data"
+    (corpus,) = list((root / "raw").iterdir())
+    planted = pl.read_parquet(corpus / "planted.parquet")
+    raw = pl.read_parquet(root / "raw_instances" / "*.parquet")
+    ledger = pl.read_parquet(root / "rejects" / "stage=image" / "*.parquet")
+    expected = planted.filter(pl.col("defect").is_in(R.IMAGE_REASONS))
+    assert set(expected["defect"]) == set(R.IMAGE_REASONS)
+    got = ledger.select("instance_id", pl.col("reason").alias("defect"))
+    assert expected.join(got, on=["instance_id", "defect"], how="anti").is_empty()
+    assert got.join(expected, on=["instance_id", "defect"], how="anti").is_empty()
+    # read through each layout: zip members, and files of the other layouts
+    uris = raw["image_uri"]
+    assert uris.str.starts_with("zip://").any() and uris.str.starts_with("file://").any()
+    rotated = planted.filter(pl.col("defect") == S.PLANTED_EXIF_ROTATED)
+    kept = raw.join(rotated.select("instance_id"), on="instance_id", how="semi")
+    assert rotated.height > 0 and kept.height == rotated.height
+    for row in kept.unique("image_uri").iter_rows(named=True):
+        with fsspec.open(row["image_uri"], "rb") as f, Image.open(f) as img:
+            shown = ImageOps.exif_transpose(img).size
+        assert (row["image_width"], row["image_height"]) == shown
+    # every planted copy is in a group that spans sources
+    copies = planted.filter(pl.col("defect") == S.PLANTED_DUPLICATE_CONTENT)
+    groups = pl.read_parquet(root / "images" / "groups.parquet")
+    copy_uris = raw.join(copies.select("source_id", "image_id"), on=["source_id", "image_id"])
+    assert copies.height > 0
+    assert copy_uris.join(
+        groups.filter(pl.col("sources") > 1), on="image_uri", how="anti"
+    ).is_empty()
+    scores = json.loads((root / "quality" / "quality_vs_planted.json").read_text())
+    image_scores = {
+        r["reason"]: r for r in scores if r["reason"] in (*R.IMAGE_REASONS, "duplicate_content")
+    }
+    assert set(image_scores) == {*R.IMAGE_REASONS, "duplicate_content"}
+    assert all(r["recall"] == 1.0 for r in image_scores.values()), image_scores
+    # the lake holds each (picture, label) of a group once
+    version = (root / layout.LAKE_CURRENT).read_text().strip()
+    lake = pl.read_parquet(root / layout.lake_samples_glob(version))
+    keyed = lake.join(groups.select("image_uri", "group_key"), on="image_uri")
+    assert keyed.group_by("group_key", "label").len()["len"].max() == 1
 
 
 ASSETS_QUERY = """

@@ -27,6 +27,8 @@ LABEL_TRIAGE_PATH = "quality/label_triage.parquet"  # label_embeddings writes, l
 LABEL_MAP_PATH = "quality/label_map.parquet"
 QUALITY_VS_PLANTED_PATH = "quality/quality_vs_planted.json"
 FUNNEL_PATH = "quality/funnel.json"
+IMAGE_PROBES_DIR = "images/probes"  # ingest's image step: one probe table per shard (the cache)
+IMAGE_GROUPS_PATH = "images/groups.parquet"  # image_duplicates: near-duplicate content groups
 CLEAN_DIR = "clean_instances"
 SELECTION_DIR = "source_selection"
 

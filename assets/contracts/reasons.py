@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-STAGES = ("parse", "label", "geometry", "source")
+STAGES = ("parse", "image", "label", "geometry", "source")
 
 
 class _Coded(StrEnum):
@@ -44,13 +44,16 @@ class Reason(_Coded):
         "parse_invalid_csv",
         "parse",
         "file",
-        ("a CSV without the columns its format needs"),
+        (
+            "a CSV or Parquet table without the columns its format needs, or a Parquet file "
+            "that cannot be read"
+        ),
     )
     PARSE_BAD_ENCODING = (
         "parse_bad_encoding",
         "parse",
         "file",
-        ("bytes that are not UTF-8 (UTF-16/32 with a BOM are read)"),
+        ("bytes that are not UTF-8 (UTF-16/32 with a BOM are read), or a corrupt .gz/.zst file"),
     )
     PARSE_MISSING_IMAGE_SIZE = (
         "parse_missing_image_size",
@@ -62,7 +65,7 @@ class Reason(_Coded):
         "parse_unknown_format",
         "parse",
         "source",
-        ("`format=auto` and nothing recognisable inside"),
+        ("`format=auto` and nothing recognisable inside, or a `.zip` that is not an archive"),
     )
     PARSE_MISSING_FILE = (
         "parse_missing_file",
@@ -73,8 +76,8 @@ class Reason(_Coded):
     PARSE_PATH_ESCAPE = (
         "parse_path_escape",
         "parse",
-        "box",
-        ("an image path that leaves the source folder (absolute, `file://`, `..`)"),
+        "box / file",
+        ("an image path, link or archive member that leaves the source folder (absolute, `..`)"),
     )
     PARSE_UNKNOWN_CATEGORY = (
         "parse_unknown_category",
@@ -99,6 +102,26 @@ class Reason(_Coded):
         "parse",
         "file",
         ("the reader failed unexpectedly (a vprim bug; the detail names where)"),
+    )
+
+    # image: written by ingest's image step, which resolves and probes every local image once
+    IMAGE_MISSING = (
+        "image_missing",
+        "image",
+        "box",
+        ("the image the annotation names is not among the source's files (never a made-up URI)"),
+    )
+    IMAGE_UNDECODABLE = (
+        "image_undecodable",
+        "image",
+        "box",
+        ("the image file exists but its header or its pixels are not a readable image"),
+    )
+    IMAGE_SIZE_MISMATCH = (
+        "image_size_mismatch",
+        "image",
+        "box",
+        ("the annotation's image size is neither the file's stored nor its displayed (EXIF) size"),
     )
 
     # label: decided once per raw label in label_map
@@ -243,7 +266,8 @@ class BalanceReason(_Coded):
         "lake",
         "sample",
         (
-            "the same image (by normalised URI) and label already kept from another source "
+            "the same image (one near-duplicate content group, else one normalised URI) and label "
+            "already kept from another source "
             "(manifest: `samples_duplicate`, `instances_duplicate`)"
         ),
     )
@@ -255,6 +279,10 @@ def of_stage(stage: str) -> tuple[Reason, ...]:
 
 
 PARSE_REASONS = of_stage("parse")
+IMAGE_REASONS = of_stage("image")
+#: what ingest writes (readers raise parse codes and ``image_missing``; the image step the rest)
+INGEST_REASONS = PARSE_REASONS + IMAGE_REASONS
+INGEST_STAGES = ("parse", "image")
 LABEL_REASONS = of_stage("label")
 BOX_REASONS = of_stage("geometry")
 SOURCE_REASONS = of_stage("source")

@@ -11,7 +11,7 @@ import pyarrow as pa
 #: Bumped when a column is added or changes meaning; written into Parquet metadata.
 RAW_SCHEMA_VERSION = "2.0"  # 2.0: instance_id from md5_64 (was blake2b)
 
-FORMATS = ("coco", "voc", "yolo", "openimages", "odvg", "labelme")
+FORMATS = ("coco", "voc", "yolo", "openimages", "odvg", "labelme", "hf_parquet")
 CATALOG_FORMATS = (*FORMATS, "auto")
 
 ATTRIBUTES_TYPE = pa.map_(pa.string(), pa.string())
@@ -74,11 +74,17 @@ REJECTS_SCHEMA = pa.schema(
     metadata={"vprim.schema": "rejects", "vprim.schema_version": RAW_SCHEMA_VERSION},
 )
 
-#: 1.1 added ``near`` (the threshold of a near-threshold case) and ``near:<code>`` defects
-PLANTED_SCHEMA_VERSION = "1.1"
+#: 1.1 added ``near`` (the threshold of a near-threshold case) and ``near:<code>`` defects;
+#: 1.2 the image defects of real-image sources (``image_*``, ``exif_rotated``,
+#: ``duplicate_content``)
+PLANTED_SCHEMA_VERSION = "1.2"
 #: the ``defect`` of a planted negative: ``near:<code>`` is kept, though close to ``<code>``'s
 #: threshold
 PLANTED_NEAR_PREFIX = "near:"
+#: planted codes that are no reject (1.2): a box of an EXIF-rotated JPEG (kept, in the displayed
+#: orientation), and an image that re-publishes another source's picture (re-encoded or resized)
+PLANTED_EXIF_ROTATED = "exif_rotated"
+PLANTED_DUPLICATE_CONTENT = "duplicate_content"
 
 PLANTED_SCHEMA = pa.schema(
     [
@@ -112,7 +118,7 @@ SELECTION_SCHEMA = pa.schema(
     [
         pa.field("source_id", pa.string(), nullable=False),
         pa.field("decision", pa.string(), nullable=False),  # keep | drop
-        pa.field("stage", pa.string()),  # label | geometry, null when kept
+        pa.field("stage", pa.string()),  # ingest | label | geometry, null when kept
         pa.field("reason", pa.string()),
         pa.field("detail", pa.string()),
         pa.field("raw_boxes", pa.int64(), nullable=False),

@@ -128,12 +128,15 @@ def balance_bucket(
     store: Storage,
     out_path: str,
     images_path: str | None = None,
+    image_groups: str | None = None,
 ) -> BucketResult:
     """Balance one bucket and write its lake rows to ``out_path`` (under the storage root).
 
     ``images_path``: a local Parquet file that receives the distinct image keys (the md5 of
     the normalised URI, in two 64-bit halves) of the rows written, for the manifest's image
     count.
+    ``image_groups``: the near-duplicate content groups (``layout.IMAGE_GROUPS_PATH``, a path or
+    URL DuckDB reads), or None to compare images by normalised URI alone.
     Returns the bucket's facts (``bucket`` is left at -1 for the caller to set).
     """
     con.execute(
@@ -142,6 +145,7 @@ def balance_bucket(
             bucket_files=_sql_list(files),
             seed=str(int(config.seed)),
             cap=str(int(config.cap)),
+            image_groups=_groups_sql(image_groups),
         )
     )
     labels = con.sql(load("lake_bucket_labels")).to_arrow_table()
@@ -183,6 +187,14 @@ def balance_bucket(
     )
 
 
+def _groups_sql(image_groups: str | None) -> str:
+    """The ``image_uri -> group_key`` relation the samples query joins (empty without groups)."""
+    if image_groups is None:
+        return "(SELECT NULL::VARCHAR AS image_uri, NULL::VARCHAR AS group_key WHERE false)"
+    path = image_groups.replace("'", "''")
+    return f"(SELECT image_uri, group_key FROM read_parquet('{path}'))"
+
+
 def _remove_orphaned_staging(scratch: str | None) -> None:
     """Remove staging folders of builds whose process is gone (killed: no ``finally`` ran)."""
     for folder in glob.glob(os.path.join(scratch or tempfile.gettempdir(), STAGING_PREFIX + "*")):
@@ -210,6 +222,7 @@ def balance(
     config: BalanceConfig,
     scratch: str | None = None,
     on_bucket: Callable[[BucketResult], None] | None = None,
+    image_groups: str | None = None,
 ) -> Balanced:
     """Balance every bucket into the version's ``samples/label_bucket=NNN/part-0.parquet``.
 
@@ -221,6 +234,7 @@ def balance(
         config: the balancing rule.
         scratch: a local folder for the by-bucket staging (a temporary folder by default).
         on_bucket: called after each bucket is written (progress reporting).
+        image_groups: near-duplicate content groups (see :func:`balance_bucket`).
     """
     register_macros(con)
     _remove_orphaned_staging(scratch)
@@ -235,7 +249,7 @@ def balance(
         for bucket, files in sorted(by_bucket.items()):
             rel = layout.lake_bucket_file(version, bucket)
             images_path = os.path.join(images_dir, f"bucket-{bucket:03d}.parquet")
-            result = balance_bucket(con, files, config, store, rel, images_path)
+            result = balance_bucket(con, files, config, store, rel, images_path, image_groups)
             result.bucket = bucket
             results.append(result)
             if on_bucket:

@@ -45,6 +45,8 @@ def input_files(store: Storage) -> dict[str, list[str]]:
         )
     if store.exists(layout.LABEL_MAP_PATH):
         found["label_map"] = [store.path(layout.LABEL_MAP_PATH)]
+    if store.exists(layout.IMAGE_GROUPS_PATH):
+        found["image_groups"] = [store.path(layout.IMAGE_GROUPS_PATH)]
     return found
 
 
@@ -90,6 +92,7 @@ def build_version(
         config,
         scratch=scratch,
         on_bucket=on_bucket,
+        image_groups=_duck(store, files["image_groups"][0]) if "image_groups" in files else None,
     )
     results = balanced.buckets
     seconds["balance_and_write"] = time.perf_counter() - t1
@@ -124,10 +127,21 @@ def _duck(store: Storage, path: str) -> str:
     return store.url(store_rel(store, path))
 
 
+#: the columns of ``sql/lake_bucket_labels.sql``: an empty build reports them too, with no rows
+LABEL_COUNT_SCHEMA = pa.schema(
+    [("label", pa.string())]
+    + [
+        (f"{what}_{step}", pa.int64())
+        for step in ("before", "capped", "duplicate", "kept")
+        for what in ("samples", "instances")
+    ]
+)
+
+
 def _label_counts(results: list[BucketResult]) -> pa.Table:
     tables = [r.labels for r in results if r.labels.num_rows]
-    if not tables:
-        return pa.table({"label": pa.array([], pa.string())})
+    if not tables:  # nothing survived curation: an empty result, with its columns
+        return LABEL_COUNT_SCHEMA.empty_table()
     return pa.concat_tables(tables, promote_options="permissive").sort_by("label")
 
 

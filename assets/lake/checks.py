@@ -40,6 +40,8 @@ CHECKS = {
     "appears once",
     "manifest_counts_match": "the manifest's counts (rows, instances, per split, sources, "
     "labels, images) equal the files'",
+    "lake_not_empty": "the version holds at least one sample: a curation that kept nothing is "
+    "reported, never published over the current lake",
 }
 
 
@@ -241,10 +243,7 @@ def run_checks(store: Storage, con: duckdb.DuckDBPyConnection, version: str) -> 
     register_macros(con)
     manifest = P.read_manifest(store, version)
     if not manifest["files"]:
-        return [
-            CheckOutcome(name, False, desc, {"error": "the version holds no samples files"})
-            for name, desc in CHECKS.items()
-        ]
+        return _empty_version(con, store)
     lake = lake_files_sql(store, version)
     cap = check_cap(con, lake, manifest["config"]["cap"])
     unique = check_unique(con, lake)
@@ -258,4 +257,38 @@ def run_checks(store: Storage, con: duckdb.DuckDBPyConnection, version: str) -> 
         unique,
         check_sample_ids(con, lake),
         check_manifest(con, store, manifest, lake, recount),
+        CheckOutcome("lake_not_empty", True, CHECKS["lake_not_empty"], {"rows": recount}),
     ]
+
+
+def _empty_version(con, store: Storage) -> list[CheckOutcome]:
+    """A version with no samples: every row check holds (there is no row), and
+    ``lake_not_empty`` fails with why nothing is left, from ``source_selection``."""
+    why = selection_summary(con, store)
+    empty = {"violations": 0, "note": "the version holds no samples"}
+    outcomes = [CheckOutcome(n, True, d, dict(empty)) for n, d in CHECKS.items()]
+    outcomes[-1] = CheckOutcome(
+        "lake_not_empty",
+        False,
+        CHECKS["lake_not_empty"],
+        {"error": f"no sample to publish: {why}; the current lake is left as it was"},
+    )
+    return outcomes
+
+
+def selection_summary(con, store: Storage) -> str:
+    """One line: how many sources curation kept and why the others were dropped."""
+    glob = store.url(f"{layout.SELECTION_DIR}/shard=*.parquet").replace("'", "''")
+    try:
+        rows = con.execute(
+            f"SELECT decision, coalesce(reason, ''), count(*) FROM read_parquet('{glob}') "
+            "GROUP BY ALL ORDER BY 3 DESC, 2"
+        ).fetchall()
+    except duckdb.IOException:
+        return "no source_selection files (curation has not run)"
+    kept = sum(n for decision, _, n in rows if decision == "keep")
+    total = sum(n for *_, n in rows)
+    dropped = ", ".join(f"{reason} {n}" for decision, reason, n in rows if decision != "keep")
+    return f"{kept} of {total} sources kept by curation" + (
+        f" (dropped: {dropped})" if dropped else ""
+    )

@@ -38,7 +38,7 @@ class PublishConfig(dg.Config):
     kinds={"duckdb", "parquet"},
     pool="lake",  # one lake build at a time: a build clears other builds' unfinished versions
     op_tags=DUCKDB_HEAVY,
-    deps=["clean_instances", "source_selection", "label_map"],
+    deps=["clean_instances", "source_selection", "label_map", "image_duplicates"],
     code_version=CODE_VERSION,
     check_specs=[
         dg.AssetCheckSpec(name, asset="lake_samples", blocking=True, description=desc)

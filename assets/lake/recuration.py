@@ -26,7 +26,14 @@ from vprim.assets.sources import ingest
 from vprim.assets.storage import Storage
 
 #: the global steps of curation, in order, each with one completion marker
-GLOBAL_STEPS = ("catalog", "label_vocabulary", "label_embeddings", "label_map", "curation_funnel")
+GLOBAL_STEPS = (
+    "catalog",
+    "image_duplicates",
+    "label_vocabulary",
+    "label_embeddings",
+    "label_map",
+    "curation_funnel",
+)
 
 
 class PlanError(ValueError):

@@ -34,8 +34,11 @@ from vprim.assets.quality import geometry as G
 from vprim.assets.quality.labels import LabelConfig
 from vprim.assets.storage import Storage
 
+#: ``source_selection.stage`` of a source none of whose boxes reached curation
+INGEST_STAGE = "ingest"
+
 #: the stages whose rejects this module writes: label, geometry, source
-QUALITY_STAGES = tuple(stage for stage in R.STAGES if stage != "parse")
+QUALITY_STAGES = tuple(stage for stage in R.STAGES if stage not in R.INGEST_STAGES)
 
 
 #: per-box frames built from NumPy object arrays: an empty shard would otherwise infer
@@ -316,7 +319,7 @@ def _selection(per_source, dropped_by_labels, decisions, stats, clean, sources) 
         pl.col("boxes").alias("geo_boxes"),
         pl.col("clean_boxes").alias("geo_clean"),
     )
-    s = pl.from_arrow(stats.select(["source_id", "images"]))
+    s = pl.from_arrow(stats.select(["source_id", "images", "boxes_seen"]))
     out = (
         s.join(per_source, on="source_id", how="full", coalesce=True)
         .join(d, on="source_id", how="left")
@@ -331,18 +334,35 @@ def _selection(per_source, dropped_by_labels, decisions, stats, clean, sources) 
             )
         )
     )
+    # a source none of whose boxes reached curation was decided by ingest, not by geometry
+    # (its images are all "without boxes" only because every box was rejected on read)
+    nothing_read = pl.col("raw_boxes") == 0
     out = out.with_columns(
-        pl.when(pl.col("label_drop"))
+        pl.when(nothing_read)
+        .then(pl.lit(Reason.SOURCE_TOO_FEW_BOXES))
+        .when(pl.col("label_drop"))
         .then(pl.lit(Reason.SOURCE_LABEL_QUALITY))
         .otherwise(pl.col("geo_reason"))
         .alias("reason"),
-        pl.when(pl.col("label_drop"))
+        pl.when(nothing_read)
+        .then(pl.lit(INGEST_STAGE))
+        .when(pl.col("label_drop"))
         .then(pl.lit("label"))
         .when(pl.col("geo_reason").is_not_null())
         .then(pl.lit("geometry"))
         .otherwise(None)
         .alias("stage"),
-        pl.when(pl.col("label_drop"))
+        pl.when(nothing_read & (pl.col("boxes_seen").fill_null(0) == 0))
+        .then(pl.lit("no box reached curation: the source holds no box ingest could read"))
+        .when(nothing_read)
+        .then(
+            pl.format(
+                "no box reached curation: all {} boxes read were rejected by ingest "
+                "(see rejects, stages parse and image)",
+                pl.col("boxes_seen"),
+            )
+        )
+        .when(pl.col("label_drop"))
         .then(
             pl.format(
                 "{} of {} boxes carry rejected labels",

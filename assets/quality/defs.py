@@ -35,6 +35,7 @@ from vprim.assets.quality.vocabulary import normalise
 from vprim.assets.reporting import accounting_metadata, counts_table, md_table, table_preview
 from vprim.assets.settings import current
 from vprim.assets.sources import catalog as cat
+from vprim.assets.sources import image_groups
 from vprim.assets.sql import load
 from vprim.resources.duckdb import DUCKDB_HEAVY, DuckDBResource
 from vprim.resources.embedder import LabelEmbedderResource
@@ -323,7 +324,7 @@ def _selection_meta(summary: dict) -> dict:
     group_name="quality",
     kinds={"duckdb"},
     op_tags=DUCKDB_HEAVY,
-    deps=["clean_instances", "quality_rejects", "source_selection"],
+    deps=["clean_instances", "quality_rejects", "source_selection", "image_duplicates"],
     code_version=curate.CODE_VERSION,
     description="The funnel (sources and boxes at raw, after step I, after step II), rejects "
     "by reason, and precision/recall of every reason against the planted ground truth.",
@@ -336,13 +337,17 @@ def curation_funnel(storage: StorageResource, duckdb: DuckDBResource) -> dg.Mate
         con = duckdb.connect()
         report = scoring.funnel(con)
         scores = scoring.quality_vs_planted(con, planted) if planted else []
+        images = image_groups.scores_vs_planted(con, store, planted) if planted else []
         if scores:
-            store.write_json(scores, layout.QUALITY_VS_PLANTED_PATH)
+            store.write_json(scores + images, layout.QUALITY_VS_PLANTED_PATH)
         store.write_json(report, layout.FUNNEL_PATH)
-        return {"report": report, "scores": scores}
+        return {"report": report, "scores": scores, "images": images}
 
     inputs = {
         "clean": incremental.sharded_versions(store, layout.CLEAN_DIR, "clean_instances"),
+        "image_groups": (incremental.read_marker(store, "image_duplicates") or {}).get(
+            "data_version"
+        ),
         "planted": planted,
         "code": curate.CODE_VERSION,
     }
@@ -361,6 +366,8 @@ def curation_funnel(storage: StorageResource, duckdb: DuckDBResource) -> dg.Mate
     }
     if scores:
         metadata["quality_vs_planted"] = dg.MetadataValue.md(md_table(scores))
+    if outcome.summary.get("images"):
+        metadata["images_vs_planted"] = dg.MetadataValue.md(md_table(outcome.summary["images"]))
     return dg.MaterializeResult(
         metadata=metadata, data_version=dg.DataVersion(outcome.data_version)
     )

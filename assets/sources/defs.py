@@ -1,6 +1,8 @@
-"""Dagster definitions of the sources stage: ``catalog``, ``raw_instances``, ``parse_rejects``.
+"""Dagster definitions of the sources stage: ``catalog``, ``raw_instances``, ``parse_rejects``,
+``image_duplicates``.
 
-Wiring, config and metadata only; the work is in ``catalog.py`` and ``ingest.py``.
+Wiring, config and metadata only; the work is in ``catalog.py``, ``ingest.py`` and
+``image_groups.py``.
 """
 
 import time
@@ -20,11 +22,12 @@ from vprim.assets.defs_common import (
     status_counts,
     step_data_version,
 )
+from vprim.assets.incremental import run_once, sharded_versions
 from vprim.assets.partitions import shard_partitions
 from vprim.assets.reporting import accounting_metadata, counts_table, md_table, table_preview
 from vprim.assets.settings import current
 from vprim.assets.sources import catalog as cat
-from vprim.assets.sources import ingest
+from vprim.assets.sources import image_groups, ingest
 from vprim.resources.storage import StorageResource
 
 _profile = current()
@@ -87,7 +90,9 @@ def catalog(config: CatalogConfig, storage: StorageResource) -> dg.MaterializeRe
             code_version=ingest.CODE_VERSION,
             group_name="sources",
             kinds={"parquet"},
-            description="Every box as read, in one schema (raw_instances contract).",
+            description="Every box as read, in one schema (raw_instances contract), after the "
+            "image step: each real image probed once (header, EXIF, perceptual hash; cached "
+            "by uri, size and mtime), boxes moved to the displayed orientation where needed.",
         ),
         dg.AssetSpec(
             "parse_rejects",
@@ -95,7 +100,8 @@ def catalog(config: CatalogConfig, storage: StorageResource) -> dg.MaterializeRe
             code_version=ingest.CODE_VERSION,
             group_name="sources",
             kinds={"parquet"},
-            description="The parse stage of the rejects ledger: unreadable files and boxes.",
+            description="The parse and image stages of the rejects ledger: unreadable files "
+            "and boxes, and boxes whose image is missing, undecodable or of another size.",
         ),
     ],
     check_specs=[
@@ -145,7 +151,7 @@ def raw_instances(
 
 
 #: the per-shard columns of a run's table on the asset page
-RUN_COLUMNS = ["sources", "boxes", "boxes_seen", "seconds", "data_version"]
+RUN_COLUMNS = ["sources", "boxes", "boxes_seen", "images_probed", "seconds", "data_version"]
 
 
 def _raw_meta(summary: dict) -> dict:
@@ -156,6 +162,9 @@ def _raw_meta(summary: dict) -> dict:
         summary["boxes"],
         sources=summary["sources"],
         boxes_seen=summary["boxes_seen"],
+        images_probed=summary.get("images_probed", 0),
+        images_cached=summary.get("images_cached", 0),
+        boxes_rotated=summary.get("boxes_rotated", 0),
         sources_by_format=dg.MetadataValue.md(formats),
     )
 
@@ -180,4 +189,47 @@ def _raw_preview(store, shard_key: str) -> str:
 PREVIEW_COLUMNS = ["source_id", "image_id", "raw_label", "x0", "y0", "x1", "y1", "format"]
 
 
-sources_assets = [catalog, raw_instances]
+class ImageDuplicatesConfig(dg.Config):
+    """How near two pictures' perceptual hashes must be to count as one image."""
+
+    radius: int = image_groups.DEFAULT_RADIUS
+
+
+@dg.asset(
+    group_name="sources",
+    kinds={"parquet"},
+    deps=["raw_instances"],
+    code_version=image_groups.CODE_VERSION,
+    description="Near-duplicate content groups: every probed image's 64-bit perceptual hash "
+    "grouped within a Hamming radius by multi-index search (never all pairs). The lake keeps "
+    "one (image, label) sample per group, so re-uploads, re-encodes and resizes published by "
+    "several sources count once. Rebuilt only when a raw shard changed.",
+)
+def image_duplicates(
+    config: ImageDuplicatesConfig, storage: StorageResource
+) -> dg.MaterializeResult:
+    store = storage.get()
+    inputs = {
+        "raw": sharded_versions(store, layout.RAW_DIR, ingest.MARKER_STAGE),
+        "radius": config.radius,
+        "code": image_groups.CODE_VERSION,
+    }
+    outcome = run_once(
+        store,
+        "image_duplicates",
+        inputs,
+        [layout.IMAGE_GROUPS_PATH],
+        lambda: image_groups.write_groups(store, config.radius),
+    )
+    return dg.MaterializeResult(
+        metadata={
+            **outcome_metadata(outcome),
+            "dagster/row_count": outcome.summary["grouped_images"],
+            **{k: v for k, v in outcome.summary.items() if k != "grouped_images"},
+            "path": dg.MetadataValue.path(store.url(layout.IMAGE_GROUPS_PATH)),
+        },
+        data_version=dg.DataVersion(outcome.data_version),
+    )
+
+
+sources_assets = [catalog, raw_instances, image_duplicates]

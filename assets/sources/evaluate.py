@@ -13,16 +13,16 @@ from vprim.assets.contracts import reasons as R
 
 
 def parse_scores(planted: pl.DataFrame, rejects: pl.DataFrame) -> list[dict]:
-    """Per parse reason: planted, flagged, matched, precision and recall.
+    """Per ingest reason (parse and image): planted, flagged, matched, precision and recall.
 
     Args:
-        planted: rows of the ``planted`` table (any defects; only parse codes are scored).
-        rejects: rows of the parse ledger (``rejects`` contract).
+        planted: rows of the ``planted`` table (any defects; only ingest codes are scored).
+        rejects: rows of the parse and image ledgers (``rejects`` contract).
     """
-    planted = planted.filter(pl.col("defect").is_in(R.PARSE_REASONS))
-    rejects = rejects.filter(pl.col("stage") == "parse")
+    planted = planted.filter(pl.col("defect").is_in(R.INGEST_REASONS))
+    rejects = rejects.filter(pl.col("stage").is_in(R.INGEST_STAGES))
     rows = []
-    for reason in R.PARSE_REASONS:
+    for reason in R.INGEST_REASONS:
         p = planted.filter(pl.col("defect") == reason)
         r = rejects.filter(pl.col("reason") == reason)
         if p.is_empty() and r.is_empty():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -23,14 +23,18 @@ import pyarrow.parquet as pq
 
 from vprim.assets.contracts import hashing as H
 from vprim.assets.contracts import layout
+from vprim.assets.contracts import reasons as R
 from vprim.assets.contracts import schemas as S
 from vprim.assets.contracts.reasons import Reason
 from vprim.assets.incremental import code_version, run_once
 from vprim.assets.parallel import map_shards
 from vprim.assets.sources import catalog as cat
+from vprim.assets.sources.image_step import check_images
+from vprim.assets.sources.images.probe import ProbeCache, empty_probes
 from vprim.assets.sources.readers import READERS, detect_format
 from vprim.assets.sources.readers.base import (
     PREFETCH_WINDOW,
+    BoxReject,
     FormatReader,
     ParseError,
     ReadResult,
@@ -38,6 +42,9 @@ from vprim.assets.sources.readers.base import (
 )
 from vprim.assets.sources.readers.columns import Fragment
 from vprim.assets.storage import PARQUET_OPTIONS, Storage, parquet_writer
+
+#: the ledger stages ingest writes, one file per shard each
+INGEST_STAGES = R.INGEST_STAGES
 
 
 @dataclass
@@ -47,6 +54,8 @@ class SourceOutcome:
     boxes: list[pa.Table] = field(default_factory=list)
     rejects: list[dict] = field(default_factory=list)
     stats: dict = field(default_factory=dict)
+    probes: pa.Table | None = None  # the image step's probes of the source's own images
+    image_counts: Counter = field(default_factory=Counter)  # images probed/cached, boxes rotated
 
 
 class _RejectRows:
@@ -60,22 +69,27 @@ class _RejectRows:
         self.rows.append(self._row(None, uri, error.reason, error.detail))
 
     def boxes(self, uri: str, result: ReadResult) -> None:
-        if not result.rejects:
+        self.box_rows(result.rejects, lambda _: uri)
+
+    def box_rows(self, rejects: Sequence[BoxReject], uri_of: Callable | Mapping) -> None:
+        """Box-level rows; ``uri_of`` gives each one's ``uri`` from its image id."""
+        if not rejects:
             return
         ids = H.instance_ids(
             self.source_id,
-            [r.image_id for r in result.rejects],
-            np.array([r.box_index for r in result.rejects]),
+            [r.image_id for r in rejects],
+            np.array([r.box_index for r in rejects]),
         )
-        for iid, r in zip(ids.tolist(), result.rejects):
-            self.rows.append(self._row(iid, uri, r.reason, r.detail))
+        where = uri_of.__getitem__ if isinstance(uri_of, Mapping) else uri_of
+        for iid, r in zip(ids.tolist(), rejects):
+            self.rows.append(self._row(iid, where(r.image_id), r.reason, r.detail))
 
     def _row(self, iid: int | None, uri: str, reason: str, detail: str) -> dict:
         return {
             "instance_id": iid,
             "source_id": self.source_id,
             "uri": uri,
-            "stage": "parse",
+            "stage": Reason(reason).stage,  # parse, or image (image_missing and the probe)
             "reason": reason,
             "detail": detail,
         }
@@ -96,13 +110,18 @@ def _with_ids(source_id: str, fmt: str, boxes: pa.Table) -> pa.Table:
     return pa.table(columns, schema=S.RAW_INSTANCES_SCHEMA)
 
 
-def read_source(source_id: str, uri: str, fmt: str) -> SourceOutcome:
-    """Read one catalog source. Never raises for bad input: problems become ledger rows."""
+def read_source(
+    source_id: str, uri: str, fmt: str, probes: ProbeCache | None = None
+) -> SourceOutcome:
+    """Read one catalog source, then probe the images its boxes name (``image_step``; with
+    ``probes``, the shard's cache of earlier probes). Never raises for bad input: problems
+    become ledger rows."""
     started = time.perf_counter()
     out = SourceOutcome()
     ledger = _RejectRows(source_id)
     stats = Counter(files=0, files_rejected=0, images=0, boxes_seen=0, boxes_kept=0)
     resolved_fmt = fmt
+    source: Source | None = None
     try:
         source = Source(source_id, uri)
         if fmt == "auto":
@@ -124,6 +143,10 @@ def read_source(source_id: str, uri: str, fmt: str) -> SourceOutcome:
         ledger.file(uri, exc)
         files, stats["files_rejected"] = [], 1
     table = _read_files(reader, source, context, files, ledger, stats) if files else None
+    if source is not None:
+        _escape_rows(source, ledger, stats)
+    if table is not None and table.num_rows:
+        table = _image_step(source, table, probes or ProbeCache(), ledger, stats, out)
     if table is not None:  # ids and constant columns once per source, not once per file
         out.boxes.append(_with_ids(source_id, resolved_fmt, table))
     out.rejects = ledger.rows
@@ -135,6 +158,37 @@ def read_source(source_id: str, uri: str, fmt: str) -> SourceOutcome:
         "seconds": time.perf_counter() - started,
     }
     return out
+
+
+def _image_step(
+    source: Source,
+    table: pa.Table,
+    probes: ProbeCache,
+    ledger: _RejectRows,
+    stats: Counter,
+    out: SourceOutcome,
+) -> pa.Table:
+    """The source's boxes after the image step: rejects in the ledger (stage ``image``, the
+    image's URI in ``uri``), probes kept for the shard's probe table."""
+    checked = check_images(source, table, probes)
+    if checked.rejects:
+        uri_of = dict(zip(table["image_id"].to_pylist(), table["image_uri"].to_pylist()))
+        ledger.box_rows(checked.rejects, uri_of)
+        stats["boxes_kept"] -= len(checked.rejects)
+    out.image_counts = Counter(
+        images_probed=checked.probed, images_cached=checked.cached, boxes_rotated=checked.rotated
+    )
+    out.probes = checked.probes
+    return checked.boxes
+
+
+def _escape_rows(source: Source, ledger: _RejectRows, stats: Counter) -> None:
+    """One ``parse_path_escape`` row per entry that leaves the source (a symlink pointing out
+    of its folder, an archive member ``../x``): the listing left it out, so nothing read it."""
+    for url, error in source.escapes():
+        ledger.file(url, error)
+        stats["files"] += 1
+        stats["files_rejected"] += 1
 
 
 def _read_files(
@@ -252,6 +306,9 @@ class ShardSummary:
     rejects_by_reason: dict[str, int]
     formats: dict[str, int]
     seconds: float
+    images_probed: int = 0  # real images probed now (not synthetic://, not remote)
+    images_cached: int = 0  # real images whose earlier probe still held (same size, mtime)
+    boxes_rotated: int = 0  # boxes moved from stored to displayed (EXIF) orientation
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -265,6 +322,8 @@ def ingest_shard(storage: Storage, catalog: pa.Table, shard_key: str) -> ShardSu
     started = time.perf_counter()
     stats_rows: list[dict] = []
     reject_rows: list[dict] = []
+    probe_tables: list[pa.Table] = [empty_probes("")]
+    probes = ProbeCache(_previous_probes(storage, shard_key))
     n_boxes = 0
     with (
         storage.atomic_path(layout.shard_file(layout.RAW_DIR, shard_key)) as tmp,
@@ -278,9 +337,13 @@ def ingest_shard(storage: Storage, catalog: pa.Table, shard_key: str) -> ShardSu
             catalog["uri"].to_pylist(),
             catalog["format"].to_pylist(),
         )
-        for outcome in _read_sources(rows):
+        image_counts: Counter = Counter()
+        for outcome in _read_sources(rows, probes):
             stats_rows.append(outcome.stats)
+            image_counts.update(outcome.image_counts)
             reject_rows.extend(outcome.rejects)
+            if outcome.probes is not None and outcome.probes.num_rows:
+                probe_tables.append(outcome.probes)
             pending.extend(outcome.boxes)
             pending_rows += sum(t.num_rows for t in outcome.boxes)
             if pending_rows >= PARQUET_OPTIONS["row_group_size"]:
@@ -288,10 +351,14 @@ def ingest_shard(storage: Storage, catalog: pa.Table, shard_key: str) -> ShardSu
                 pending, pending_rows = [], 0
         n_boxes += _flush(writer, pending)
         writer.close()
-    rejects = pa.Table.from_pylist(reject_rows, schema=S.REJECTS_SCHEMA)
-    storage.write_parquet(rejects, layout.shard_file(layout.rejects_dir("parse"), shard_key))
+    for stage in INGEST_STAGES:
+        rows = [row for row in reject_rows if row["stage"] == stage]
+        rejects = pa.Table.from_pylist(rows, schema=S.REJECTS_SCHEMA)
+        storage.write_parquet(rejects, layout.shard_file(layout.rejects_dir(stage), shard_key))
     stats = pa.Table.from_pylist(stats_rows, schema=S.SOURCE_STATS_SCHEMA)
     storage.write_parquet(stats, layout.shard_file(layout.SOURCE_STATS_DIR, shard_key))
+    probed = pa.concat_tables(probe_tables)
+    storage.write_parquet(probed, layout.shard_file(layout.IMAGE_PROBES_DIR, shard_key))
     return ShardSummary(
         shard=shard_key,
         sources=len(stats_rows),
@@ -300,7 +367,14 @@ def ingest_shard(storage: Storage, catalog: pa.Table, shard_key: str) -> ShardSu
         rejects_by_reason=dict(Counter(r["reason"] for r in reject_rows)),
         formats=dict(Counter(r["format"] for r in stats_rows)),
         seconds=time.perf_counter() - started,
+        **image_counts,
     )
+
+
+def _previous_probes(storage: Storage, shard_key: str) -> pa.Table | None:
+    """The shard's probe table from its last ingest (the cache), None on the first."""
+    path = layout.shard_file(layout.IMAGE_PROBES_DIR, shard_key)
+    return storage.read_parquet(path) if storage.exists(path) else None
 
 
 #: sources read at once by one process. Parsing holds the GIL, so this buys no CPU: it lets
@@ -308,12 +382,14 @@ def ingest_shard(storage: Storage, catalog: pa.Table, shard_key: str) -> ShardSu
 SOURCE_LOOKAHEAD = 2
 
 
-def _read_sources(rows: Iterable[tuple[str, str, str]]) -> Iterator[SourceOutcome]:
+def _read_sources(
+    rows: Iterable[tuple[str, str, str]], probes: ProbeCache
+) -> Iterator[SourceOutcome]:
     """:func:`read_source` over ``(source_id, uri, format)`` rows, outcomes in row order."""
     with ThreadPoolExecutor(SOURCE_LOOKAHEAD, "vprim-source") as pool:
         in_flight: deque[Future] = deque()
         for row in rows:
-            in_flight.append(pool.submit(read_source, *row))
+            in_flight.append(pool.submit(read_source, *row, probes))
             if len(in_flight) >= SOURCE_LOOKAHEAD:
                 yield in_flight.popleft().result()
         while in_flight:
@@ -328,9 +404,14 @@ def _flush(writer: pq.ParquetWriter, tables: list[pa.Table]) -> int:
     return table.num_rows
 
 
-#: what decides a raw shard besides its sources: ingest, the readers and the contracts
+#: what decides a raw shard besides its sources: ingest, the readers, the image step and the
+#: contracts
 CODE_VERSION = code_version(
-    "assets/sources/ingest.py", "assets/sources/readers/*.py", "assets/contracts/*.py"
+    "assets/sources/ingest.py",
+    "assets/sources/image_step.py",
+    "assets/sources/readers/*.py",
+    "assets/sources/images/*.py",
+    "assets/contracts/*.py",
 )
 
 
@@ -341,11 +422,12 @@ def shard_inputs(shard_catalog: pa.Table, shard_key: str) -> dict:
 
 
 def shard_outputs(shard_key: str) -> list[str]:
-    """The three files one ingested shard consists of."""
+    """The files one ingested shard consists of."""
     return [
         layout.shard_file(layout.RAW_DIR, shard_key),
-        layout.shard_file(layout.rejects_dir("parse"), shard_key),
+        *(layout.shard_file(layout.rejects_dir(stage), shard_key) for stage in INGEST_STAGES),
         layout.shard_file(layout.SOURCE_STATS_DIR, shard_key),
+        layout.shard_file(layout.IMAGE_PROBES_DIR, shard_key),
     ]
 
 
@@ -399,12 +481,14 @@ def accounting(storage: Storage, shard_keys: list[str]) -> list[dict]:
         raw = pq.ParquetFile(
             storage.fs.open(storage.path(layout.shard_file(layout.RAW_DIR, key)), "rb")
         )
-        rej = storage.read_parquet(
-            layout.shard_file(layout.rejects_dir("parse"), key), columns=["instance_id"]
-        )
+        n_rej = 0
+        for stage in INGEST_STAGES:
+            rej = storage.read_parquet(
+                layout.shard_file(layout.rejects_dir(stage), key), columns=["instance_id"]
+            )
+            n_rej += rej.num_rows - rej["instance_id"].null_count
         n_seen = int(pc.sum(seen["boxes_seen"]).as_py() or 0)
         n_raw = raw.metadata.num_rows
-        n_rej = rej.num_rows - rej["instance_id"].null_count
         results.append(
             {
                 "shard": key,
@@ -418,15 +502,16 @@ def accounting(storage: Storage, shard_keys: list[str]) -> list[dict]:
 
 
 def parse_scores_for_shards(storage: Storage, planted_path: str, shard_keys: list[str]) -> list:
-    """Parse-stage precision/recall against ``planted``, over the sources of ``shard_keys``."""
+    """Ingest (parse and image) precision/recall against ``planted``, over ``shard_keys``."""
     import polars as pl
 
     from vprim.assets.sources.evaluate import parse_scores
 
     rejects = pl.concat(
         [
-            pl.from_arrow(storage.read_parquet(layout.shard_file(layout.rejects_dir("parse"), k)))
+            pl.from_arrow(storage.read_parquet(layout.shard_file(layout.rejects_dir(stage), k)))
             for k in shard_keys
+            for stage in INGEST_STAGES
         ]
     )
     sources = pl.concat(

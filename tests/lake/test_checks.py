@@ -23,6 +23,7 @@ from vprim.assets.contracts.schemas import LAKE_SCHEMA
 from vprim.assets.lake import checks as C
 from vprim.assets.lake import defs as lake_defs
 from vprim.assets.lake import publish as P
+from vprim.assets.lake import stats
 from vprim.assets.lake.balance import BalanceConfig
 from vprim.assets.lake.build import lake_files_sql
 from vprim.assets.sql import register_macros
@@ -148,14 +149,24 @@ def test_a_rejected_or_unknown_label_is_caught(tmp_path):
     assert outcome.metadata["error"] == "no label_map"
 
 
-def test_checks_fail_on_a_version_without_files(tmp_path):
+def test_an_empty_version_fails_only_lake_not_empty_and_says_why(tmp_path):
+    """Issue 19: a catalog where no source survives must not crash the lake (it raised
+    KeyError 'instances_before'): the build is empty and valid, the row checks hold
+    vacuously, and the one blocking check that fails names what curation decided."""
     store = write_root(tmp_path, images("src_c", "dog", 2), {"src_c": "drop"})
     built = build(store)
     assert built.manifest["files"] == []
     assert built.manifest["counts"]["rows"] == 0
+    assert built.labels.num_rows == 0 and "instances_before" in built.labels.column_names
+    report = stats.balance_report(store, built.version, built.manifest["counts"], built.labels)
+    assert report.distribution[0] == {"when": "before balancing", "labels": 0, "instances": 0}
     outcomes = check_outcomes(store, built.version)
     assert set(outcomes) == set(C.CHECKS)
-    assert not any(o.passed for o in outcomes.values())
+    failed = {name for name, o in outcomes.items() if not o.passed}
+    assert failed == {"lake_not_empty"}
+    error = outcomes["lake_not_empty"].metadata["error"]
+    assert error.startswith("no sample to publish: 0 of 1 sources kept by curation (dropped: ")
+    assert error.endswith("the current lake is left as it was")
 
 
 # --- unique_sample_id ------------------------------------------------------------------------

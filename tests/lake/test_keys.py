@@ -225,3 +225,39 @@ def test_the_manifest_records_the_config_the_keys_depend_on(tmp_path):
     built = build(store, BalanceConfig(cap=5, seed=3, buckets=4))
     manifest = P.read_manifest(store, built.version)
     assert manifest["config"] == {"cap": 5, "seed": 3, "buckets": 4, "holdout_permille": 20}
+
+
+def test_near_duplicate_content_groups_keep_one_sample_and_share_a_split(tmp_path):
+    """Three files under unrelated URIs, two of them one picture (image_duplicates put them
+    in a content group): per label the lake keeps one of the pair, from the first source in
+    the seeded order, and the third image (no group) is untouched. The group's split is the
+    md5 permille of its key, so copies never straddle train and holdout; the manifest counts
+    distinct files (the kept ones)."""
+    copy_a = "file:///data/a/IMG_0001.jpg"
+    copy_b = "file:///data/b/photo-re-encoded.jpg"
+    other = "file:///data/c/different.jpg"
+    boxes = [
+        box("src_a", "a1", "dog", uri=copy_a),
+        box("src_b", "b1", "dog", uri=copy_b),
+        box("src_c", "c1", "dog", uri=other),
+        box("src_b", "b1", "cat", uri=copy_b),  # only src_b has a cat: kept whatever the order
+    ]
+    store = write_root(tmp_path, boxes, {s: "keep" for s in ("src_a", "src_b", "src_c")})
+    group = copy_a  # the key image_duplicates writes: the group's first normalised URI
+    groups = pa.table({"image_uri": [copy_a, copy_b], "group_key": [group, group]})
+    store.write_parquet(groups, layout.IMAGE_GROUPS_PATH)
+    for seed in range(4):
+        built = build(store, BalanceConfig(seed=seed, buckets=1), now=1e9 + seed)
+        rows = rows_of(store, built.version)
+        dogs = {r["image_uri"] for r in rows if r["label"] == "dog"}
+        first = min(("src_a", "src_b"), key=lambda s: md5_key(seed, s))
+        assert dogs == {other, copy_a if first == "src_a" else copy_b}
+        assert [r["image_uri"] for r in rows if r["label"] == "cat"] == [copy_b]
+        counts = built.manifest["counts"]
+        assert counts["balance"]["samples_duplicate"] == 1
+        assert counts["images"] == len({r["image_uri"] for r in rows})
+    con = duckdb.connect()
+    register_macros(con)
+    permille = con.execute("SELECT md5_permille(?)", [group]).fetchone()[0]
+    expected = "holdout" if permille < 20 else "train"
+    assert {r["split"] for r in rows if r["image_uri"] in (copy_a, copy_b)} == {expected}

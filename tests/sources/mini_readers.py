@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import csv
 import functools
+import gzip
 import io
 import json
 import math
 import re
 import xml.etree.ElementTree as ET
+import zipfile
 from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
+import yaml
+from PIL import Image
 
 from vprim.assets.contracts import hashing as H
 from vprim.assets.sources.synthetic.vocabulary import load_vocabulary
@@ -57,7 +61,10 @@ class Read:
 
 
 def _text(path: Path) -> str:
-    data = path.read_bytes()
+    return _decode(path.read_bytes())
+
+
+def _decode(data: bytes) -> str:
     if not data.strip():
         raise ValueError("parse_empty_file")
     try:
@@ -66,14 +73,30 @@ def _text(path: Path) -> str:
         raise ValueError("parse_bad_encoding") from None
 
 
+def coco_documents(uri: str) -> list[tuple[str, bytes]]:
+    """(path relative to the root, bytes) of every COCO file: ``*.json`` and ``*.json.gz``
+    under a folder, or ``*.json`` in a zip (whose root is the archive's)."""
+    if uri.endswith(".zip"):
+        with zipfile.ZipFile(uri) as archive:
+            names = sorted(n for n in archive.namelist() if n.endswith(".json"))
+            return [(n, archive.read(n)) for n in names]
+    root = Path(uri)
+    paths = sorted([*root.rglob("*.json"), *root.rglob("*.json.gz")])
+    return [
+        (str(p.relative_to(root)), gzip.decompress(p.read_bytes()) if p.suffix == ".gz"
+         else p.read_bytes())
+        for p in paths
+    ]  # fmt: skip
+
+
 def read_coco(uri: str) -> Read:
     out = Read()
-    paths = sorted(Path(uri).rglob("*.json"))
-    for path in paths:
-        # several files: image ids are "<file stem>:<id>" (docs/FORMATS.md)
-        prefix = f"{path.relative_to(uri).with_suffix('')}:" if len(paths) > 1 else ""
+    docs = coco_documents(uri)
+    for rel, raw in docs:
+        # several files: image ids are "<file path without .json>:<id>" (docs/FORMATS.md)
+        prefix = f"{rel.removesuffix('.gz').removesuffix('.json')}:" if len(docs) > 1 else ""
         try:
-            doc = json.loads(_text(path))
+            doc = json.loads(_decode(raw))
         except ValueError as exc:
             out.file_errors.append(str(exc) if str(exc).startswith("parse_") else "json")
             continue
@@ -97,9 +120,50 @@ def read_coco(uri: str) -> Read:
     return out
 
 
-def read_yolo(uri: str) -> Read:
+def displayed_size(path: Path) -> tuple[int, int]:
+    """An image file's size as shown: EXIF orientations 5-8 swap width and height."""
+    with Image.open(path) as img:
+        w, h = img.size
+        return (h, w) if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)
+
+
+def read_ultralytics(root: Path) -> Read:
+    """``data.yaml`` names; ``labels/<split>/<stem>.txt`` beside ``images/<split>/<stem>.*``,
+    whose displayed size the normalised boxes are fractions of."""
     out = Read()
+    names = yaml.safe_load((root / "data.yaml").read_text(encoding="utf-8"))["names"]
+    for path in sorted((root / "labels").rglob("*.txt")):
+        image_id = str(path.relative_to(root).with_suffix(""))
+        rel = path.relative_to(root / "labels").with_suffix("")
+        (image,) = (root / "images" / rel.parent).glob(rel.name + ".*")
+        W, H = displayed_size(image)
+        out.images[image_id] = (W, H)
+        _yolo_boxes(out, image_id, path, names, (W, H), str(image.relative_to(root)))
+    return out
+
+
+def _yolo_boxes(out: Read, image_id: str, path: Path, names, size, ref: str) -> None:
+    """The boxes of one label file: ``cls cx cy w h`` or ``cls x1 y1 x2 y2 ...`` (YOLO-seg)."""
+    W, H = size
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    for k, line in enumerate(lines):
+        tok = line.split()
+        cls, vals = int(tok[0]), [float(v) for v in tok[1:]]
+        if len(vals) == 4:
+            cx, cy, w, h = vals
+            xyxy = ((cx - w / 2) * W, (cy - h / 2) * H, (cx + w / 2) * W, (cy + h / 2) * H)
+            out.add(image_id, k, names[cls], xyxy, (W, H), ref)
+        else:
+            pts = np.array(vals).reshape(-1, 2) * [W, H]
+            xyxy = (*pts.min(0), *pts.max(0))
+            out.add(image_id, k, names[cls], xyxy, (W, H), ref, polygon=pts.ravel().tolist())
+
+
+def read_yolo(uri: str) -> Read:
     root = Path(uri)
+    if (root / "data.yaml").exists():
+        return read_ultralytics(root)
+    out = Read()
     names = (root / "obj.names").read_text().splitlines()
     by_stem = {}
     for line in (root / "train.txt").read_text().splitlines():
@@ -110,20 +174,8 @@ def read_yolo(uri: str) -> Read:
             continue
         image_id = str(path.relative_to(root).with_suffix(""))
         ref = by_stem[path.stem]
-        W, H = size_from_uri(ref)
-        out.images[image_id] = (W, H)
-        lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-        for k, line in enumerate(lines):
-            tok = line.split()
-            cls, vals = int(tok[0]), [float(v) for v in tok[1:]]
-            if len(vals) == 4:
-                cx, cy, w, h = vals
-                xyxy = ((cx - w / 2) * W, (cy - h / 2) * H, (cx + w / 2) * W, (cy + h / 2) * H)
-                out.add(image_id, k, names[cls], xyxy, (W, H), ref)
-            else:
-                pts = np.array(vals).reshape(-1, 2) * [W, H]
-                xyxy = (*pts.min(0), *pts.max(0))
-                out.add(image_id, k, names[cls], xyxy, (W, H), ref, polygon=pts.ravel().tolist())
+        out.images[image_id] = size_from_uri(ref)
+        _yolo_boxes(out, image_id, path, names, size_from_uri(ref), ref)
     return out
 
 

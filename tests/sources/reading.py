@@ -47,9 +47,9 @@ def check_result(result: ReadResult) -> None:
     keys += [(r.image_id, r.box_index) for r in result.rejects]
     assert len(keys) == len(set(keys)), "box_index must be unique within an image"
     for r in result.rejects:
-        assert r.reason in R.PARSE_REASONS and r.detail
+        assert r.reason in R.INGEST_REASONS and r.detail
     for e in result.record_errors:
-        assert e.reason in R.PARSE_REASONS and e.detail
+        assert e.reason in R.INGEST_REASONS and e.detail
 
 
 def read(fmt: str, uri: Path | str) -> Outcome:

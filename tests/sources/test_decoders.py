@@ -231,7 +231,7 @@ def test_voc_plain_layout_takes_the_generator_files():
     )  # fmt: skip
     assert voc._plain_voc(text) == (
         "synthetic://s/a?w=4&h=3", "4", "3", ["dog"], [(0.0, 1.0, 30.5, 40.0)],
-        [{"truncated": "0", "difficult": "0"}], True,
+        [{"truncated": "0", "difficult": "0"}], True, "VOC",
     )  # fmt: skip
 
 

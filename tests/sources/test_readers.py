@@ -307,6 +307,7 @@ def test_voc_boxes_attributes_and_nonfinite(tmp_path):
 def test_voc_size_from_header_and_synthetic_uri(tmp_path):
     root = tmp_path / "src"
     image(root / "JPEGImages" / "real.png", 31, 17)
+    image(root / "JPEGImages" / "c.jpg", 8, 8)
     write(
         root,
         {
@@ -316,13 +317,17 @@ def test_voc_size_from_header_and_synthetic_uri(tmp_path):
             "b.xml": voc_file(voc_object(), filename=synthetic("b", 640, 480), size=None),
             # no <filename>: <stem>.jpg under JPEGImages (size given, so no header needed)
             "c.xml": voc_file(voc_object(), filename=None),
+            # no <filename> and no d.jpg among the source's files: image_missing
+            "d.xml": voc_file(voc_object(), filename=None),
         },
     )
-    rows = {r["image_id"]: r for r in read("voc", root).rows}
+    out = read("voc", root)
+    rows = {r["image_id"]: r for r in out.rows}
     assert (rows["a"]["image_width"], rows["a"]["image_height"]) == (31, 17)
     assert (rows["b"]["image_width"], rows["b"]["image_height"]) == (640, 480)
     assert rows["b"]["image_uri"] == synthetic("b", 640, 480)
     assert rows["c"]["image_uri"].endswith("src/JPEGImages/c.jpg")
+    assert [(r.image_id, r.reason) for r in out.rejects] == [("d", "image_missing")]
 
 
 def test_voc_box_rejects_keep_their_index(tmp_path):
@@ -650,7 +655,7 @@ def test_yolo_quirky_files_through_ingest(tmp_path):
 def test_registry():
     assert set(READERS) == set(S.FORMATS)
     assert all(READERS[name].name == name for name in READERS)
-    assert DETECT_ORDER == ("coco", "labelme", "odvg", "voc", "openimages", "yolo")
+    assert DETECT_ORDER == ("hf_parquet", "coco", "labelme", "odvg", "voc", "openimages", "yolo")
     assert get_reader("voc") is READERS["voc"]
     with pytest.raises(ValueError, match="known formats: coco, voc, yolo"):
         get_reader("pascal")

@@ -31,8 +31,16 @@ from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.render import open_image, render_image
 from vprim.assets.sources.synthetic.corpus import Corpus, content_hash, generate_corpus
 from vprim.assets.sources.synthetic.labels import VAGUE_LABELS
-from vprim.assets.sources.synthetic.plan import SCALES, plan_source, source_id_of
+from vprim.assets.sources.synthetic.plan import (
+    SCALES,
+    SYNTHETIC_FORMATS,
+    plan_source,
+    source_id_of,
+)
 from vprim.assets.sources.synthetic.vocabulary import VOCABULARY_PATH, load_vocabulary, surface_form
+
+#: box-level codes of the images of real-image sources (the last one is kept, not rejected)
+IMAGE_CODES = (*R.IMAGE_REASONS, "exif_rotated")
 
 #: the thresholds the near-threshold cases sit next to (GeometryConfig's and LabelConfig's names)
 NEAR_THRESHOLDS = {
@@ -149,17 +157,21 @@ def test_catalog_contract(tiny, catalog):
     rows = catalog.to_pylist()
     assert len(rows) == tiny.n_sources == SCALES["tiny"].n_sources
     for row in rows:
-        assert os.path.isabs(row["uri"]) and os.path.isdir(row["uri"])
-        assert row["uri"] == os.path.join(tiny.sources_dir, row["source_id"])
-        files = [(rel, data) for rel, data in _tree(row["uri"]).items()]
+        # a source is its folder, or the one zip in it (a real-image source delivered so)
+        folder = os.path.join(tiny.sources_dir, row["source_id"])
+        assert os.path.isabs(row["uri"]) and os.path.isdir(folder)
+        files = [(rel, data) for rel, data in _tree(folder).items()]
+        if row["uri"] != folder:
+            assert row["uri"].endswith(".zip")
+            assert [rel for rel, _ in files] == [os.path.basename(row["uri"])]
         assert row["content_hash"] == content_hash(files)
-    assert {r["format"] for r in rows} == set(S.CATALOG_FORMATS)
+    assert {r["format"] for r in rows} == {*SYNTHETIC_FORMATS, "auto"}
 
 
 def test_planted_contract_and_coverage(tiny, planted):
     table = pq.read_table(tiny.planted_path)
     assert table.schema.equals(S.PLANTED_SCHEMA, check_metadata=False)
-    assert table.schema.metadata[b"vprim.schema_version"] == b"1.1"
+    assert table.schema.metadata[b"vprim.schema_version"] == b"1.2"
     codes = Counter(r["defect"] for r in planted)
     expected = {
         *R.BOX_REASONS,
@@ -177,6 +189,8 @@ def test_planted_contract_and_coverage(tiny, planted):
         Reason.PARSE_EMPTY_FILE,
         Reason.PARSE_PATH_ESCAPE,
         "duplicate_image",
+        *IMAGE_CODES,
+        "duplicate_content",
     }
     assert expected <= set(codes), expected - set(codes)
     near_box = {"near:" + c for c in R.BOX_REASONS if c not in ("non_finite_box",
@@ -185,7 +199,8 @@ def test_planted_contract_and_coverage(tiny, planted):
                    "near:source_label_quality"}  # fmt: skip
     assert set(codes) - expected == near_box | near_source
     box_level = {*R.BOX_REASONS, "label_gibberish", "label_private", "label_vague",
-                 Reason.PARSE_MISSING_IMAGE_SIZE, Reason.PARSE_PATH_ESCAPE, *near_box}  # fmt: skip
+                 Reason.PARSE_MISSING_IMAGE_SIZE, Reason.PARSE_PATH_ESCAPE, *near_box,
+                 *IMAGE_CODES}  # fmt: skip
     ids = set()
     for r in planted:
         if r["defect"] in box_level:
@@ -193,7 +208,7 @@ def test_planted_contract_and_coverage(tiny, planted):
             want = H.instance_ids(r["source_id"], [r["image_id"]], [r["box_index"]])[0]
             assert r["instance_id"] == int(want)
             ids.add((r["source_id"], r["instance_id"]))
-        elif r["defect"] == "duplicate_image":  # image level
+        elif r["defect"] in ("duplicate_image", "duplicate_content"):  # image level
             assert r["image_id"] is not None and r["box_index"] is None
         else:
             assert r["image_id"] is None and r["box_index"] is None and r["instance_id"] is None
@@ -502,14 +517,17 @@ def test_open_image_renders_synthetic_and_reads_files(tmp_path):
 
 def test_real_readers_agree_with_planted(catalog, planted):
     """Every tiny source through ``READERS``: planted boxes are read (as boxes, or as box-level
-    rejects with the planted parse reason), planted files fail with the planted reason, nothing
-    else is rejected on read, junk is no format, and unannotated images are counted."""
+    rejects with the planted parse reason or ``image_missing``), planted files fail with the
+    planted reason, nothing else is rejected on read, junk is no format, and unannotated images
+    are counted."""
     readers_mod = pytest.importorskip("vprim.assets.sources.readers")
     readers = getattr(readers_mod, "READERS", None)
     if not readers:
         pytest.skip("vprim.assets.sources.readers.READERS does not exist yet")
     from vprim.assets.sources.readers.base import ParseError, Source
 
+    # a reader rejects a box whose image file is missing; the image step the other image codes
+    reader_rejects = {*R.PARSE_REASONS, Reason.IMAGE_MISSING}
     want = defaultdict(dict)
     file_rows = defaultdict(Counter)
     source_rows = defaultdict(set)
@@ -555,7 +573,7 @@ def test_real_readers_agree_with_planted(catalog, planted):
         where = f"{sid} ({row['format']})"
         assert errors == file_rows[sid], where
         for iid, defect in want[sid].items():
-            if defect.startswith("parse_"):
+            if defect in reader_rejects:
                 assert rejects.get(iid) == defect, where
             else:
                 assert iid in seen, f"{where}: planted {defect} box not read"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from vprim.assets.contracts import schemas as S
 from vprim.assets.sources.readers.base import FormatReader, ParseError, Source
 from vprim.assets.sources.readers.coco import CocoReader
+from vprim.assets.sources.readers.hfparquet import HfParquetReader
 from vprim.assets.sources.readers.labelme import LabelmeReader
 from vprim.assets.sources.readers.odvg import OdvgReader
 from vprim.assets.sources.readers.openimages import OpenImagesReader
@@ -22,10 +23,12 @@ READERS: dict[str, FormatReader] = {
     "openimages": OpenImagesReader(),
     "odvg": OdvgReader(),
     "labelme": LabelmeReader(),
+    "hf_parquet": HfParquetReader(),
 }
 
 #: the order ``format=auto`` tries (docs/FORMATS.md, section auto): the most specific first
-DETECT_ORDER = ("coco", "labelme", "odvg", "voc", "openimages", "yolo")
+#: (a Parquet shard with an ``objects.bbox`` schema is unambiguous, and its footer is cheap)
+DETECT_ORDER = ("hf_parquet", "coco", "labelme", "odvg", "voc", "openimages", "yolo")
 
 assert set(READERS) == set(S.FORMATS) == set(DETECT_ORDER)
 
@@ -57,6 +60,7 @@ __all__ = [
     "READERS",
     "CocoReader",
     "FormatReader",
+    "HfParquetReader",
     "LabelmeReader",
     "OdvgReader",
     "OpenImagesReader",

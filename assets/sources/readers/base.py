@@ -31,27 +31,43 @@ import math
 import os
 import posixpath
 import re
+import zipfile
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import ClassVar
+from contextlib import AbstractContextManager
+from typing import IO, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import fsspec
+import fsspec.compression
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from fsspec.implementations.zip import ZipFileSystem
 
-from vprim.assets.contracts import reasons as R
 from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers.columns import Fragment, TableFragment, empty_reader_table
+from vprim.assets.sources.readers.errors import BoxReject, ParseError
+from vprim.assets.sources.readers.errors import kept_indexes as kept_indexes  # readers use them
+from vprim.assets.sources.readers.errors import reject_image as reject_image  # from base
+from vprim.assets.sources.readers.listing import (
+    Decompressing,
+    Listing,
+    compression_of,
+    has_suffix,
+    is_archive,
+    scan_local,
+    within,
+    zip_listing,
+)
+from vprim.assets.sources.readers.listing import plain_name as plain_name  # readers use it
 
 #: Image references with these URL schemes are taken as they are (they cannot escape the
 #: source folder because they never name a local path). ``file://`` is not among them.
 REMOTE_SCHEMES = frozenset({"http", "https", "s3", "gs", "gcs", "az", "abfs", "synthetic"})
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
-
 
 MAX_INT32 = 2**31 - 1
 #: the types of JSON numbers as ``json.loads`` makes them (``bool`` is a type of its own, so
@@ -88,52 +104,6 @@ def image_dimension(value: object) -> int | None:
     if number is None or not math.isfinite(number) or number != int(number):
         return None
     return int(number) if 0 < number <= MAX_INT32 else None
-
-
-class ParseError(Exception):
-    """A file (or a whole source) that cannot be read; becomes one ``rejects`` row.
-
-    Args:
-        reason: one of ``reasons.PARSE_REASONS``.
-        detail: one line that tells a user what is wrong and where.
-    """
-
-    def __init__(self, reason: str, detail: str):
-        if reason not in R.PARSE_REASONS:
-            raise ValueError(f"unknown parse reason {reason!r}; add it to reasons.PARSE_REASONS")
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = " ".join(str(detail).split())[:500]
-
-
-@dataclass(frozen=True)
-class BoxReject:
-    """A box that was counted on read but cannot become a raw_instances row."""
-
-    image_id: str
-    box_index: int
-    reason: str
-    detail: str
-
-    @classmethod
-    def of(cls, image_id: str, box_index: int, error: ParseError) -> BoxReject:
-        """The box-level row of an error that concerns the box's whole image (its size, path)."""
-        return cls(image_id, box_index, error.reason, error.detail)
-
-
-def kept_indexes(rejects: Sequence[BoxReject], n: int) -> list[int]:
-    """The box indexes of an image's ``n`` boxes that ``rejects`` does not hold, in order."""
-    rejected = {r.box_index for r in rejects}
-    return [i for i in range(n) if i not in rejected]
-
-
-def reject_image(
-    image_id: str, rejects: Sequence[BoxReject], n: int, error: ParseError
-) -> list[BoxReject]:
-    """All ``n`` boxes of an image that its own problem (its path, its size) rejects: those
-    in ``rejects`` keep their reason, the others get ``error``; in box order."""
-    rejected = {r.box_index: r for r in rejects}
-    return [rejected.get(i) or BoxReject.of(image_id, i, error) for i in range(n)]
 
 
 class ReadResult:
@@ -275,23 +245,6 @@ def _is_normal(relative: str) -> bool:
     return "/./" not in wrapped and "/../" not in wrapped
 
 
-def _scan_local(root: str) -> list[str]:
-    """Files under a local folder (symlinks to files included, symlinked folders not walked)."""
-    found: list[str] = []
-    stack = [root]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    else:
-                        found.append(entry.path)
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            continue
-    return found
-
-
 _POOL: tuple[int, ThreadPoolExecutor] | None = None
 
 
@@ -321,8 +274,9 @@ class Source:
 
     Args:
         source_id: the catalog id.
-        uri: fsspec URL of the source folder, or of a single annotation file (then the folder
-            that holds it is the source root).
+        uri: fsspec URL of the source folder, of a single annotation file (then the folder
+            that holds it is the source root), or of a ``.zip`` archive (read in place; its
+            root is its one top-level folder, else the archive root).
     """
 
     def __init__(self, source_id: str, uri: str, fs: fsspec.AbstractFileSystem | None = None):
@@ -332,15 +286,36 @@ class Source:
             fs, path = fsspec.core.url_to_fs(uri)
         else:
             path = fs._strip_protocol(uri)
-        self.fs: fsspec.AbstractFileSystem = fs
+        #: what follows a path in its URL: the archive of a path inside one (``::file:///x.zip``)
+        chained = isinstance(fs, ZipFileSystem) and "::" in uri
+        self.url_tail = uri[uri.index("::") :] if chained else ""
         if not fs.exists(path):
             raise ParseError(Reason.PARSE_MISSING_FILE, f"source {source_id}: {uri} does not exist")
+        if is_archive(fs, path):
+            self.url_tail = "::" + fs.unstrip_protocol(path)
+            fs, path = self._open_archive(fs, path), ""
+        self.fs: fsspec.AbstractFileSystem = fs
         self.single_file: str | None = None if fs.isdir(path) else path
         self.root: str = posixpath.dirname(path) if self.single_file else path.rstrip("/")
+        self._listing: Listing | None = None
+        if isinstance(fs, ZipFileSystem):  # its directory is already read: list it now
+            self.root, self._listing = zip_listing(fs, self.root)
+            self._listing.files.sort()
         protocol = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
         self._local = "file" in protocol
         self._prefetched: dict[str, Future] = {}
-        self._found: list[str] | None = None
+
+    def _open_archive(self, fs: fsspec.AbstractFileSystem, path: str) -> ZipFileSystem:
+        """The zip filesystem of an archive, read in place over its own filesystem."""
+        f = fs.open(path, "rb")
+        try:
+            return ZipFileSystem(fo=f)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+            f.close()
+            raise ParseError(
+                Reason.PARSE_UNKNOWN_FORMAT,
+                f"source {self.source_id}: {self.uri} is not a readable zip archive ({exc})",
+            ) from None
 
     # -- reading ----------------------------------------------------------------------------
     def prefetch(self, paths: list[str]) -> None:
@@ -379,29 +354,64 @@ class Source:
         """The fsspec URL of an absolute path inside this source's filesystem."""
         if self._local and path.startswith("/") and os.sep == "/":
             return "file://" + (path.rstrip("/") or "/")  # what fsspec gives, ~10x cheaper
-        return self.fs.unstrip_protocol(path)
+        # inside an archive: zip://train/a.jpg::file:///data/x.zip, which fsspec.open opens
+        return self.fs.unstrip_protocol(path) + self.url_tail
 
     def relpath(self, path: str) -> str:
         """``path`` relative to the root (a listed path is cut, not re-normalised)."""
-        suffix = path[len(self.root) + 1 :]
-        if path.startswith(self.root + "/") and _is_normal(suffix):
+        prefix = self.root + "/" if self.root else ""  # an archive's root may be ""
+        suffix = path[len(prefix) :]
+        if path.startswith(prefix) and _is_normal(suffix):
             return suffix
-        return posixpath.relpath(path, self.root)
+        return posixpath.relpath(path, self.root or ".")
+
+    def _in_root(self, path: str) -> bool:
+        """Whether a normalised path is the root or under it."""
+        if self.root:
+            return path == self.root or path.startswith(self.root + "/")
+        return path != ".." and not path.startswith(("../", "/"))
 
     def inside(self, ref: str, base: str | None = None) -> str:
         """Resolve a relative reference against ``base`` (default: the source root).
 
-        Raises ParseError(parse_path_escape) for absolute paths and ``..`` that leave the root.
+        Raises ParseError(parse_path_escape) for absolute paths, ``..`` that leave the root,
+        and (local sources) paths that lead through a symlink out of the root.
         """
         ref = ref.replace("\\", "/")
         if ref.startswith("/") or ref.startswith("file:") or (len(ref) > 1 and ref[1] == ":"):
             raise ParseError(Reason.PARSE_PATH_ESCAPE, f"absolute path {ref!r} in {self.source_id}")
         joined = posixpath.normpath(posixpath.join(base or self.root, ref))
-        if joined != self.root and not joined.startswith(self.root + "/"):
+        if not self._in_root(joined):
             raise ParseError(
                 Reason.PARSE_PATH_ESCAPE, f"{ref!r} leaves the folder of source {self.source_id}"
             )
+        if self._local:
+            error = self.link_escape(joined)
+            if error is not None:
+                raise error
         return joined
+
+    @property
+    def has_links(self) -> bool:
+        """Whether the (local) root holds a symlink; without one no path leaves by a link."""
+        return self._local and bool(self._listed().links)
+
+    def link_escape(self, path: str) -> ParseError | None:
+        """``parse_path_escape`` when a normalised local path under the root leads through a
+        symlink out of it, else None. Only paths through a listed link cost a ``realpath``."""
+        listing = self._listed()
+        if not listing.links:
+            return None
+        link = path
+        while link not in listing.links:
+            if len(link) <= len(self.root):
+                return None
+            link = posixpath.dirname(link)
+        real = os.path.realpath(path)
+        if within(real, listing.real_root):
+            return None
+        detail = f"{self.relpath(path)} leads through the link {self.relpath(link)} to {real}"
+        return ParseError(Reason.PARSE_PATH_ESCAPE, f"{detail}, outside source {self.source_id}")
 
     def image_uri(self, ref: str, base: str | None = None) -> str:
         """The URI of an image named in an annotation: remote URLs as they are, local refs
@@ -416,21 +426,41 @@ class Source:
         return self.url(self.inside(ref, base))
 
     def find(self) -> list[str]:
-        """Every file under the root, sorted; listed once per source.
+        """Every file under the root, as absolute paths in ``fs``, sorted; listed once per
+        source. Entries that leave the root (:meth:`escapes`) are not among them.
 
         A local root is scanned with ``os.scandir``: fsspec's ``find`` stats every entry,
         one more disk read per file on a cold cache. Both leave symlinked folders alone.
         """
-        if self._found is None:
-            found = _scan_local(self.root) if self._local else self.fs.find(self.root)
-            self._found = sorted(found)
-        return self._found
+        return self._listed().files
+
+    def _listed(self) -> Listing:
+        if self._listing is None:
+            if self._local:
+                listing = scan_local(self.root)
+            else:
+                listing = Listing(self.fs.find(self.root))
+            listing.files.sort()
+            self._listing = listing
+        return self._listing
+
+    def escapes(self) -> list[tuple[str, ParseError]]:
+        """(URL, ``parse_path_escape``) of every entry the listing found leaving the root (a
+        symlink pointing out, an archive member ``../x``): never read, each a file-level ledger
+        row. Empty when the source was never listed (a single file read on its own)."""
+        if self._listing is None:
+            return []
+        return [
+            (self.url(path), ParseError(Reason.PARSE_PATH_ESCAPE, detail))
+            for path, detail in self._listing.escapes
+        ]
 
     def walk(self, suffixes: tuple[str, ...]) -> list[str]:
-        """All files under the root whose names end with one of ``suffixes``, sorted."""
+        """All files under the root whose names end with one of ``suffixes`` once a
+        compression suffix is stripped (``a.json.gz`` is a ``.json`` file), sorted."""
         if self.single_file:
-            return [self.single_file] if self.single_file.lower().endswith(suffixes) else []
-        return [p for p in self.find() if p.lower().endswith(suffixes)]
+            return [self.single_file] if has_suffix(self.single_file, suffixes) else []
+        return [p for p in self.find() if has_suffix(p, suffixes)]
 
     def read_bytes(self, path: str) -> bytes:
         """The whole file; what was read ahead is handed over once and no longer held here."""
@@ -442,14 +472,32 @@ class Source:
 
     def _read(self, path: str) -> bytes:
         try:
-            if self._local:  # fsspec's per-call overhead is ~0.1 ms a file
-                return _read_local(path)
-            with self.fs.open(path, "rb") as f:
+            if self._local and not compression_of(path):
+                return _read_local(path)  # fsspec's per-call overhead is ~0.1 ms a file
+            with self.open(path) as f:
                 return f.read()
         except (FileNotFoundError, IsADirectoryError):
             raise ParseError(
                 Reason.PARSE_MISSING_FILE, f"{self.relpath(path)} does not exist"
             ) from None
+
+    def open(self, path: str) -> IO[bytes]:
+        """A file of the source opened for binary reading, decompressed while it is read
+        when its name ends with a :data:`COMPRESSIONS` suffix (then it cannot seek back, and
+        a corrupt stream raises ParseError ``parse_bad_encoding`` as it is read)."""
+        codec = compression_of(path)
+        raw = self.fs.open(path, "rb")
+        if codec is None:
+            return raw
+        where = self.relpath(path)
+        try:
+            stream = fsspec.compression.compr[codec](raw, mode="rb")
+        except (OSError, EOFError, zlib.error) as exc:
+            raw.close()
+            raise ParseError(
+                Reason.PARSE_BAD_ENCODING, f"{where} is not valid {codec} data ({exc})"
+            ) from None
+        return io.BufferedReader(Decompressing(raw, stream, codec, where), 1 << 16)
 
     def read_text(self, path: str) -> str:
         return decode_text(self.read_bytes(path), self.relpath(path))
@@ -457,9 +505,9 @@ class Source:
     def head_text(self, path: str, size: int = 1 << 16) -> str | None:
         """The first ``size`` bytes of a file as text (for ``detect``), None if unreadable."""
         try:
-            with self.fs.open(path, "rb") as f:
+            with self.open(path) as f:
                 head = f.read(size)
-        except OSError:
+        except (OSError, ParseError):
             return None
         codec = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
         return head.decode(codec, errors="replace")
@@ -477,6 +525,38 @@ class Source:
             detail = f"{where}: no usable size and image {image_uri} is not readable"
             return 0, 0, ParseError(Reason.PARSE_MISSING_IMAGE_SIZE, detail)
         return header[0], header[1], None
+
+    def open_url(self, url: str) -> AbstractContextManager[IO[bytes]]:
+        """A URL opened for binary reading (``with source.open_url(url) as f``); one inside
+        this source's archive through the archive already open (``fsspec.open`` would read
+        the archive's directory again, for every image)."""
+        head = self.fs.unstrip_protocol("")
+        tail = self.url_tail
+        if tail and url.startswith(head) and url.endswith(tail):
+            return self.fs.open(url[len(head) : -len(tail)], "rb")
+        return fsspec.open(url, "rb")
+
+    def owns(self, url: str) -> bool:
+        """Whether ``url`` names a file of this source's own filesystem (a local file, a member
+        of its archive): the images ingest's image step probes. Remote URLs, ``synthetic://``
+        images and rows embedded in a Parquet file (``?row=``) are not."""
+        if "?" in url or "#" in url:
+            return False
+        head = self.url(self.root) if self.root else self.fs.unstrip_protocol("")
+        if self.url_tail:
+            return url.endswith(self.url_tail) and url.startswith(head.removesuffix(self.url_tail))
+        return url.startswith(head.rstrip("/") + "/")
+
+    def stat_url(self, url: str) -> tuple[int, int]:
+        """``(size, mtime_ns)`` of a file this source :meth:`owns`; FileNotFoundError if gone.
+        What the image probes are cached by: a changed file is probed again."""
+        head = self.fs.unstrip_protocol("")
+        path = url[len(head) : len(url) - len(self.url_tail)] if self.url_tail else url
+        if self._local:
+            st = os.stat(path.removeprefix("file://"))
+            return st.st_size, st.st_mtime_ns
+        info = self.fs.info(path)
+        return int(info.get("size") or 0), _info_mtime_ns(info)
 
     def image_size(self, image_uri: str) -> tuple[int, int] | None:
         """(width, height) from the image header without decoding pixels; None if unreadable.
@@ -496,15 +576,37 @@ class Source:
                 return None
         from PIL import Image, UnidentifiedImageError
 
+        from vprim.assets.sources.images.probe import read_orientation
+
         try:
-            with fsspec.open(image_uri, "rb") as f:
+            with self.open_url(image_uri) as f:
                 head = f.read(1 << 16)
             with Image.open(io.BytesIO(head)) as img:
-                return img.size
+                # the displayed size (EXIF orientations 5-8 swap the axes): sizes read from
+                # the header are what annotation tools and Ultralytics' exif_size show
+                return displayed(img.size, read_orientation(img))
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
             return None
         except Exception:  # hostile URIs reach third-party drivers (a missing fsspec driver
             return None  # raises ImportError); none of them may stop the file
+
+
+def displayed(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """An image's (width, height) as displayed under its EXIF orientation."""
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
+
+
+def _info_mtime_ns(info: dict) -> int:
+    """A file's modification time in ns from an fsspec ``info`` (0 when it gives none): zip
+    members carry ``date_time``, object stores ``mtime``/``LastModified``."""
+    import datetime
+
+    when = info.get("mtime") or info.get("LastModified") or info.get("date_time")
+    if isinstance(when, tuple):
+        when = datetime.datetime(*when[:6], tzinfo=datetime.UTC)
+    if isinstance(when, datetime.datetime):
+        return int(when.timestamp() * 1e9)
+    return int(float(when) * 1e9) if isinstance(when, int | float) else 0
 
 
 class FormatReader:

@@ -14,12 +14,15 @@ sorted ids. The cyclic GC is paused while a file is read (it would rescan millio
 short-lived containers).
 
 Semantics (``docs/FORMATS.md``, "coco"): ``image_id = str(image["id"])``; label = the category's
-``name``; ``bbox`` xywh -> xyxy; ``is_crowd = iscrowd == 1``; ``polygon`` = a non-empty list of
-polygons (rings of numbers), null for RLE or anything else; ``attributes`` = the annotation's
-``attributes`` object with string values as they are and other values as compact JSON text
-(``1``, ``true``, ``null``). Box-level rejects, first that applies: unknown image, the image's
-own problem (path escape, no ``file_name``, no size in the file nor in the image header),
-unknown or unnamed category, malformed bbox.
+``name``; ``bbox`` xywh -> xyxy; ``is_crowd = iscrowd == 1`` or ``ignore`` set (``true`` or a
+number other than 0: mmdetection's and Objects365's boxes to ignore); ``polygon`` = a non-empty
+list of polygons (rings of numbers), null for RLE or anything else; ``attributes`` = the
+annotation's ``attributes`` object with string values as they are and other values as compact
+JSON text (``1``, ``true``, ``null``), plus ``ignore`` when that flag is set. Images are found
+among the source's files (``readers/images.py``; folders tried: :func:`_image_places`).
+Box-level rejects, first that applies: unknown image, the image's own problem (path escape,
+no ``file_name``, image not among the source's files, no size in the file nor in the image
+header), unknown or unnamed category, malformed bbox.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import posixpath
 import re
 from itertools import chain
 from operator import attrgetter
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 import msgspec
 import numpy as np
@@ -43,15 +46,15 @@ import pyarrow.csv as pa_csv
 from vprim.assets.contracts import schemas as S
 from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers.base import (
-    REMOTE_SCHEMES,
     BoxReject,
     FormatReader,
     ParseError,
     ReadResult,
     Source,
-    remote_refs,
-    url_scheme,
+    compression_of,
+    plain_name,
 )
+from vprim.assets.sources.readers.images import Candidates, candidates, folder_of, resolve_column
 from vprim.assets.sources.readers.jsonscan import ArrayStream, SlowPath, open_utf8
 
 #: Bytes read per block; tests shrink it so that blocks cut through strings and numbers.
@@ -68,8 +71,6 @@ _INT32_MAX = 2**31 - 1
 
 _NUMBER_BYTES = b"0123456789.eE+-,[] \t\r\n"  # all a ring of plain numbers may hold
 _NUMBERS_TO_LINES = bytes.maketrans(b",[] \t\r", b"\n" * 6)
-# relative references that need Source.image_uri's full treatment (anything else is joined)
-_UNSAFE_NAME = r"^$|^/|[:\\]|//|(^|/)\.\.?(/|$)|/$"
 _COCO_IMAGES = re.compile(rb'"images"\s*:\s*\[')
 _COCO_ANNOTATIONS = re.compile(rb'"annotations"\s*:\s*\[')
 
@@ -84,6 +85,7 @@ class _AnnFast(msgspec.Struct):
     category_id: int
     bbox: tuple[float, float, float, float]
     iscrowd: int = 0
+    ignore: Any = 0  # mmdetection's / Objects365's "ignore this box" flag
     segmentation: list[msgspec.Raw] | _RLE | None = None  # polygon rings, parsed in bulk
     attributes: dict[str, Any] | None = None
 
@@ -231,6 +233,24 @@ def _attribute_pairs(attrs: object) -> list[tuple[str, str]]:
     if not isinstance(attrs, dict):
         return []
     return [(str(k), _attr_text(v)) for k, v in attrs.items()]
+
+
+def _ignored(ignores: list) -> np.ndarray | None:
+    """Per annotation, whether its ``ignore`` flag is set (``true`` or a number other than
+    0); None when none is (the common case: one list scan, no array)."""
+    if ignores.count(0) == len(ignores):  # 0, 0.0 and false all equal 0
+        return None
+    return np.fromiter(
+        (v is True or (_is_number(v) and v != 0) for v in ignores), dtype=bool, count=len(ignores)
+    )
+
+
+def _with_ignore(attrs: object, value: object) -> dict:
+    """The annotation's attributes with its ``ignore`` flag added (its own key, if it has one,
+    wins): the flag is kept, though ``is_crowd`` already says it."""
+    merged = dict(attrs) if isinstance(attrs, dict) else {}
+    merged.setdefault("ignore", value)
+    return merged
 
 
 def _size_value(value: object) -> int:
@@ -412,7 +432,8 @@ class _Annotations:
         )
         polygons = _ring_polygons(list(map(attrgetter("segmentation"), items)))
         attrs = list(map(attrgetter("attributes"), items))
-        self._add(images, categories, boxes.reshape(n, 4), crowd, polygons, attrs)
+        ignores = list(map(attrgetter("ignore"), items))
+        self._add(images, categories, boxes.reshape(n, 4), crowd, polygons, attrs, ignores)
 
     def slow(self, items: list, where: str) -> None:
         n = len(items)
@@ -436,10 +457,20 @@ class _Annotations:
             [_polygon(item.get("segmentation")) for item in items], type=S.POLYGON_TYPE
         )
         attrs = [item.get("attributes") for item in items]
-        self._add(images, categories, boxes, crowd, polygons, attrs)
+        ignores = [item.get("ignore", 0) for item in items]
+        self._add(images, categories, boxes, crowd, polygons, attrs, ignores)
 
-    def _add(self, images, categories, boxes, crowd, polygons: pa.Array, attrs: list) -> None:
+    def _add(
+        self, images, categories, boxes, crowd, polygons: pa.Array, attrs: list, ignores: list
+    ) -> None:
         n = len(boxes)
+        ignored = _ignored(ignores)
+        if ignored is not None:  # boxes to ignore are crowd boxes, as mmdetection has them
+            crowd = crowd | ignored
+            attrs = [
+                _with_ignore(a, v) if flag else a
+                for a, v, flag in zip(attrs, ignores, ignored.tolist())
+            ]
         self.images.append(images)
         self.categories.append(categories)
         self.boxes.append(boxes)
@@ -454,6 +485,16 @@ class _Annotations:
 
 #: the tracked top-level arrays and the sink of each
 _SINKS = {"images": _Images, "annotations": _Annotations, "categories": _Categories}
+
+
+def _stream_tail(f: IO[bytes], read: int) -> tuple[int, bytes]:
+    """(size, last PEEK_BYTES) of a stream ``read`` bytes into, read to its end; the tail is
+    empty for a file of at most 2 * PEEK_BYTES, as :meth:`CocoReader._peek` has it."""
+    size, tail = read, b""
+    while block := f.read(1 << 20):
+        size += len(block)
+        tail = (tail + block)[-PEEK_BYTES:]
+    return size, tail if size > 2 * PEEK_BYTES else b""
 
 
 # --- the reader -----------------------------------------------------------------------------
@@ -477,7 +518,7 @@ class CocoReader(FormatReader):
         for path in source.walk((".json",))[:DETECT_MAX_FILES]:
             try:
                 peek = self._peek(source, path)
-            except (OSError, ValueError):
+            except (OSError, ValueError, ParseError):
                 continue
             if _COCO_IMAGES.search(peek) and (
                 _COCO_ANNOTATIONS.search(peek)
@@ -488,14 +529,18 @@ class CocoReader(FormatReader):
 
     @staticmethod
     def _peek(source: Source, path: str) -> bytes:
-        """The first and the last PEEK_BYTES of a file, as UTF-8 bytes."""
-        with source.fs.open(path, "rb") as f:
+        """The first and the last PEEK_BYTES of a file, as UTF-8 bytes (a compressed file
+        cannot seek: it is decompressed to its end, which only ``format=auto`` pays)."""
+        with source.open(path) as f:
             head = f.read(PEEK_BYTES)
-            size = source.fs.size(path) or 0
-            tail = b""
-            if size > 2 * PEEK_BYTES:
-                f.seek(size - PEEK_BYTES)
-                tail = f.read(PEEK_BYTES)
+            if compression_of(path):
+                size, tail = _stream_tail(f, len(head))
+            else:
+                size = source.fs.size(path) or 0
+                tail = b""
+                if size > 2 * PEEK_BYTES:
+                    f.seek(size - PEEK_BYTES)
+                    tail = f.read(PEEK_BYTES)
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with its BOM
             codec = "utf-16-le" if head.startswith(b"\xff\xfe") else "utf-16-be"
             head = head[2:].decode(codec, errors="ignore").encode()
@@ -503,7 +548,7 @@ class CocoReader(FormatReader):
         return head + b"\n" + tail
 
     def files(self, source: Source, context: object) -> list[str]:
-        return source.walk((".json",))
+        return source.walk((".json",))  # .json.gz and .json.zst too
 
     def prepare(self, source: Source) -> object:
         """How many COCO files the source has: with several, image ids get the file's name."""
@@ -518,14 +563,15 @@ class CocoReader(FormatReader):
             if gc_enabled:
                 gc.enable()
         if isinstance(context, int) and context > 1:
-            result = _with_file_prefix(result, source.relpath(path)[: -len(".json")] + ":")
+            stem = plain_name(source.relpath(path))[: -len(".json")]
+            result = _with_file_prefix(result, stem + ":")
         return result
 
     def _read(self, source: Source, path: str) -> ReadResult:
         where = source.relpath(path)
         stream = ArrayStream(where, self.batch_size, _SINKS)
         try:
-            with source.fs.open(path, "rb") as raw:
+            with source.open(path) as raw:
                 f, first = open_utf8(raw, where)
                 if first:
                     stream.feed(first)
@@ -550,70 +596,16 @@ class CocoReader(FormatReader):
 _OK, _UNKNOWN_IMAGE, _IMAGE_PROBLEM, _UNKNOWN_CATEGORY, _MALFORMED = range(5)
 
 
-def _image_base(source: Source, path: str, names: pa.Array, remote: np.ndarray) -> str:
-    """The folder a file's relative ``file_name``s hang from (docs/FORMATS.md "coco").
-    ``remote``: :func:`remote_refs` of ``names`` (those are never probed)."""
-    stem = posixpath.basename(path).rsplit(".", 1)[0]
+def _image_places(source: Source, path: str) -> Candidates:
+    """Where a COCO file's images are looked for (docs/FORMATS.md "coco"): the official
+    layout's ``<subset>/`` (``annotations/instances_val2017.json`` beside ``val2017/``), then
+    ``images/<subset>/``, ``images/``, the file's own folder (a Roboflow export) and the root;
+    an annotation-only source's refs hang from ``images/`` (the old default)."""
+    stem = posixpath.basename(plain_name(path)).rsplit(".", 1)[0]
     subset = stem[len("instances_") :] if stem.startswith("instances_") else stem
-    images_dir = posixpath.join(source.root, "images")
-    candidates = [posixpath.join(images_dir, subset)] if subset else []
-    candidates += [images_dir, source.root]
-    probe = next(
-        (
-            n
-            for n in (names[i].as_py() for i in np.flatnonzero(~remote).tolist())
-            if n and url_scheme(n) not in REMOTE_SCHEMES
-        ),
-        None,
-    )
-    if probe is None:
-        return images_dir
-    for base in candidates:
-        try:
-            if source.fs.exists(source.inside(probe, base)):
-                return base
-        except ParseError:
-            break
-    return images_dir
-
-
-def _image_uris(
-    source: Source, base: str, names: pa.Array, remote: np.ndarray
-) -> tuple[pa.Array, dict[int, tuple[str, str]]]:
-    """URI of each named image, and (reason, detail) of those that have none. ``remote``
-    (:func:`remote_refs` of ``names``): URLs kept as they are, without a call per image."""
-    problems: dict[int, tuple[str, str]] = {}
-    odd = pc.fill_null(pc.match_substring_regex(names, _UNSAFE_NAME), True)
-    odd, local = odd.to_numpy(zero_copy_only=False), ~remote
-    unsafe = odd & local
-    uris: pa.Array | None = None
-    safe_at = np.flatnonzero(~odd & local)
-    if safe_at.size:
-        sample = names[int(safe_at[0])].as_py()
-        full = source.image_uri(sample, base)
-        prefix = full[: len(full) - len(sample)]
-        if full.endswith(sample) and prefix.endswith("/"):
-            uris = pc.binary_join_element_wise(prefix, names, "")
-        else:  # a filesystem whose URLs are not prefix + name: resolve each one
-            unsafe = local
-    if uris is None:
-        uris = pa.nulls(len(names), pa.string())
-    unsafe_at = np.flatnonzero(unsafe)
-    if unsafe_at.size:
-        fixed = uris.to_pylist()
-        for i in unsafe_at.tolist():
-            name = names[i].as_py()
-            if name is None:
-                problems[i] = (Reason.PARSE_MISSING_FILE, "the image has no file_name")
-                continue
-            try:
-                fixed[i] = source.image_uri(name, base)
-            except ParseError as exc:
-                problems[i] = (exc.reason, exc.detail)
-        uris = pa.array(fixed, pa.string())
-    if remote.any():
-        uris = pc.if_else(pa.array(remote), names, uris)
-    return uris, problems
+    subset_folders = [subset, f"images/{subset}"] if subset else []
+    folders = [*subset_folders, "images", folder_of(source, path), ""]
+    return candidates(folders, posixpath.join(source.root, "images"))
 
 
 def _assemble(
@@ -660,9 +652,9 @@ def _assemble(
     widths = np.concatenate(images.widths) if images.widths else np.zeros(0, np.int64)
     heights = np.concatenate(images.heights) if images.heights else np.zeros(0, np.int64)
     used_names = names.take(pa.array(used))
-    remote = remote_refs(used_names)
-    base = _image_base(source, path, used_names, remote)
-    uris, problems = _image_uris(source, base, used_names, remote)
+    where = source.relpath(path)
+    uris, errors = resolve_column(source, used_names, where, _image_places(source, path))
+    problems = {i: (error.reason, error.detail) for i, error in errors.items()}
     no_size = np.flatnonzero((widths[used] < 0) | (heights[used] < 0))
     for i in no_size.tolist():
         if i in problems:

@@ -22,7 +22,6 @@ import numpy as np
 
 from vprim.assets.contracts.reasons import Reason
 from vprim.assets.sources.readers.base import (
-    IMAGE_EXTENSIONS,
     PLAIN_NUMBER_TYPES,
     BoxReject,
     FormatReader,
@@ -33,9 +32,18 @@ from vprim.assets.sources.readers.base import (
     image_dimension,
     json_number,
     kept_indexes,
+    plain_name,
     reject_image,
 )
 from vprim.assets.sources.readers.columns import ImageBoxes, flat, one_ring_polygons, packed
+from vprim.assets.sources.readers.images import (
+    annotation_only,
+    candidates,
+    folder_of,
+    index_of,
+    missing,
+    resolve,
+)
 
 NOT_BOXES = frozenset({"point", "line", "linestrip"})
 BOX_SHAPES = frozenset({"rectangle", "polygon", "circle"})
@@ -242,16 +250,23 @@ class LabelmeReader(FormatReader):
         return source.walk((".json",))
 
     @staticmethod
-    def _image_uri(source: Source, ref: object, path: str) -> str:
-        folder = posixpath.dirname(path)
+    def _image_uri(source: Source, ref: object, path: str, where: str) -> str:
+        """The image of the LabelMe file at ``path`` (docs/FORMATS.md "labelme"): ``imagePath``
+        from the file's folder, then from the root; without one, an image with the file's
+        stem beside it (``<stem>.jpg`` in an annotation-only source)."""
+        own = folder_of(source, path)
         if isinstance(ref, str) and ref.strip():
-            return source.image_uri(ref.strip(), base=folder)
-        # No imagePath: an image with the JSON's stem beside it (default <stem>.jpg).
+            places = candidates((own, ""), posixpath.dirname(path))
+            return resolve(source, ref.strip(), where, places)
         stem = posixpath.splitext(path)[0]
-        for ext in IMAGE_EXTENSIONS:
-            if source.fs.exists(stem + ext):
-                return source.url(stem + ext)
-        return source.url(stem + ".jpg")
+        index = index_of(source)
+        if not index.present:
+            annotation_only(source, index)
+            return source.url(stem + ".jpg")
+        found = index.with_stem(posixpath.splitext(plain_name(where))[0])
+        if found is None:
+            raise missing(f"{posixpath.basename(stem)}.<image extension>", (own,), where)
+        return source.url(found)
 
     def read_file(self, source: Source, context: object, path: str) -> ReadResult:
         where = source.relpath(path)
@@ -259,7 +274,7 @@ class LabelmeReader(FormatReader):
         doc = _typed_doc(data) or _json_doc(data, where)
         if doc is None:
             return ReadResult()  # not an annotation: no image, nothing counted
-        image_id = posixpath.splitext(where)[0]
+        image_id = posixpath.splitext(plain_name(where))[0]
 
         # box shapes in order (point/line/linestrip are not boxes: not counted); those kept
         # go to the lists below, the others to `bad` with what is wrong with them
@@ -304,7 +319,7 @@ class LabelmeReader(FormatReader):
             box_index += 1
 
         try:
-            image_uri = self._image_uri(source, doc.imagePath, path)
+            image_uri = self._image_uri(source, doc.imagePath, path, where)
         except ParseError as exc:
             if not box_index:  # no box to reject, but the file must not vanish
                 return ReadResult(record_errors=[exc])

@@ -25,8 +25,10 @@ from vprim.assets.sources.readers.base import (
     decode_text,
     image_dimension,
     json_number,
+    plain_name,
 )
 from vprim.assets.sources.readers.columns import BoxColumns
+from vprim.assets.sources.readers.images import Candidates, candidates, folder_of, resolve
 
 LABEL_MAP = "label_map.json"
 _MAX_RECORD_ERRORS = 100  # detailed ledger rows per file; the rest are summarised in one
@@ -76,13 +78,29 @@ class _Rejected(NamedTuple):
 
 
 class _Record:
-    """Per-file state: boxes, rejects and the next box_index of each image."""
+    """Per-file state: boxes, rejects, the next box_index of each image, and each image's
+    URI (or why it has none) and size, found once per distinct image."""
 
-    def __init__(self) -> None:
+    def __init__(self, places: Candidates) -> None:
         self.columns = BoxColumns()
         self.rejects: list[BoxReject] = []
         self.next_index: dict[str, int] = {}
         self.sizes: dict[str, tuple[int, int] | None] = {}
+        self.places = places
+        self.uris: dict[str, str | ParseError] = {}
+
+    def image_uri(self, source: Source, filename: str, where: str) -> str:
+        """The URI of image ``filename``, resolved once per file; ParseError if it has none."""
+        uri = self.uris.get(filename)
+        if uri is None:
+            try:
+                uri = resolve(source, filename, where, self.places)
+            except ParseError as exc:
+                uri = exc
+            self.uris[filename] = uri
+        if isinstance(uri, ParseError):
+            raise uri
+        return uri
 
 
 class OdvgReader(FormatReader):
@@ -97,7 +115,7 @@ class OdvgReader(FormatReader):
 
     def prepare(self, source: Source) -> dict[str, str]:
         """The label map of the source (empty without ``label_map.json``)."""
-        candidates = [p for p in source.find() if posixpath.basename(p) == LABEL_MAP]
+        candidates = [p for p in source.find() if posixpath.basename(plain_name(p)) == LABEL_MAP]
         if not candidates:
             return {}
         path = min(candidates, key=lambda p: (p.count("/"), p))
@@ -122,7 +140,7 @@ class OdvgReader(FormatReader):
     def _lines(source: Source, path: str, where: str) -> Iterator[tuple[int, bytes | str]]:
         """(line number, raw line) streamed from the file; UTF-16/32 files are decoded whole."""
         try:
-            f = source.fs.open(path, "rb")
+            f = source.open(path)  # decompressed while streamed, for a .jsonl.gz
         except FileNotFoundError:
             raise ParseError(Reason.PARSE_MISSING_FILE, f"{where} does not exist") from None
         with f:
@@ -139,7 +157,8 @@ class OdvgReader(FormatReader):
     def read_file(self, source: Source, context: object, path: str) -> ReadResult:
         label_map: dict[str, str] = context if isinstance(context, dict) else {}
         where = source.relpath(path)
-        state = _Record()
+        # filename from the root (docs/FORMATS.md "odvg"), the file's folder, images/
+        state = _Record(candidates(("", folder_of(source, path), "images"), source.root))
         errors: list[ParseError] = []
         n_errors = records = 0
         for lineno, raw in self._lines(source, path, where):
@@ -217,7 +236,7 @@ class OdvgReader(FormatReader):
         image_uri = ""
         width = height = 0
         try:
-            image_uri = source.image_uri(filename)
+            image_uri = state.image_uri(source, filename, where)
         except ParseError as exc:
             image_error = exc
         if image_error is not None and not items:

@@ -34,9 +34,17 @@ from vprim.assets.sources.readers.base import (
     ReadResult,
     Source,
     decode_text,
+    has_suffix,
     image_dimension,
 )
 from vprim.assets.sources.readers.columns import empty_reader_table, reader_table
+from vprim.assets.sources.readers.images import (
+    Candidates,
+    candidates,
+    index_of,
+    missing,
+    resolve,
+)
 
 REQUIRED = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
 #: optional flag columns -> attribute names (values "0"/"1"; anything else is left out)
@@ -59,6 +67,11 @@ _HEAD = 1 << 16
 
 # reason codes of a row, in priority order (the first that applies is reported)
 _OK, _MALFORMED, _UNKNOWN, _IMAGE = 0, 1, 2, 3
+
+
+def _url_places(root: str) -> Candidates:
+    """Where a local ``OriginalURL`` path is looked for: from the root, then ``images/``."""
+    return candidates(("", "images"), root)
 
 
 @dataclass
@@ -102,9 +115,9 @@ def _header(data: bytes) -> list[str]:
 
 def _peek(source: Source, path: str) -> bytes:
     try:
-        with source.fs.open(path, "rb") as f:
+        with source.open(path) as f:  # decompressed, for a .csv.gz
             return f.read(_HEAD)
-    except OSError:
+    except (OSError, ParseError):
         return b""
 
 
@@ -264,7 +277,7 @@ class OpenImagesReader(FormatReader):
 
     def prepare(self, source: Source) -> OpenImagesContext:
         files = source.find()
-        csvs = [p for p in files if p.lower().endswith(".csv")]
+        csvs = [p for p in files if has_suffix(p, (".csv",))]  # .csv.gz and .csv.zst too
         name_ids, names = self._descriptions(
             source, [p for p in csvs if "class-descriptions" in posixpath.basename(p).lower()]
         )
@@ -277,7 +290,7 @@ class OpenImagesReader(FormatReader):
             if rel.startswith("images/") and rel.lower().endswith(IMAGE_EXTENSIONS):
                 stems.setdefault(posixpath.splitext(posixpath.basename(path))[0], path)
         if source.single_file:
-            box_files = [source.single_file] if source.single_file.lower().endswith(".csv") else []
+            box_files = source.walk((".csv",))
         else:
             box_files = [p for p in csvs if self._is_box_file(source, p)]
         return OpenImagesContext(
@@ -348,17 +361,22 @@ class OpenImagesReader(FormatReader):
                         uris[i] = url
                         continue
                     try:
-                        uris[i] = source.image_uri(url)
+                        uris[i] = resolve(source, url, where, _url_places(source.root))
                     except ParseError as exc:
                         errors[i] = exc
         default = [i for i in range(k) if uris[i] is None and errors[i] is None]
-        if default:
+        if default and index_of(source).present:  # no local file and no URL: missing
+            names = pc.take(ids, pa.array(default)).to_pylist()
+            for i, image_id in zip(default, names):
+                errors[i] = missing(f"{image_id}.<image extension>", ("images",), where)
+        elif default:
             # The conventional place: images/<ImageID>.jpg (whether or not it exists).
             names = pc.take(ids, pa.array(default)).to_pylist()
-            prefix = source.url(posixpath.join(source.root, "images")) + "/"
+            images_dir = posixpath.join(source.root, "images")
             for i, image_id in zip(default, names):
                 if re.match(_PLAIN_ID, image_id) and image_id not in (".", ".."):
-                    uris[i] = f"{prefix}{image_id}.jpg"
+                    # source.url, not a prefix: an archive's URLs end with the archive's own
+                    uris[i] = source.url(f"{images_dir}/{image_id}.jpg")
                     continue
                 try:
                     uris[i] = source.image_uri(f"images/{image_id}.jpg")

@@ -9,6 +9,7 @@ so a hostile file is data only and becomes ``parse_invalid_xml``.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 import xml.etree.ElementTree as ET
@@ -27,9 +28,11 @@ from vprim.assets.sources.readers.base import (
     decode_text,
     image_dimension,
     kept_indexes,
+    plain_name,
     reject_image,
 )
 from vprim.assets.sources.readers.columns import ImageBoxes, flat, packed
+from vprim.assets.sources.readers.images import Candidates, candidates, folder_of, resolve
 
 _DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 _DECLARED_ENCODING = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]{1,40})[\"']")
@@ -63,10 +66,16 @@ def _xml_text(data: bytes, where: str) -> str:
 
 
 #: what a VOC file says, before any rule is applied: ``(filename, width, height, labels,
-#: corners, attributes, clean)``, texts stripped (None: no such element), per ``<object>`` its
-#: label (None: no ``<name>``), its corners (a string: what is wrong with its ``<bndbox>``)
-#: and its attributes; ``clean``: every object has a label and a box
+#: corners, attributes, clean, folder)``, texts stripped (None: no such element), per
+#: ``<object>`` its label (None: no ``<name>``), its corners (a string: what is wrong with its
+#: ``<bndbox>``) and its attributes; ``clean``: every object has a label and a box
 _VocRead = tuple
+
+
+def _absolute(folder: str) -> bool:
+    """Whether a ``<folder>`` text is an absolute path (labelImg may write one): not a
+    folder of the source."""
+    return folder.startswith(("/", "\\")) or (len(folder) > 1 and folder[1] == ":")
 
 
 def _voc_text(data: bytes, where: str) -> str:
@@ -100,7 +109,8 @@ def _tree_voc(text: str, where: str) -> _VocRead:
         attributes.append(_object_attributes(obj, children))
     clean = None not in labels and not any(isinstance(c, str) for c in corners)
     width, height = _text(size_of.get("width")), _text(size_of.get("height"))
-    return _text(top.get("filename")), width, height, labels, corners, attributes, clean
+    filename, folder = _text(top.get("filename")), _text(top.get("folder"))
+    return filename, width, height, labels, corners, attributes, clean, folder
 
 
 def _first_children(element: ET.Element) -> dict[str, ET.Element]:
@@ -160,7 +170,7 @@ _T = rf"{_CHAR}*"
 _FILE_T = rf"(?:{_CHAR}|&amp;)*"  # a filename may hold "?w=4&amp;h=3"
 _N = r"[ \t\n]*(-?[0-9]{1,15}(?:\.[0-9]{1,15})?)[ \t\n]*"
 _PLAIN_HEAD = re.compile(
-    rf"{_S}<annotation>{_S}(?:<folder>{_T}</folder>{_S})?<filename>({_FILE_T})</filename>{_S}"
+    rf"{_S}<annotation>{_S}(?:<folder>({_T})</folder>{_S})?<filename>({_FILE_T})</filename>{_S}"
     rf"(?:<path>{_T}</path>{_S})?"
     rf"(?:<source>{_S}(?:<database>{_T}</database>{_S})?(?:<annotation>{_T}</annotation>{_S})?"
     rf"(?:<image>{_T}</image>{_S})?</source>{_S})?"
@@ -211,9 +221,28 @@ def _plain_voc(text: str) -> _VocRead | None:
         pos = obj.end()
     if _PLAIN_END.fullmatch(text, pos) is None:
         return None
-    filename, width, height = head.groups()
+    folder, filename, width, height = head.groups()
     filename = filename.replace("&amp;", "&").strip()
-    return filename, width.strip(), height.strip(), labels, corners, attributes, True
+    folder = folder.strip() if folder is not None else None
+    return filename, width.strip(), height.strip(), labels, corners, attributes, True, folder
+
+
+@functools.lru_cache(maxsize=256)  # one per folder of annotation files, not one per file
+def _image_places(root: str, own: str, folder: str | None) -> Candidates:
+    """Where the image of a VOC file in root-relative folder ``own`` is looked for
+    (docs/FORMATS.md "voc"): ``JPEGImages/`` beside ``own`` (``Annotations/``), ``JPEGImages/``
+    at the root, the ``<folder>`` element's folder beside ``own`` and at the root, ``own``
+    itself, the root; an annotation-only source's refs hang from the root's ``JPEGImages/``
+    (the old default)."""
+    parent = posixpath.dirname(own) if own else None  # the folder Annotations/ is in
+    named = folder.replace("\\", "/") if folder and not _absolute(folder) else None
+    folders = [posixpath.join(parent, "JPEGImages")] if parent is not None else []
+    folders.append("JPEGImages")
+    if named:
+        folders += [posixpath.join(parent, named)] if parent is not None else []
+        folders.append(named)
+    folders += [own, ""]
+    return candidates(folders, posixpath.join(root, "JPEGImages"))
 
 
 class VocReader(FormatReader):
@@ -223,18 +252,14 @@ class VocReader(FormatReader):
     def detect(self, source: Source) -> bool:
         for path in source.walk((".xml",))[:_DETECT_PEEK]:
             try:
-                with source.fs.open(path, "rb") as f:
+                with source.open(path) as f:  # decompressed, for a .xml.gz
                     head = f.read(4096)
-            except OSError:
+            except (OSError, ParseError):
                 continue
             codec = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
             if _VOC_ROOT.search(head.decode(codec, errors="replace")):
                 return True
         return False
-
-    def prepare(self, source: Source) -> str:
-        """The folder relative image file names hang from (``JPEGImages``)."""
-        return posixpath.join(source.root, "JPEGImages")
 
     def files(self, source: Source, context: object) -> list[str]:
         return source.walk((".xml",))
@@ -243,11 +268,11 @@ class VocReader(FormatReader):
         where = source.relpath(path)
         text = _voc_text(source.read_bytes(path), where)
         read = _plain_voc(text) or _tree_voc(text, where)
-        filename, width_text, height_text, labels, corners, attributes, clean = read
-        image_id = posixpath.splitext(posixpath.basename(path))[0]
-        base = context if isinstance(context, str) else self.prepare(source)
+        filename, width_text, height_text, labels, corners, attributes, clean, folder = read
+        image_id = posixpath.splitext(posixpath.basename(plain_name(path)))[0]
+        places = _image_places(source.root, folder_of(source, path), folder)
         try:
-            image_uri = source.image_uri(filename or f"{image_id}.jpg", base=base)
+            image_uri = resolve(source, filename or f"{image_id}.jpg", where, places)
         except ParseError as exc:
             if not labels:  # nothing to reject box by box, but the file must not vanish
                 return ReadResult(record_errors=[exc])

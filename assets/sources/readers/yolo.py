@@ -1,8 +1,10 @@
 """YOLO / darknet reader: one ``*.txt`` label file per image (docs/FORMATS.md, section yolo).
 
 The source shares its class names (``obj.names``, ``classes.txt``, ``*.names`` or ``names`` of
-``data.yaml``, read with ``yaml.safe_load``) and its image lists (``train.txt`` ...), read once
-in :meth:`YoloReader.prepare`.
+``data.yaml``, read with ``yaml.safe_load``), its image lists (``train.txt`` ..., and those
+``data.yaml`` names) and the image folders ``data.yaml``'s ``train``/``val``/``test`` name
+(Ultralytics), read once in :meth:`YoloReader.prepare`. A label file's image is found among
+the source's files (``readers/images.py``), never guessed.
 """
 
 from __future__ import annotations
@@ -26,28 +28,50 @@ from vprim.assets.sources.readers.base import (
     Source,
     decode_text,
     kept_indexes,
+    plain_name,
     reject_image,
     url_path,
     url_scheme,
 )
 from vprim.assets.sources.readers.columns import ImageBoxes, flat, one_ring_polygons, packed
+from vprim.assets.sources.readers.images import (
+    annotation_only,
+    candidates,
+    folder_of,
+    index_of,
+    missing,
+    relative,
+)
 
 IMAGE_LISTS = ("train.txt", "val.txt", "valid.txt", "test.txt")
 _OBJ_DATA_KEYS = ("train", "valid", "val", "test", "names")
 _YAML_NAMES = ("data.yaml", "dataset.yaml")
+_SPLIT_KEYS = ("train", "val", "test")
 
 
 @dataclass
 class YoloContext:
-    """What a YOLO source shares: class names, image lists, local images, label files."""
+    """What a YOLO source shares: class names, image lists, image folders, label files."""
 
     names: dict[int, str]
     names_file: str
     #: image-list entries by file stem, in list order (entries as written in the list)
     listed: dict[str, list[str]] = field(default_factory=dict)
-    #: local image files by absolute path without extension
-    images: dict[str, str] = field(default_factory=dict)
+    #: root-relative image folders named by data.yaml's splits, in its order
+    split_folders: tuple[str, ...] = ()
     labels: list[str] = field(default_factory=list)
+    #: where the image of a label file in each folder is looked for (see ``_image_folders``)
+    places: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass
+class _Splits:
+    """What data.yaml's ``train``/``val``/``test`` name: image-list files (absolute paths),
+    image files (root-relative) and image folders (root-relative)."""
+
+    lists: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)
 
 
 def _depth(path: str) -> int:
@@ -72,13 +96,17 @@ def _names_from_lines(text: str) -> dict[int, str]:
     return dict(enumerate(line for line in lines if line))
 
 
-def _names_from_yaml(text: str, where: str) -> dict[int, str]:
+def _yaml_doc(text: str, where: str) -> object:
     try:
-        doc = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError, ValueError, TypeError, OverflowError) as exc:
         raise ParseError(
             Reason.PARSE_MISSING_FILE, f"{where} is not readable YAML: {exc}"
         ) from None
+
+
+def _names_from_yaml(text: str, where: str) -> dict[int, str]:
+    doc = _yaml_doc(text, where)
     names = doc.get("names") if isinstance(doc, dict) else None
     scalar = (str, int, float)
     if isinstance(names, list):
@@ -95,6 +123,30 @@ def _names_from_yaml(text: str, where: str) -> dict[int, str]:
                 out[index] = str(value)
         return out
     raise ParseError(Reason.PARSE_MISSING_FILE, f"{where} has no 'names' list or mapping")
+
+
+def _split_values(doc: object) -> list[str]:
+    """The paths data.yaml's ``train``, ``val`` and ``test`` name (each a path or a list)."""
+    if not isinstance(doc, dict):
+        return []
+    values: list[str] = []
+    for key in _SPLIT_KEYS:
+        value = doc.get(key)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item.strip():
+                values.append(item.strip())
+    return values
+
+
+def _split_bases(doc: object, yaml_folder: str) -> list[str]:
+    """The folders data.yaml's split paths are relative to: its ``path`` (the dataset root,
+    when relative and inside the source), then the yaml's own folder."""
+    root = doc.get("path") if isinstance(doc, dict) else None
+    bases = []
+    if isinstance(root, str) and root.strip() and not root.startswith(("/", "~")):
+        bases.append(relative(yaml_folder, root.strip()))
+    bases.append(yaml_folder)
+    return [base for base in dict.fromkeys(bases) if base is not None]
 
 
 def _parse_line(tokens: list[str], context: YoloContext) -> tuple[str, list[float]] | _Rejected:
@@ -209,7 +261,7 @@ class YoloReader(FormatReader):
     def _resolve_listed(self, source: Source, ref: str) -> str:
         """A local path named in obj.data or an image list: as written, else without ``data/``."""
         path = source.inside(ref)
-        if not source.fs.exists(path):
+        if index_of(source).exact(source.relpath(path)) is None:
             stripped = posixpath.normpath(ref.replace("\\", "/"))
             if stripped.startswith("data/"):
                 return source.inside(stripped[5:])
@@ -237,11 +289,51 @@ class YoloReader(FormatReader):
                     lists.append(path)
         return lists, not_labels
 
+    def _splits(self, source: Source, files: list[str]) -> _Splits:
+        """What the shallowest data.yaml (or dataset.yaml) names as its splits (Ultralytics:
+        ``path``, ``train``, ``val``, ``test``); nothing when there is none or it is not
+        readable YAML (its ``names`` report that, when they are what the source uses)."""
+        found = sorted(
+            (p for p in files if posixpath.basename(p).lower() in _YAML_NAMES),
+            key=lambda p: (_depth(p), p),
+        )
+        splits = _Splits()
+        if not found:
+            return splits
+        try:
+            doc = _yaml_doc(source.read_text(found[0]), source.relpath(found[0]))
+        except ParseError:
+            return splits
+        index = index_of(source)
+        bases = _split_bases(doc, folder_of(source, found[0]))
+        for value in _split_values(doc):
+            for base in bases:
+                rel = relative(base, value.replace("\\", "/"))
+                if rel is None:
+                    continue
+                path = index.exact(rel)
+                if path is None:
+                    splits.folders.append(rel)  # a folder, or nothing: a candidate that misses
+                    continue
+                if rel.lower().endswith(".txt"):
+                    splits.lists.append(path)
+                elif rel.lower().endswith(IMAGE_EXTENSIONS):
+                    splits.images.append(rel)
+                break  # a file: the first base that has it
+        return splits
+
     def prepare(self, source: Source) -> YoloContext:
         files = self._all_files(source)
         names, names_file = self._find_names(source, files)
         lists, not_labels = self._list_files(source, files)
-        context = YoloContext(names=names, names_file=names_file)
+        splits = self._splits(source, files)
+        lists += [p for p in splits.lists if p not in lists]
+        not_labels.update(splits.lists)
+        context = YoloContext(
+            names=names, names_file=names_file, split_folders=tuple(splits.folders)
+        )
+        for entry in splits.images:
+            context.listed.setdefault(_entry_stem(entry), []).append(entry)
         for list_path in lists:
             data = source.read_bytes(list_path)
             if not data.strip():
@@ -250,9 +342,6 @@ class YoloReader(FormatReader):
                 entry = line.strip()
                 if entry:
                     context.listed.setdefault(_entry_stem(entry), []).append(entry)
-        for path in files:
-            if path.lower().endswith(IMAGE_EXTENSIONS):
-                context.images.setdefault(posixpath.splitext(path)[0], path)
         not_labels.add(names_file)
         labels = source.walk((".txt",))
         context.labels = [
@@ -277,29 +366,65 @@ class YoloReader(FormatReader):
         return list(context.labels)
 
     # -- one label file ---------------------------------------------------------------------
-    def _image_uri(self, source: Source, context: YoloContext, image_id: str) -> str | None:
-        """The image of a label file (see docs/FORMATS.md); None when there is none."""
-        mirrored = _mirror(image_id)
+    @staticmethod
+    def _image_folders(context: YoloContext, image_id: str) -> tuple[str, ...]:
+        """Where the image of label file ``image_id`` is looked for: the label's folder, the
+        mirrored ``images/`` folder of a ``labels/`` folder, data.yaml's split folders."""
+        folder = posixpath.dirname(image_id)
+        places = context.places.get(folder)
+        if places is None:
+            mirrored = _mirror(image_id)
+            mirrored_folder = posixpath.dirname(mirrored) if mirrored is not None else None
+            folders = (folder, mirrored_folder, *context.split_folders)
+            places = context.places[folder] = candidates(folders, "").folders
+        return places
+
+    def _image_uri(
+        self, source: Source, context: YoloContext, image_id: str, where: str
+    ) -> str | None:
+        """The image of a label file (docs/FORMATS.md "yolo"); None when there is none in an
+        annotation-only source. Raises ParseError (``image_missing``, ``parse_path_escape``)."""
+        folders = self._image_folders(context, image_id)
         entries = context.listed.get(posixpath.basename(image_id))
         if entries:
             entry = entries[0]
             if len(entries) > 1:  # one of the same name: the one at the label's path, if any
-                wanted = {image_id, mirrored}
+                wanted = {image_id, _mirror(image_id)}
                 entry = next((e for e in entries if _entry_key(e) in wanted), entry)
             if _is_remote(entry):
                 return entry
-            return source.url(self._resolve_listed(source, entry))
-        for rel in (image_id, mirrored):
-            if rel is not None:
-                found = context.images.get(posixpath.join(source.root, rel))
-                if found is not None:
-                    return source.url(found)
+            return self._listed_uri(source, entry, folders, where)
+        index = index_of(source)
+        for folder in folders:
+            found = index.with_stem(posixpath.join(folder, posixpath.basename(image_id)))
+            if found is not None:
+                return source.url(found)
+        if index.present:
+            ref = f"{posixpath.basename(image_id)}.<image extension>"
+            raise missing(ref, folders, where)
         return None
+
+    def _listed_uri(self, source: Source, entry: str, folders: tuple[str, ...], where: str) -> str:
+        """The image an image-list entry names: the file at its path from the root (without a
+        leading ``data/`` when there is none at that path), else the one file of its name in
+        the root or the label's image folders."""
+        path = self._resolve_listed(source, entry)
+        index = index_of(source)
+        if not index.present:
+            annotation_only(source, index)
+            return source.url(path)
+        if index.exact(source.relpath(path)) is not None:
+            return source.url(path)
+        folders = ("", *(folder for folder in folders if folder))
+        named = index.named(posixpath.basename(path), folders)
+        if len(named) == 1:
+            return source.url(index.files[named[0]])
+        raise missing(entry, folders, where, len(named))
 
     def read_file(self, source: Source, context: object, path: str) -> ReadResult:
         assert isinstance(context, YoloContext)
         where = source.relpath(path)
-        image_id = posixpath.splitext(where)[0]
+        image_id = posixpath.splitext(plain_name(where))[0]
         data = source.read_bytes(path)
         if not data.strip():
             # An empty label file is an image without objects (YOLO's own convention).
@@ -329,7 +454,7 @@ class YoloReader(FormatReader):
             return ReadResult(rejects=bad, images=1)
 
         try:
-            uri = self._image_uri(source, context, image_id)
+            uri = self._image_uri(source, context, image_id, where)
         except ParseError as exc:
             image_error = exc
         else:

@@ -5,13 +5,19 @@
 - ``sources/<source_id>/...``: raw sources in the six formats of ``docs/FORMATS.md`` (coco, voc,
   yolo, openimages, odvg, labelme) and a few folders of junk (catalog format ``auto``);
 - ``catalog.parquet`` (``schemas.CATALOG_SCHEMA``): one row per source; ``uri`` is the absolute
-  local folder, ``content_hash`` is ``sha256:`` over the source's files (see
-  ``corpus.content_hash``);
+  local folder (or the one ``.zip`` in it), ``content_hash`` is ``sha256:`` over the source's
+  files (see ``corpus.content_hash``);
 - ``planted.parquet`` (``schemas.PLANTED_SCHEMA``): the ground truth of every planted defect;
 - ``_COMPLETE``: JSON of the parameters, written last. A folder without it is not a corpus.
 
-Images hold no pixels: every image is ``synthetic://<source_id>/<name>?w=<W>&h=<H>`` (readers
-take the size from the URI; ``render.py`` draws the picture on demand).
+Most images hold no pixels: such an image is ``synthetic://<source_id>/<name>?w=<W>&h=<H>``
+(readers take the size from the URI; ``render.py`` draws the picture on demand). About 5% of
+the drawn sources (and five forced ones, one per layout) are real-image sources
+(``real_images``, ``layouts``): image files 64-200 px a side (JPEG, some PNG; the picture is
+``render.render_image`` of the image's boxes) in the layouts people download: COCO's official
+one, a Roboflow COCO export in a folder or a ``.zip``, Ultralytics YOLO (``data.yaml``), and
+COCO with a gzip annotation file. They hold at most ``plan.REAL_MAX_IMAGES`` images, no
+near-threshold case and no extreme-aspect box (too long for such images).
 
 What is planted (codes are ``reasons``'; proportions echo the technical report):
 
@@ -32,7 +38,15 @@ What is planted (codes are ``reasons``'; proportions echo the technical report):
 - next to every threshold, cases just outside (planted with their code) and just inside
   (``near:<code>``: must be kept), each naming its threshold in ``planted.near`` (``near``):
   box cases in images of their own appended to good sources, and six whole sources next to
-  the source rules.
+  the source rules;
+- in real-image sources, on images whose boxes are otherwise clean (every box of the image
+  planted): an annotation naming a file that is not there (``image_missing``), a ``.jpg`` no
+  decoder reads (``image_undecodable``), an annotation stating twice the file's size
+  (``image_size_mismatch``), and JPEGs stored rotated with EXIF orientation 6 or 8, annotated
+  in the displayed or (COCO) the stored orientation (``exif_rotated``: kept, turned to the
+  displayed one); and 30% of the good ones (every forced one but the first) re-publish
+  pictures of an earlier real-image source, re-encoded or resized to 50-75% under their own
+  names, boxes scaled alike (``duplicate_content``, one image-level row per copy).
 
 Every clean box is clearly clean: each side >= 16 px and >= 3% of the image side (in fact
 >= 20 px and >= 5%), area <= 60% (<= 49%), aspect <= 5 (<= 4.2), >= 3% (>= 4%) of the image
@@ -41,7 +55,8 @@ image (the original of a planted duplicate, far or near the threshold, excepted)
 negatives are planted rows, not clean boxes in this sense.
 
 Determinism: each source draws from generators seeded by (seed, source index), so the bytes
-depend on (scale, seed) only, never on ``workers``.
+depend on (scale, seed) only, never on ``workers`` (the image files, zips and gzip files also
+on the Pillow and zlib that encode them).
 
 One module per job, in the order a source is made:
 
@@ -54,6 +69,8 @@ One module per job, in the order a source is made:
 - ``source``: one source's images, boxes and attributes before writing (``build_source``);
 - ``text`` and one writer per format (``coco``, ``voc``, ``yolo``, ``openimages``, ``odvg``,
   ``labelme``), gathered in ``writers``;
+- ``real_images``: what each file of a real-image source is, its pixels and the pictures it
+  copies (``build_real_source``); ``layouts``: its files in its download layout;
 - ``planted``: the planted rows of a written source;
 - ``corpus``: chunks, the process pool, the catalog and the atomic publish
   (``generate_corpus``).

@@ -1,6 +1,9 @@
-"""The COCO writer: one ``instances_*.json`` (or up to three files), docs/FORMATS.md."""
+"""The COCO writer: one ``instances_*.json`` (or up to three files), docs/FORMATS.md; a
+real-image source names its files, image ids and image files itself (:class:`CocoFiles`)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,23 +18,45 @@ from vprim.assets.sources.synthetic.text import (
 )
 
 
-def write_coco(data: SourceData, rng: np.random.Generator) -> tuple[Files, list[str], int]:
+@dataclass(frozen=True)
+class CocoFiles:
+    """How a real-image source lays out its COCO files (``layouts.py``)."""
+
+    paths: tuple[str, ...]  # the annotation file of each ``data.img_file`` value
+    ids: np.ndarray  # (n_images,) the image ids
+    refs: list[str]  # the ``file_name`` of each image
+    #: a category 0 no box uses, named after the project (as Roboflow exports write it)
+    project: str | None = None
+
+
+def write_coco(
+    data: SourceData, rng: np.random.Generator, layout: CocoFiles | None = None
+) -> tuple[Files, list[str], int]:
     plan, b, lt = data.plan, data.b, data.labels
     sid, n_img = plan.source_id, data.n_images
-    ids = int(rng.integers(1, 400_000)) + np.cumsum(rng.integers(1, 3, n_img))
+    if layout is None:
+        ids = int(rng.integers(1, 400_000)) + np.cumsum(rng.integers(1, 3, n_img))
+        n_files = int(data.img_file.max()) + 1 if n_img else 1
+        paths = [f"annotations/{_coco_file_stem(n_files, f)}.json" for f in range(n_files)]
+    else:
+        ids, paths = layout.ids, list(layout.paths)
     raw_ids = ids.astype(str).tolist()
-    n_files = int(data.img_file.max()) + 1 if n_img else 1
-    # docs/FORMATS.md: with several COCO files, image ids carry their file's stem
+    n_files = len(paths)
+    # docs/FORMATS.md: with several COCO files, image ids carry their file's path
     image_ids = raw_ids
     if n_files > 1:
         image_ids = [
-            f"annotations/{_coco_file_stem(n_files, int(k))}:{i}"
-            for k, i in zip(data.img_file.tolist(), raw_ids)
+            f"{paths[k].removesuffix('.json')}:{i}" for k, i in zip(data.img_file.tolist(), raw_ids)
         ]
     img_lines = []
     for i in range(n_img):
         w, h = int(data.W[i]), int(data.H[i])
-        ref = data.escape_ref(i) if data.img_flag[i] == 3 else data.uri(image_ids[i], w, h)
+        if layout is not None:
+            ref = layout.refs[i]
+        elif data.img_flag[i] == 3:
+            ref = data.escape_ref(i)
+        else:
+            ref = data.uri(image_ids[i], w, h)
         img_lines.append(
             f'{{"id":{raw_ids[i]},"file_name":{json_str(ref)},"width":{w},"height":{h},"license":1}}'
         )
@@ -42,6 +67,8 @@ def write_coco(data: SourceData, rng: np.random.Generator) -> tuple[Files, list[
         f'{{"id":{c},"name":{json_str(name)},"supercategory":"{sup}"}}'
         for c, name in zip(cat_ids.tolist(), lt.names)
     ]
+    if layout is not None and layout.project:
+        categories.insert(0, f'{{"id":0,"name":{json_str(layout.project)},"supercategory":"none"}}')
     x, y = b["x0"], b["y0"]
     with np.errstate(invalid="ignore"):
         w, h = b["x1"] - b["x0"], b["y1"] - b["y0"]
@@ -104,7 +131,7 @@ def write_coco(data: SourceData, rng: np.random.Generator) -> tuple[Files, list[
                 raw = b""
             elif plan.file_defect == "bad_encoding":
                 raw = raw.replace(bad_label.encode("utf-8"), bad_label.encode("latin-1"))
-        files.append((f"annotations/{_coco_file_stem(n_files, f)}.json", raw))
+        files.append((paths[f], raw))
     return files, image_ids, file_rows
 
 

@@ -45,10 +45,13 @@ DEFECT_WEIGHT = {
 }
 
 
-def box_defects(fmt: str) -> tuple[int, ...]:
+def box_defects(fmt: str, small_images: bool = False) -> tuple[int, ...]:
     """The box defect codes a format can express (crowd: COCO/Open Images; polygons: COCO,
-    LabelMe, YOLO-seg)."""
-    codes = [NONFIN, DEGEN, OOB, TRUNC, OVERSIZE, TINY, ASPECT, DUP]
+    LabelMe, YOLO-seg). ``small_images`` (real-image sources, 64-200 px a side): no extreme
+    aspect, whose long side (>= 26 x a short side over 4 px) does not fit such an image."""
+    codes = [NONFIN, DEGEN, OOB, TRUNC, OVERSIZE, TINY, DUP]
+    if not small_images:
+        codes.insert(6, ASPECT)
     if fmt in ("coco", "openimages"):
         codes.append(CROWD)
     if fmt in ("coco", "labelme", "yolo"):

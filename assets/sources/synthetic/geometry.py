@@ -32,6 +32,23 @@ def image_sizes(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarra
     return sizes[pick, 0].copy(), sizes[pick, 1].copy()
 
 
+#: sizes of the small image files of real-image sources (a Roboflow export resizes to one)
+SMALL_SIZES = ((160, 120), (120, 160), (128, 128), (192, 144), (144, 192), (200, 150), (96, 96),
+               (160, 160), (64, 64))  # fmt: skip
+
+
+def small_image_sizes(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Widths and heights of real image files: 64-200 px a side, aspect within [3/4, 4/3] (an
+    EXIF-rotated file read without its rotation still holds its boxes' aspect under 15)."""
+    if rng.random() < 0.5:
+        w, h = SMALL_SIZES[int(rng.integers(0, len(SMALL_SIZES)))]
+        return np.full(n, w, dtype=np.int64), np.full(n, h, dtype=np.int64)
+    w = rng.integers(80, 201, n)
+    h = np.round(w * rng.uniform(0.75, 4 / 3, n)).astype(np.int64)
+    h = np.clip(h, np.maximum(64, np.ceil(w * 0.75)), np.minimum(200, np.floor(w * 4 / 3)))
+    return w.astype(np.int64), h.astype(np.int64)
+
+
 def clean_boxes(rng: np.random.Generator, W: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, ...]:
     """One integer-valued clean box in each image ``(W, H)`` (arrays ``(n,)``): ``(x0, y0,
     x1, y1)``, float arrays ``(n,)``."""

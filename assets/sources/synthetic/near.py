@@ -158,8 +158,9 @@ def expressible(case: Case, fmt: str, attributes: bool) -> bool:
 def cases_of(plan: SourcePlan, rng: np.random.Generator) -> list[Case]:
     """The box cases a source carries: every one its format can express in a source that
     plants every defect (``forced_all``), a few drawn ones in :data:`NEAR_RATE` of the other
-    good sources without a file defect, none elsewhere. ``rng``: stream 5 of the source."""
-    if plan.kind != GOOD or plan.file_defect or plan.near:
+    good sources without a file defect, none elsewhere (nor in real-image sources, whose
+    images are small files). ``rng``: stream 5 of the source."""
+    if plan.kind != GOOD or plan.file_defect or plan.near or plan.layout:
         return []
     ok = [c for c in BOX_CASES if expressible(c, plan.fmt, plan.attributes)]
     if plan.forced_all:

@@ -4,7 +4,10 @@ Box-level rows (a box defect, a bad label, a box of an image planted without a s
 path escape, a near-threshold case) carry the box's image id, box index and instance id; file-
 and source-level rows carry none; a mirror's images with boxes are image-level
 ``duplicate_image`` rows. ``near`` names the threshold of a near-threshold case (``near.py``):
-its ``defect`` is the reason code just outside it, ``near:<code>`` just inside.
+its ``defect`` is the reason code just outside it, ``near:<code>`` just inside. In a
+real-image source (``real_images.py``) every box of a missing, undecodable, mismatched or
+EXIF-rotated image is a box-level row of its case, and each copied picture an image-level
+``duplicate_content`` row.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from vprim.assets.contracts import hashing as H
+from vprim.assets.contracts import schemas as S
 from vprim.assets.contracts.reasons import BalanceReason, Reason
 from vprim.assets.sources.synthetic.defects import CODES, MISSING_SIZE, PATH_ESCAPE
 from vprim.assets.sources.synthetic.near import BOX_CASES, SOURCE_CASES
@@ -22,6 +26,7 @@ from vprim.assets.sources.synthetic.plan import (
     OVERSIZED,
     SourcePlan,
 )
+from vprim.assets.sources.synthetic.real_images import CASE_DEFECTS, COPY, PLAIN
 from vprim.assets.sources.synthetic.source import SourceData
 
 
@@ -65,15 +70,34 @@ def planted_rows(
     # a mirror's images with boxes are all cross-source duplicates of its origin's
     mirrored = np.flatnonzero(np.diff(data.starts) > 0) if plan.mirror_of >= 0 else []
     dup_images = [image_ids[i] for i in mirrored]
-    n_dup = len(dup_images)
+    dup_codes = [BalanceReason.DUPLICATE_IMAGE] * len(dup_images)
+    if data.real is not None:
+        case_img, case_box, case_codes = _real_image_rows(data, image_ids)
+        img_of, defects = img_of + case_img, defects + case_codes
+        box_index = np.concatenate([box_index, data.box_index[case_box]])
+        ids = np.concatenate([ids, H.instance_ids(sid, case_img, data.box_index[case_box])])
+        box_near += [None] * len(case_box)
+        copies = np.flatnonzero(data.real.case == COPY)
+        dup_images = [image_ids[i] for i in copies]
+        dup_codes = [S.PLANTED_DUPLICATE_CONTENT] * len(copies)
+    n_box, n_dup = len(img_of), len(dup_images)
     return {
-        "source_id": [sid] * (n_src + len(sel) + n_dup),
+        "source_id": [sid] * (n_src + n_box + n_dup),
         "image_id": [None] * n_src + img_of + dup_images,
         "box_index": [None] * n_src + box_index.tolist() + [None] * n_dup,
         "instance_id": [None] * n_src + ids.tolist() + [None] * n_dup,
-        "defect": src_codes + defects + [BalanceReason.DUPLICATE_IMAGE] * n_dup,
+        "defect": src_codes + defects + dup_codes,
         "near": src_near + box_near + [None] * n_dup,
     }
+
+
+def _real_image_rows(data: SourceData, image_ids: list[str]) -> tuple[list, np.ndarray, list]:
+    """The boxes of the images a real-image source plants as a case (its boxes are clean
+    otherwise): their image ids, positions and codes."""
+    case = data.real.case[data.b["img"]]
+    boxes = np.flatnonzero((case != PLAIN) & (case != COPY))
+    img_of = [image_ids[i] for i in data.b["img"][boxes].tolist()]
+    return img_of, boxes, [CASE_DEFECTS[c] for c in case[boxes].tolist()]
 
 
 def junk_rows(plan: SourcePlan) -> dict[str, list]:

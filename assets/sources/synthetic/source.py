@@ -20,7 +20,12 @@ from vprim.assets.sources.synthetic.defects import (
     box_defects,
     oversized_boxes,
 )
-from vprim.assets.sources.synthetic.geometry import clean_boxes, image_sizes, overlap_pairs
+from vprim.assets.sources.synthetic.geometry import (
+    clean_boxes,
+    image_sizes,
+    overlap_pairs,
+    small_image_sizes,
+)
 from vprim.assets.sources.synthetic.labels import LabelTable, label_table, sample_labels
 from vprim.assets.sources.synthetic.near import cases_of, near_boxes
 from vprim.assets.sources.synthetic.plan import (
@@ -74,6 +79,10 @@ class SourceData:
     colour: np.ndarray | None = None
     pose: np.ndarray | None = None
     occluded: np.ndarray | None = None
+    #: what each image file is, in a real-image source (``real_images.py``); None otherwise
+    #: the pixels and files of a real-image source (``real_images.RealImages``, which builds
+    #: on this class, so it is not imported here); None for a synthetic:// source
+    real: object | None = None
 
     @property
     def n_images(self) -> int:
@@ -111,7 +120,7 @@ def build_source(plan: SourcePlan, seed: int, vocab: Vocabulary | None = None) -
     rng = source_rng(seed, plan.data_index, 2)
     lt = label_table(plan, rng, vocab)
     n_img = plan.n_images
-    W, H = image_sizes(rng, n_img)
+    W, H = small_image_sizes(rng, n_img) if plan.layout else image_sizes(rng, n_img)
     if plan.near:
         counts, lab = _near_source_boxes(plan.near, rng, lt, n_img)
     else:
@@ -153,7 +162,7 @@ def build_source(plan: SourcePlan, seed: int, vocab: Vocabulary | None = None) -
         "near": np.zeros(n, dtype=np.int8),
     }
     # box defects, on boxes with a good label only (one defect per box)
-    allowed = np.array(box_defects(plan.fmt), dtype=np.int64)
+    allowed = np.array(box_defects(plan.fmt, small_images=bool(plan.layout)), dtype=np.int64)
     weights = np.array([DEFECT_WEIGHT[c] for c in allowed.tolist()])
     eligible = np.flatnonzero(b["code"] == 0)
     rate = rng.uniform(0.005, 0.03)

@@ -110,12 +110,14 @@ def polygon_texts(data: SourceData, normalised: bool = False) -> dict[int, list[
 
 
 def attr_pairs(data: SourceData, p: int) -> list[tuple[str, str]]:
-    """The attributes of box ``p`` as (name, value) texts; none without attributes. An
+    """The attributes of box ``p`` as (name, value) texts; none without attributes; no colour
+    where it is unknown (-1: a copied picture whose colours no attribute named). An
     out-of-bounds near-threshold negative also says ``truncated = 0`` (``near.py``)."""
     if data.colour is None:
         return []
+    colour = [("colour", COLOURS[data.colour[p]])] if data.colour[p] >= 0 else []
     pairs = [
-        ("colour", COLOURS[data.colour[p]]),
+        *colour,
         ("pose", POSES[data.pose[p]]),
         ("occluded", str(int(data.occluded[p]))),
     ]

@@ -11,10 +11,28 @@ from vprim.assets.sources.synthetic.text import Files, f6_texts, polygon_texts
 
 
 def write_yolo(data: SourceData, rng: np.random.Generator) -> tuple[Files, list[str], int]:
-    b, lt = data.b, data.labels
+    lt = data.labels
     n_img = data.n_images
     stem = ("frame", "img", "image", "IMG")[int(rng.integers(0, 4))]
     image_ids = [f"obj_train_data/{stem}_{i:06d}" for i in range(n_img)]
+    files = label_files(data, [f"{image_id}.txt" for image_id in image_ids])
+    uris = [data.uri(image_ids[i], data.W[i], data.H[i]) for i in range(n_img)]
+    files.append(("obj.names", ("\n".join(lt.names) + "\n").encode("utf-8")))
+    files.append(
+        (
+            "obj.data",
+            f"classes = {len(lt.names)}\ntrain = data/train.txt\nnames = data/obj.names\n"
+            "backup = backup/\n".encode(),
+        )
+    )
+    files.append(("train.txt", ("\n".join(uris) + "\n").encode("utf-8")))
+    return files, image_ids, 0
+
+
+def label_files(data: SourceData, paths: list[str]) -> Files:
+    """One label file per image (``paths``): a line per box, normalised centre format (or a
+    YOLO-seg polygon); an image without boxes gets an empty file."""
+    b = data.b
     Wb = data.W[b["img"]].astype(np.float64)
     Hb = data.H[b["img"]].astype(np.float64)
     with np.errstate(invalid="ignore"):
@@ -34,18 +52,8 @@ def write_yolo(data: SourceData, rng: np.random.Generator) -> tuple[Files, list[
     for p, poly in polygon_texts(data, normalised=True).items():
         lines[p] = f"{cls[p]} " + " ".join(poly)
     files: Files = []
-    for i in range(n_img):
+    for i, path in enumerate(paths):
         s, e = int(data.starts[i]), int(data.starts[i + 1])
         text = "\n".join(lines[s:e]) + "\n" if e > s else ""
-        files.append((f"{image_ids[i]}.txt", text.encode("utf-8")))
-    uris = [data.uri(image_ids[i], data.W[i], data.H[i]) for i in range(n_img)]
-    files.append(("obj.names", ("\n".join(lt.names) + "\n").encode("utf-8")))
-    files.append(
-        (
-            "obj.data",
-            f"classes = {len(lt.names)}\ntrain = data/train.txt\nnames = data/obj.names\n"
-            "backup = backup/\n".encode(),
-        )
-    )
-    files.append(("train.txt", ("\n".join(uris) + "\n").encode("utf-8")))
-    return files, image_ids, 0
+        files.append((path, text.encode("utf-8")))
+    return files
