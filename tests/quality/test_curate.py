@@ -43,7 +43,7 @@ def _boxes(source: str, label: str, n_images: int, box=(10.0, 10.0, 40.0, 40.0),
     return rows
 
 
-def _write(tmp_path, rows, images: dict[str, int]) -> Storage:
+def _write(tmp_path, rows, images: dict[str, int], seen: dict[str, int] | None = None) -> Storage:
     storage = Storage(str(tmp_path))
     ids = H.instance_ids(
         "x", [f"{r['source_id']}/{r['image_id']}" for r in rows], [r["box_index"] for r in rows]
@@ -60,7 +60,7 @@ def _write(tmp_path, rows, images: dict[str, int]) -> Storage:
             "files": 1,
             "files_rejected": 0,
             "images": k,
-            "boxes_seen": 0,
+            "boxes_seen": (seen or {}).get(s, 0),
             "boxes_kept": 0,
             "boxes_rejected": 0,
             "seconds": 0.0,
@@ -133,6 +133,31 @@ def test_every_box_has_one_fate(tmp_path):
     assert selection["empty"]["reason"] == "source_missing_annotations"
     assert selection["empty"]["miss_rate_estimate"] == np.float64(0.7)
     assert selection["unknown"]["reason"] == "source_label_quality"
+
+
+def test_a_source_whose_every_box_failed_on_read_is_dropped_by_ingest_not_geometry(tmp_path):
+    """Issue 19: a source whose 6 boxes were all rejected at parse (4 images) was reported as
+    dropped at stage geometry with "4 of 4 images without boxes"."""
+    rows = _boxes("good", "Dog", 5)
+    images = {"good": 5, "unread": 4, "hollow": 0}
+    storage = _write(tmp_path, rows, images, seen={"good": 5, "unread": 6})
+    curate.curate_shard(storage, "000", LABEL_MAP)
+    selection = {
+        r["source_id"]: r
+        for r in pq.read_table(
+            storage.path(layout.shard_file(layout.SELECTION_DIR, "000"))
+        ).to_pylist()
+    }
+    unread, hollow = selection["unread"], selection["hollow"]
+    assert (unread["decision"], unread["stage"]) == ("drop", "ingest")
+    assert unread["reason"] == "source_too_few_boxes"
+    assert unread["detail"] == (
+        "no box reached curation: all 6 boxes read were rejected by ingest "
+        "(see rejects, stages parse and image)"
+    )
+    assert (hollow["stage"], hollow["reason"]) == ("ingest", "source_too_few_boxes")
+    assert hollow["detail"] == "no box reached curation: the source holds no box ingest could read"
+    assert selection["good"]["decision"] == "keep"
 
 
 # --- step I per box and per source -----------------------------------------------------------
