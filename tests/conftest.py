@@ -29,3 +29,12 @@ def shared_fixtures() -> Path:
     if not SHARED_FIXTURES.is_dir():
         pytest.skip("../shared/fixtures is not present (a user's clone has none)")
     return SHARED_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """The ``tiny`` synthetic corpus (seed 0), generated once per session. Read it, never
+    write into it: several modules share it."""
+    from vprim.assets.sources.synthetic.corpus import generate_corpus
+
+    return generate_corpus(str(tmp_path_factory.mktemp("tiny-corpus") / "tiny"), "tiny", seed=0)

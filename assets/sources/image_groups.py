@@ -3,14 +3,16 @@
 Two sources often publish one picture under unrelated names (re-uploads, re-encodes,
 resizes). Ingest's image step gives every real image a 64-bit perceptual hash
 (``images/probes/shard=NNN.parquet``); here the hashes of all shards are grouped within a
-Hamming radius (:func:`vprim.assets.sources.images.neardup.groups`: multi-index search, never
-all pairs) and every image that has a near duplicate gets its group's key in
-``images/groups.parquet`` (``image_uri, group_key, group_size, sources``). The key is the
-smallest URI of the group, so it does not move while the group's members stay. The lake
-compares images by this key, and by normalised URI where an image has none (no pixels, or no
-near duplicate).
+Hamming radius (:func:`vprim.assets.sources.images.neardup.near_pairs`: multi-index search,
+never all pairs) and every image that has a near duplicate gets its group's key in
+``images/groups.parquet`` (``image_uri, group_key, group_size, sources``). The lake compares
+images by this key, and by normalised URI where an image has none (no pixels, or no near
+duplicate).
 
-Grouping is transitive: a chain of images each within the radius of the next is one group.
+Groups are stars, not chains (:func:`~vprim.assets.sources.images.neardup.leaders`): in URI
+order an image joins the first earlier leader within the radius, else leads its own group, so
+every member is within the radius of its leader (the key: the leader's URI, the group's
+smallest). A transitive closure chained unrelated synthetic renders into groups of hundreds.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def content_groups(images: pl.DataFrame, radius: int) -> pa.Table:
     if uris.height < 2:
         return GROUPS_SCHEMA.empty_table()
     hashes = uris["phash"].to_numpy().astype(np.uint64, copy=False)
-    group = neardup.groups(hashes, radius)
+    group = neardup.leaders(uris.height, *neardup.near_pairs(hashes, radius))
     grouped = uris.select("image_uri").with_columns(pl.Series("group", group))
     sizes = grouped.group_by("group").agg(
         pl.len().alias("group_size"), pl.col("image_uri").min().alias("group_key")

@@ -568,12 +568,11 @@ def test_sample_order_key_is_md5_64_of_seed_source_image():
 
 # --- measurement on the tiny synthetic corpus -------------------------------------------------
 @pytest.fixture(scope="module")
-def tiny_checked(tmp_path_factory):
+def tiny_checked(tiny_corpus):
     from vprim.assets.contracts.schemas import SOURCE_STATS_SCHEMA
     from vprim.assets.sources.ingest import read_source
-    from vprim.assets.sources.synthetic.corpus import generate_corpus
 
-    corpus = generate_corpus(str(tmp_path_factory.mktemp("geometry") / "tiny"), "tiny", seed=0)
+    corpus = tiny_corpus
     catalog = pq.read_table(corpus.catalog_path)
     tables, stats = [], []
     for sid, uri, fmt in zip(*(catalog[c].to_pylist() for c in ("source_id", "uri", "format"))):

@@ -593,3 +593,28 @@ def test_bench_images_small(tmp_path):
     figures = bench_images(tmp_path, 4, threads=2)
     assert figures["phash_draft_vs_full_decode_max_bits"] <= H.DEFAULT_RADIUS
     assert figures["probe"]["images_per_second"] > 0
+
+
+def test_leaders_make_stars_not_chains():
+    """a-b and b-c within the radius, a-c beyond it: b joins a; c's only partner is b, who
+    leads nothing, so c leads its own group. d pairs with a and c: the first leader, a."""
+    a, b, c, d = 0, 1, 2, 3
+    i = np.array([b, a, a, c])
+    j = np.array([c, b, d, d])  # pairs (i < j), in no particular order
+    assert neardup.leaders(4, i, j).tolist() == [a, a, c, a]
+    assert neardup.leaders(3, np.array([], np.int64), np.array([], np.int64)).tolist() == [0, 1, 2]
+
+
+def test_leaders_on_hashes_keep_every_member_within_the_radius_of_its_leader():
+    rng = np.random.default_rng(7)
+    base = rng.integers(0, 2**63, size=40, dtype=np.uint64)
+    walk = [base[0]]
+    for bit in range(12):  # a chain: each hash 1 bit from the previous, 12 from the first
+        walk.append(walk[-1] ^ np.uint64(1 << bit))
+    hashes = np.r_[np.array(walk, np.uint64), base[1:]]
+    i, j = neardup.near_pairs(hashes, 4)
+    lead = neardup.leaders(hashes.size, i, j)
+    distance = np.array([bin(int(h) ^ int(hashes[k])).count("1") for h, k in zip(hashes, lead)])
+    assert distance.max() <= 4
+    assert len(set(lead[:13].tolist())) == 3  # 13 chained hashes: leaders at 0, 5 and 10
+    assert set(lead[:13].tolist()) == {0, 5, 10}

@@ -22,7 +22,6 @@ from vprim.assets.contracts import reasons as R
 from vprim.assets.quality import curate, scoring
 from vprim.assets.quality import geometry as G
 from vprim.assets.quality.labels import LabelConfig
-from vprim.assets.sources.synthetic.corpus import generate_corpus
 from vprim.assets.sources.synthetic.near import THRESHOLDS
 
 BOX_THRESHOLDS = {
@@ -48,8 +47,8 @@ EXACT = ("coco", "voc", "odvg", "labelme")
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return generate_corpus(str(tmp_path_factory.mktemp("near") / "tiny"), "tiny", seed=0)
+def tiny(tiny_corpus):
+    return tiny_corpus
 
 
 @pytest.fixture(scope="module")

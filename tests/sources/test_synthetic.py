@@ -54,11 +54,8 @@ NEAR_THRESHOLDS = {
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Corpus:
-    t = time.perf_counter()
-    corpus = generate_corpus(str(tmp_path_factory.mktemp("tiny") / "corpus"), "tiny", seed=0)
-    print(f"tiny generated in {time.perf_counter() - t:.2f}s")
-    return corpus
+def tiny(tiny_corpus) -> Corpus:
+    return tiny_corpus
 
 
 @pytest.fixture(scope="module")

@@ -123,8 +123,8 @@ def thumb(img: Image.Image) -> np.ndarray:
 
 # --- fixtures --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return generate_corpus(str(tmp_path_factory.mktemp("real") / "tiny"), "tiny", seed=0)
+def tiny(tiny_corpus):
+    return tiny_corpus
 
 
 @pytest.fixture(scope="module")

@@ -312,6 +312,35 @@ def components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return parent
 
 
+def leaders(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Star groups over pairs ``(i, j)``, ``i < j``: in position order, an item joins the first
+    earlier *leader* it is paired with; an item paired with no earlier leader leads a group
+    of its own. Every member is within the radius of its leader, so a group spans at most
+    twice the radius: no chain of near pictures grows one group across unrelated ones (the
+    transitive :func:`components` joined synthetic renders up to 34 bits apart, median 12,
+    into one group of 488 at radius 4).
+
+    Returns:
+        int64, shape ``(n,)``: each item's leader (its own position for a leader).
+    """
+    leader = np.arange(n, dtype=np.int64)
+    i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
+    if not i.size:
+        return leader
+    by_item = np.lexsort((i, j))  # each item's earlier partners, smallest first
+    i, j = i[by_item], j[by_item]
+    starts = np.flatnonzero(np.r_[True, j[1:] != j[:-1]])
+    is_leader = np.ones(n, dtype=bool)
+    # items in ascending order: every partner i < j is decided before j is
+    for start, end in zip(starts.tolist(), [*starts[1:].tolist(), j.size]):
+        partners = i[start:end]
+        led_by = partners[is_leader[partners]]
+        if led_by.size:
+            leader[j[start]] = led_by[0]
+            is_leader[j[start]] = False
+    return leader
+
+
 def groups(hashes: np.ndarray, radius: int, order: np.ndarray | None = None) -> np.ndarray:
     """Near-duplicate groups: the representative item of each item's group.
 
