@@ -121,6 +121,21 @@ def background(image_uri: str, width: int, height: int) -> np.ndarray:
     return np.clip(img, 0, 255, out=img).astype(np.uint8)
 
 
+def draw_scenery(draw: ImageDraw.ImageDraw, image_uri: str, width: int, height: int) -> None:
+    """Four to seven large shapes in colours of their own, placed by the URI's seed: the
+    coarse layout a photo has (sky, ground, walls) and a gradient does not."""
+    rng = np.random.default_rng(stable_hash64("scenery\x1f" + image_uri))
+    for _ in range(int(rng.integers(4, 8))):
+        cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+        rx, ry = rng.uniform(0.2, 0.6) * width, rng.uniform(0.2, 0.6) * height
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        box = [cx - rx, cy - ry, cx + rx, cy + ry]
+        if rng.random() < 0.5:
+            draw.ellipse(box, fill=colour)
+        else:
+            draw.rectangle(box, fill=colour)
+
+
 def _shape_points(shape: str, x0: float, y0: float, x1: float, y1: float, turn: int) -> list:
     cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
 
@@ -150,6 +165,7 @@ def render_image(
     boxes: Sequence[Sequence[float]] | np.ndarray | None,
     labels: Sequence[str] | None,
     attributes: Sequence[object] | None = None,
+    scenery: bool = False,
 ) -> Image.Image:
     """Draw a ``synthetic://`` image with its objects.
 
@@ -160,6 +176,10 @@ def render_image(
         labels: ``n`` raw labels (the look follows the normalised label).
         attributes: optional, ``n`` dicts (or lists of key/value pairs, as Arrow maps give);
             keys ``colour``/``color``, ``occluded``, ``pose`` are used.
+        scenery: also draw large shapes behind the objects (:func:`draw_scenery`), so that
+            pictures differ as much in their coarse structure as photos do (the synthetic
+            corpus's real image files use it; a perceptual hash of gradients alone confuses
+            different pictures).
 
     Returns:
         an RGB ``PIL.Image.Image`` of the URI's size.
@@ -174,6 +194,8 @@ def render_image(
         raise ValueError(f"{len(arr)} boxes but {len(attrs)} attribute entries")
     img = Image.fromarray(background(image_uri, width, height), "RGB")
     draw = ImageDraw.Draw(img)
+    if scenery:
+        draw_scenery(draw, image_uri, width, height)
     for (bx0, by0, bx1, by1), label, attr in zip(arr.tolist(), labels, attrs):
         if not all(math.isfinite(v) for v in (bx0, by0, bx1, by1)):
             continue

@@ -288,7 +288,7 @@ def picture(data: SourceData, i: int) -> Image.Image:
     labels = [data.labels.names[k] for k in b["lab"][s:e].tolist()]
     attrs = [attr_pairs(data, p) for p in range(s, e)] if data.colour is not None else None
     return render_image(synthetic_uri(data.plan.source_id, f"picture-{i}", *size), boxes,
-                        labels, attrs)  # fmt: skip
+                        labels, attrs, scenery=True)  # fmt: skip
 
 
 def image_file(data: SourceData, i: int) -> bytes | None:
