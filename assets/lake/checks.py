@@ -266,14 +266,11 @@ def _empty_version(con, store: Storage) -> list[CheckOutcome]:
     ``lake_not_empty`` fails with why nothing is left, from ``source_selection``."""
     why = selection_summary(con, store)
     empty = {"violations": 0, "note": "the version holds no samples"}
-    outcomes = [CheckOutcome(n, True, d, dict(empty)) for n, d in CHECKS.items()]
-    outcomes[-1] = CheckOutcome(
-        "lake_not_empty",
-        False,
-        CHECKS["lake_not_empty"],
-        {"error": f"no sample to publish: {why}; the current lake is left as it was"},
-    )
-    return outcomes
+    error = {"error": f"no sample to publish: {why}; the current lake is left as it was"}
+    return [
+        CheckOutcome(n, n != "lake_not_empty", d, error if n == "lake_not_empty" else dict(empty))
+        for n, d in CHECKS.items()
+    ]
 
 
 def selection_summary(con, store: Storage) -> str:

@@ -171,8 +171,10 @@ def _image_step(
     """The source's boxes after the image step: rejects in the ledger (stage ``image``, the
     image's URI in ``uri``), probes kept for the shard's probe table."""
     checked = check_images(source, table, probes)
-    if checked.rejects:
-        uri_of = dict(zip(table["image_id"].to_pylist(), table["image_uri"].to_pylist()))
+    if checked.rejects:  # the image URI of each rejected image, not of every box
+        rejected = pa.array({r.image_id for r in checked.rejects}, pa.string())
+        named = table.filter(pc.is_in(table["image_id"], value_set=rejected))
+        uri_of = dict(zip(named["image_id"].to_pylist(), named["image_uri"].to_pylist()))
         ledger.box_rows(checked.rejects, uri_of)
         stats["boxes_kept"] -= len(checked.rejects)
     out.image_counts = Counter(

@@ -26,6 +26,7 @@ ODVG, Open Images): they parse into column builders or Arrow directly.
 
 from __future__ import annotations
 
+import datetime
 import io
 import math
 import os
@@ -599,8 +600,6 @@ def displayed(size: tuple[int, int], orientation: int) -> tuple[int, int]:
 def _info_mtime_ns(info: dict) -> int:
     """A file's modification time in ns from an fsspec ``info`` (0 when it gives none): zip
     members carry ``date_time``, object stores ``mtime``/``LastModified``."""
-    import datetime
-
     when = info.get("mtime") or info.get("LastModified") or info.get("date_time")
     if isinstance(when, tuple):
         when = datetime.datetime(*when[:6], tzinfo=datetime.UTC)
