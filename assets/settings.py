@@ -13,6 +13,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 SCALES = ("tiny", "small", "full")
+#: where a run's steps execute: this machine's processes, Celery workers, Kubernetes jobs
+ENGINES = ("local", "celery", "k8s")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,13 @@ class Profile:
     workers: int  # VPRIM_WORKERS: processes for shard-parallel steps inside one run
     ingest_workers: int  # VPRIM_INGEST_WORKERS: ingest processes (default: workers + 1)
     duckdb_memory: str  # VPRIM_DUCKDB_MEMORY: memory limit of DuckDB steps
+    engine: str  # VPRIM_ENGINE: where steps run: local | celery | k8s (docs/DEPLOY.md)
+    shards_per_run: int  # VPRIM_SHARDS_PER_RUN: shards in one run of a distributed rebuild
+
+    @property
+    def distributed(self) -> bool:
+        """Steps run on other processes or hosts: a rebuild fans its shards out as runs."""
+        return self.engine != "local"
 
 
 def _default_root() -> str:
@@ -55,6 +64,7 @@ PERSISTED = {
     "catalog": "VPRIM_CATALOG",
     "seed": "VPRIM_SEED",
     "shards": "VPRIM_SHARDS",
+    "shards_per_run": "VPRIM_SHARDS_PER_RUN",
 }
 
 
@@ -89,6 +99,21 @@ def write_deployment(profile: Profile, env: dict[str, str] | None = None) -> Pat
     return path
 
 
+def deployment_conflicts(profile: Profile, env: dict[str, str] | None = None) -> list[str]:
+    """The persisted settings that differ from ``profile``'s, as ``VAR=saved (asked: new)``.
+
+    Long-running processes (a cluster's daemon and workers) loaded the code location with the
+    persisted deployment; a rebuild asking for other settings would mix the two.
+    """
+    saved = read_deployment(env)
+    wanted = {var: str(getattr(profile, key)) for key, var in PERSISTED.items()}
+    return [
+        f"{var}={saved[var]!r} (asked: {wanted[var]!r})"
+        for var in sorted(saved)
+        if saved[var] != wanted[var]
+    ]
+
+
 def current(env: dict[str, str] | None = None, *, deployment: bool = True) -> Profile:
     """The profile selected by ``VPRIM_PROFILE`` (local by default), with overrides from env.
 
@@ -115,6 +140,12 @@ def current(env: dict[str, str] | None = None, *, deployment: bool = True) -> Pr
     if not 1 <= shards <= 4096:
         raise SettingsError(f"VPRIM_SHARDS={shards}; expected 1..4096")
     workers = _int(env, "VPRIM_WORKERS", os.cpu_count() or 1)
+    engine = env.get("VPRIM_ENGINE") or "local"
+    if engine not in ENGINES:
+        raise SettingsError(f"VPRIM_ENGINE={engine!r}; expected one of {ENGINES}")
+    shards_per_run = _int(env, "VPRIM_SHARDS_PER_RUN", min(8, shards))
+    if not 1 <= shards_per_run <= shards:
+        raise SettingsError(f"VPRIM_SHARDS_PER_RUN={shards_per_run}; expected 1..{shards}")
     return Profile(
         name=name,
         root=env.get("VPRIM_ROOT") or _default_root(),
@@ -127,4 +158,6 @@ def current(env: dict[str, str] | None = None, *, deployment: bool = True) -> Pr
         # process per core); one more keeps them busy: 12 full shards in 92-98 s, not 103-112.
         ingest_workers=_int(env, "VPRIM_INGEST_WORKERS", workers + 1),
         duckdb_memory=env.get("VPRIM_DUCKDB_MEMORY", "4GB"),
+        engine=engine,
+        shards_per_run=shards_per_run,
     )

@@ -24,6 +24,23 @@ def register_macros(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(path.read_text())
 
 
+def use_storage(con: duckdb.DuckDBPyConnection, storage: Storage) -> duckdb.DuckDBPyConnection:
+    """Let ``con`` read and write ``storage``'s URLs (:meth:`Storage.url`); returns ``con``.
+
+    A non-local root's fsspec filesystem is handed to DuckDB: its httpfs extension cannot be
+    loaded without the internet, and its own S3 client would not share s3fs's endpoint and
+    credentials (and knows no ``memory://``).
+    """
+    if not storage.is_local and not con.filesystem_is_registered(storage.protocol):
+        con.register_filesystem(storage.fs)
+    return con
+
+
+def connect(storage: Storage, **config: object) -> duckdb.DuckDBPyConnection:
+    """A new DuckDB connection (``config``: DuckDB settings) that reads ``storage``."""
+    return use_storage(duckdb.connect(config=config), storage)
+
+
 def register_views(con: duckdb.DuckDBPyConnection, root: str) -> list[str]:
     """Create the project's macros, and every view of ``sql/views`` whose data exists under
     ``root``; returns the views' names.
@@ -34,6 +51,7 @@ def register_views(con: duckdb.DuckDBPyConnection, root: str) -> list[str]:
     """
     register_macros(con)
     storage = Storage(root)
+    use_storage(con, storage)
     params = {"root": storage.url(), "lake": _current_lake_glob(storage)}
     pending = sorted(path.stem for path in (SQL_DIR / "views").glob("*.sql"))
     created: list[str] = []

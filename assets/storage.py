@@ -45,9 +45,20 @@ class Storage:
         self.fs.makedirs(self.root, exist_ok=True)
 
     @property
-    def is_local(self) -> bool:
+    def protocol(self) -> str:
+        """The filesystem's protocol (``file``, ``s3``, ``memory`` ...): DuckDB's name for it."""
         protocol = self.fs.protocol
-        return "file" in (protocol if isinstance(protocol, tuple) else (protocol,))
+        return protocol if isinstance(protocol, str) else protocol[0]
+
+    @property
+    def is_local(self) -> bool:
+        return self.protocol in ("file", "local")
+
+    @property
+    def shared_across_processes(self) -> bool:
+        """Whether other processes (pool workers, a run's step processes) see this root.
+        ``memory://`` lives in one process: work on it must run there, or it is lost."""
+        return self.protocol != "memory"
 
     def path(self, *parts: str) -> str:
         """Absolute path inside the storage filesystem."""
@@ -62,7 +73,13 @@ class Storage:
         return self.fs.exists(self.path(*parts))
 
     def glob(self, pattern: str) -> list[str]:
+        """Absolute paths in ``fs`` (:meth:`relative` makes them ``parts`` again), sorted."""
         return sorted(self.fs.glob(self.path(pattern)))
+
+    def relative(self, path: str) -> str:
+        """An absolute path in ``fs`` (from :meth:`glob`) relative to the root: what the other
+        methods take. (An object store's paths are not absolute: ``bucket/prefix/x``.)"""
+        return posixpath.relpath(path, self.root)
 
     @contextmanager
     def atomic_path(self, *parts: str) -> Iterator[str]:
@@ -85,6 +102,12 @@ class Storage:
         """Write ``table`` atomically as zstd Parquet; returns the final path."""
         with self.atomic_path(*parts) as tmp, self.fs.open(tmp, "wb") as f:
             pq.write_table(table, f, **PARQUET_OPTIONS)
+        return self.path(*parts)
+
+    def put_file(self, local_path: str, *parts: str) -> str:
+        """Copy a file of local scratch space to ``parts`` atomically; returns the final path."""
+        with self.atomic_path(*parts) as tmp:
+            self.fs.put_file(local_path, tmp)
         return self.path(*parts)
 
     def read_parquet(self, *parts: str, filters=None, columns=None) -> pa.Table:

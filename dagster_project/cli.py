@@ -5,6 +5,7 @@ vprim generate        [--scale ...] [--seed N] [--out DIR]
 vprim ui              [--host 127.0.0.1] [--port 3000]
 vprim query "SQL"     (runs against the views in sql/views)
 vprim score --eval-set NAME --predictions preds.jsonl [--reference oracle|baseline]
+vprim cluster up|down|status|env [--dir DIR] [--base-port N] [--workers N]
 vprim bench | test | lint | clean | setup
 """
 
@@ -75,8 +76,16 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     or settings changed (every shard with ``--all-shards``, none when nothing changed)."""
     env = _env(args)
     from vprim.assets.settings import current, write_deployment
+    from vprim.dagster_project.engine import root_is_shared
 
     profile = current(env, deployment=False)
+    if not root_is_shared(profile.root):
+        raise SettingsError(
+            f"VPRIM_ROOT={profile.root} lives in one process and a rebuild runs in others; "
+            "use a folder, file:// or s3:// (memory:// is for in-process tests)"
+        )
+    if profile.distributed:
+        _refuse_other_deployment(profile, env)
     saved = write_deployment(profile, env)  # what the daemon and the UI read from now on
     source = profile.catalog or f"synthetic corpus, scale={profile.scale}, seed={profile.seed}"
     print(f"vprim: rebuilding from {source} into {profile.root}", flush=True)
@@ -99,25 +108,74 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     )
     started = time.perf_counter()
     os.environ.update(env)  # the code server and the run worker read the profile from it
-    run = _launch_rebuild(env["DAGSTER_HOME"], tags)
+    if profile.distributed:
+        run_ids = _rebuild_distributed(env["DAGSTER_HOME"], profile, first, last, trigger)
+    else:
+        run = _launch_rebuild(env["DAGSTER_HOME"], tags)
+        run_ids = None if run is None else _report_run(env["DAGSTER_HOME"], run)
     elapsed = time.perf_counter() - started
-    if run is None:
+    if run_ids is None:
+        print(f"vprim: rebuild failed after {elapsed:.0f}s; see its logs in `make ui`", flush=True)
         return 1
-    import dagster as dg
-
-    if run.status != dg.DagsterRunStatus.SUCCESS:
-        for line in _failed_checks(env["DAGSTER_HOME"], run.run_id):
-            print(f"vprim: {line}", flush=True)
-        print(
-            f"vprim: rebuild {run.status.value} after {elapsed:.0f}s (run {run.run_id}); "
-            "see its logs in `make ui`",
-            flush=True,
-        )
-        return 1
-    print(f"vprim: rebuild finished in {elapsed:.1f}s (run {run.run_id})", flush=True)
-    print(_step_times(env["DAGSTER_HOME"], run.run_id), flush=True)
+    print(f"vprim: rebuild finished in {elapsed:.1f}s", flush=True)
+    for run_id in run_ids:
+        print(_step_times(env["DAGSTER_HOME"], run_id), flush=True)
     print(_summary(profile.root), flush=True)
     return 0
+
+
+def _refuse_other_deployment(profile, env: dict[str, str]) -> None:
+    """A cluster's daemon and workers loaded the deployment it was started with: a rebuild
+    on other settings would mix the two, so it stops with what differs."""
+    from vprim.assets.settings import deployment_conflicts
+
+    conflicts = deployment_conflicts(profile, env)
+    if conflicts:
+        raise SettingsError(
+            f"the cluster was started for another deployment: {'; '.join(conflicts)}; "
+            "restart it with the new settings (`make cluster-down cluster-up`)"
+        )
+
+
+def _report_run(home: str, run: dg.DagsterRun) -> list[str] | None:
+    """``[run id]`` when the run succeeded; else prints its failed checks and returns None."""
+    import dagster as dg
+
+    if run.status == dg.DagsterRunStatus.SUCCESS:
+        print(f"vprim: run {run.run_id} succeeded", flush=True)
+        return [run.run_id]
+    for line in _failed_checks(home, run.run_id):
+        print(f"vprim: {line}", flush=True)
+    print(f"vprim: run {run.run_id} {run.status.value}", flush=True)
+    return None
+
+
+def _rebuild_distributed(home: str, profile, first: str, last: str, trigger: str):
+    """The rebuild as a backfill the daemon splits into runs of shard batches (backfill.py);
+    the ids of its runs when it succeeded, else None."""
+    import dagster as dg
+
+    from vprim.assets.contracts.layout import shard_key
+    from vprim.dagster_project import backfill
+
+    keys = [shard_key(i) for i in range(profile.shards)]
+    shards = keys[keys.index(first) : keys.index(last) + 1]
+    with dg.DagsterInstance.from_config(home) as instance:
+        backfill_id = backfill.submit(instance, shards, backfill.run_tags(trigger))
+        print(
+            f"vprim: backfill {backfill_id} over {len(shards)} shards, runs of "
+            f"{profile.shards_per_run} on the {profile.engine} engine (the daemon launches them)",
+            flush=True,
+        )
+        done = backfill.wait(instance, backfill_id)
+        runs = backfill.runs_of(instance, backfill_id)
+        if backfill.succeeded(done):
+            return [run.run_id for run in runs]
+        for run in runs:
+            for line in _failed_checks(home, run.run_id):
+                print(f"vprim: {line}", flush=True)
+        print(f"vprim: backfill {backfill_id} {done.status.value}", flush=True)
+        return None
 
 
 def _rebuild_range(profile, all_shards: bool):
@@ -275,6 +333,12 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from vprim.dagster_project import cluster
+
+    return cluster.main(args.rest)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     return subprocess.call(
         [sys.executable, "-m", "vprim.assets.bench", *args.rest], cwd=PROJECT_ROOT
@@ -363,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, text in (
         ("bench", cmd_bench, "run the benchmarks (figures vs peers)"),
         ("test", cmd_test, "run the test suite (pytest arguments pass through)"),
+        ("cluster", cmd_cluster, "a local cluster: up | down | status | env (--dir, --base-port)"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("rest", nargs=argparse.REMAINDER)

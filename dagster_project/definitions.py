@@ -10,11 +10,12 @@ from vprim.assets.model.defs import model_assets
 from vprim.assets.quality.defs import quality_assets
 from vprim.assets.settings import current
 from vprim.assets.sources.defs import sources_assets
+from vprim.dagster_project.engine import executor_for
 from vprim.dagster_project.jobs import ingest_shards, rebuild_dataset
 from vprim.dagster_project.schedules import nightly_recuration
 from vprim.dagster_project.sensors import catalog_change_sensor
 from vprim.resources.compute import ComputeResource
-from vprim.resources.duckdb import DUCKDB_HEAVY_TAG, DuckDBResource
+from vprim.resources.duckdb import DuckDBResource
 from vprim.resources.embedder import LabelEmbedderResource
 from vprim.resources.storage import StorageResource
 
@@ -29,20 +30,7 @@ defs = dg.Definitions(
         *model_assets,
     ],
     jobs=[rebuild_dataset, ingest_shards],
-    # Steps in parallel as before, but never two that may each fill DuckDB's memory limit.
-    # Each step still gets its own process, forked from a server that has imported this code
-    # location once: a spawned step imported dagster, torch and every asset module again
-    # (about 5 s a step).
-    executor=dg.multiprocess_executor.configured(
-        {
-            "start_method": {
-                "forkserver": {"preload_modules": ["vprim.dagster_project.definitions"]}
-            },
-            "tag_concurrency_limits": [
-                {"key": DUCKDB_HEAVY_TAG[0], "value": DUCKDB_HEAVY_TAG[1], "limit": 1}
-            ],
-        }
-    ),
+    executor=executor_for(_profile),
     schedules=[nightly_recuration],
     sensors=[catalog_change_sensor],
     resources={

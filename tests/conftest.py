@@ -19,6 +19,9 @@ os.environ.update({"VPRIM_SHARDS": "4", "VPRIM_SCALE": "tiny", "VPRIM_WORKERS": 
 # left in ./.dagster_home would otherwise win over the settings above
 os.environ["DAGSTER_HOME"] = tempfile.mkdtemp(prefix="vprim-tests-home-")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Triton reads it when a kernel module is imported: set before any test module imports the
+# code location (tests/deploy does, and is collected before tests/kernels and its conftest)
+os.environ["TRITON_INTERPRET"] = "1"
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 
@@ -38,3 +41,13 @@ def tiny_corpus(tmp_path_factory):
     from vprim.assets.sources.synthetic.corpus import generate_corpus
 
     return generate_corpus(str(tmp_path_factory.mktemp("tiny-corpus") / "tiny"), "tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_rebuilt(tmp_path_factory):
+    """One tiny ``vprim rebuild-dataset`` on the local engine into a throwaway root and
+    DAGSTER_HOME, shared by the modules that read it: (base folder, its stdout)."""
+    from tests.tiny import rebuild
+
+    base = tmp_path_factory.mktemp("e2e")
+    return base, rebuild(base)

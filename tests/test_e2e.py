@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from PIL import Image, ImageOps
 
-from tests.tiny import rebuild, tiny_env
+from tests.tiny import tiny_env
 from vprim.assets.contracts import layout
 from vprim.assets.contracts import reasons as R
 from vprim.assets.contracts import schemas as S
@@ -21,10 +21,9 @@ from vprim.assets.settings import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")
-def rebuilt(tmp_path_factory):
-    """One tiny rebuild into a throwaway root and DAGSTER_HOME, shared by the tests below."""
-    base = tmp_path_factory.mktemp("e2e")
-    return base, rebuild(base)
+def rebuilt(tiny_rebuilt):
+    """The session's tiny rebuild (a throwaway root and DAGSTER_HOME) the tests below read."""
+    return tiny_rebuilt
 
 
 @pytest.mark.e2e

@@ -35,3 +35,30 @@ def rebuild(base: Path, *flags: str) -> str:
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
+
+
+def lake_rows(root: str, storage_options: dict | None = None) -> list[str]:
+    """The published lake's rows as sorted digests, the root's own prefix taken out of every
+    string (a corpus generated under the root names its images by absolute address)."""
+    import hashlib
+    import json
+    import posixpath
+
+    import fsspec
+    import pyarrow.parquet as pq
+
+    fs, base = fsspec.core.url_to_fs(root, **(storage_options or {}))
+    with fs.open(posixpath.join(base, "lake", "CURRENT"), "r") as f:
+        version = f.read().strip()
+    prefixes = sorted({root.rstrip("/"), fs.unstrip_protocol(base).rstrip("/"), base}, key=len)
+    digests = []
+    for path in sorted(fs.glob(posixpath.join(base, "lake", f"v={version}", "samples", "**"))):
+        if not path.endswith(".parquet"):
+            continue
+        with fs.open(path, "rb") as f:
+            for row in pq.read_table(f).to_pylist():
+                text = json.dumps(row, sort_keys=True)
+                for prefix in reversed(prefixes):  # the longest spelling first
+                    text = text.replace(prefix, "<root>")
+                digests.append(hashlib.md5(text.encode()).hexdigest())
+    return sorted(digests)

@@ -133,7 +133,9 @@ def train_partitions(context: dg.AssetExecutionContext, store, camp: str, config
          "config": config.settings(), "duckdb_memory": _profile.duckdb_memory}
         for key in context.partition_keys
     ]  # fmt: skip
-    results = map_shards(R.train_partition, jobs, _profile.workers)
+    results = map_shards(
+        R.train_partition, jobs, _profile.workers, shared=store.shared_across_processes
+    )
     for key, r in zip(context.partition_keys, results, strict=True):
         context.log.info(f"{key}: {r.seconds:.1f} s -> {r.path}")
     return results

@@ -29,6 +29,7 @@ from vprim.assets.camps.preview_grid import pick_preview
 from vprim.assets.camps.schema import CAMPS, write_rows
 from vprim.assets.camps.spatial import KINDS, SpatialConfig, generate_spatial
 from vprim.assets.contracts import layout
+from vprim.assets.sql import connect
 from vprim.assets.storage import Storage
 
 #: camp -> its generator's settings dataclass (the default instance is used when none is given)
@@ -145,7 +146,7 @@ def run_seeds(
     if camp == "counting":
         own = con is None
         if own:
-            con = duckdb.connect(config={"memory_limit": duckdb_memory, "threads": 1})
+            con = connect(store, memory_limit=duckdb_memory, threads=1)
         try:
             return counting_run(store, con, seeds, split=split, config=config,
                                 eval_set=eval_set, families=families or FAMILIES,

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 import duckdb
+
+from vprim.assets.sql import connect
+from vprim.assets.storage import Storage
 
 #: table -> glob under the storage root (the lake: its published version, resolved below)
 TABLES = {
@@ -33,12 +35,9 @@ TABLES = {
 VOLATILE = {"seconds", "v", "fingerprint"}
 
 
-def _lake_version(root: str) -> str | None:
-    path = os.path.join(root, "lake", "CURRENT")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return f.read().strip().removeprefix("v=")
+def _lake_version(store: Storage) -> str | None:
+    version = store.read_text("lake/CURRENT")
+    return version.removeprefix("v=") if version else None
 
 
 def table_digest(
@@ -62,26 +61,26 @@ def table_digest(
 
 
 def digests(root: str, exclude: set[str] = frozenset()) -> dict[str, dict]:
-    """Digest of every table found under the local storage ``root``."""
-    root = os.path.abspath(root)
-    con = duckdb.connect()
+    """Digest of every table found under the storage ``root`` (a path or fsspec URL)."""
+    store = Storage(root)
+    con = connect(store)
     out = {}
-    version = _lake_version(root)
+    version = _lake_version(store)
     for table, pattern in TABLES.items():
         if "{version}" in pattern:
             if version is None:
                 continue
             pattern = pattern.format(version=version)
-        path = os.path.join(root, pattern)
+        path = store.url(pattern)
         if not con.sql(f"SELECT count(*) FROM glob('{path}')").fetchall()[0][0]:
             continue
-        out[table] = table_digest(con, path, set(exclude), root.rstrip("/"))
+        out[table] = table_digest(con, path, set(exclude), store.url().rstrip("/"))
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vprim.assets.contracts.digest")
-    parser.add_argument("root", help="local storage root of a build (VPRIM_ROOT)")
+    parser.add_argument("root", help="storage root of a build (VPRIM_ROOT: a path or URL)")
     parser.add_argument("--exclude", nargs="*", default=[], help="columns to leave out")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)

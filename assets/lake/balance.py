@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 
 from vprim.assets.contracts import layout
 from vprim.assets.contracts import schemas as S
+from vprim.assets.parallel import pid_alive
 from vprim.assets.sql import load, register_macros
 from vprim.assets.storage import Storage, parquet_writer
 
@@ -199,18 +200,8 @@ def _remove_orphaned_staging(scratch: str | None) -> None:
     """Remove staging folders of builds whose process is gone (killed: no ``finally`` ran)."""
     for folder in glob.glob(os.path.join(scratch or tempfile.gettempdir(), STAGING_PREFIX + "*")):
         pid = os.path.basename(folder)[len(STAGING_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def balance(

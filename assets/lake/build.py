@@ -119,7 +119,7 @@ def build_version(
 
 
 def store_rel(store: Storage, path: str) -> str:
-    return path[len(store.root) :].lstrip("/")
+    return store.relative(path)
 
 
 def _duck(store: Storage, path: str) -> str:

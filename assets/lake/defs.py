@@ -16,6 +16,7 @@ from vprim.assets.lake.balance import BalanceConfig
 from vprim.assets.lake.build import CODE_VERSION, build_version
 from vprim.assets.reporting import markdown_image, md_table, query_table, table_preview
 from vprim.assets.settings import current
+from vprim.assets.steps import DUCKDB_STEP
 from vprim.resources.duckdb import DUCKDB_HEAVY, DuckDBResource
 from vprim.resources.storage import StorageResource
 
@@ -37,7 +38,7 @@ class PublishConfig(dg.Config):
     group_name="lake",
     kinds={"duckdb", "parquet"},
     pool="lake",  # one lake build at a time: a build clears other builds' unfinished versions
-    op_tags=DUCKDB_HEAVY,
+    op_tags={**DUCKDB_HEAVY, **DUCKDB_STEP},
     deps=["clean_instances", "source_selection", "label_map", "image_duplicates"],
     code_version=CODE_VERSION,
     check_specs=[

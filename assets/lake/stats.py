@@ -126,7 +126,7 @@ def balance_report(store: Storage, version: str, counts: dict, labels: pa.Table)
     )
     png_path = f"{layout.lake_version_dir(version)}/{layout.LAKE_DISTRIBUTION_PNG}"
     png = png_plot(before, after)
-    with store.fs.open(store.path(png_path), "wb") as f:
+    with store.atomic_path(png_path) as tmp, store.fs.open(tmp, "wb") as f:
         f.write(png)
     return BalanceReport(
         funnel=balance_funnel(counts),

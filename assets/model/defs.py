@@ -9,17 +9,9 @@ from vprim.assets.contracts import layout
 from vprim.assets.model import evaluate as ev
 from vprim.assets.model.model import kv_accounting
 from vprim.assets.model.train import TrainConfig, curve_table, train_on_camps
+from vprim.assets.steps import GPU_STEP
 from vprim.resources.compute import ComputeResource
 from vprim.resources.storage import StorageResource
-
-GPU_TAGS = {
-    "dagster-k8s/config": {
-        "container_config": {
-            "resources": {"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "1"}}
-        }
-    },
-    "dagster-celery/queue": "gpu",
-}
 
 
 class TrainingRunConfig(dagster_config(TrainConfig, name="TrainingRunConfig", checkpoint_every=50)):
@@ -33,7 +25,7 @@ class TrainingRunConfig(dagster_config(TrainConfig, name="TrainingRunConfig", ch
 @dg.asset(
     group_name="model",
     deps=[dg.AssetKey("counting_camp"), dg.AssetKey("spatial_camp")],
-    op_tags=GPU_TAGS,
+    op_tags=GPU_STEP,
     retry_policy=dg.RetryPolicy(max_retries=2),  # a retry resumes from the last checkpoint
     description="Trains the compact CSA model on the camps mix; checkpoints in model/runs/.",
 )
@@ -74,7 +66,7 @@ def training_run(
             "kv_accounting_756": kv_accounting(756, 756),
             "kv_accounting_800": kv_accounting(800, 800),
             "model_config": out["model_config"],
-            "checkpoint": store.path(layout.model_run_dir(config.run_name)),
+            "checkpoint": store.url(layout.model_run_dir(config.run_name)),
         }
     )
 
@@ -96,7 +88,7 @@ class EvaluationConfig(dg.Config):
         dg.AssetKey("counting_eval"),
         dg.AssetKey("spatial_eval"),
     ],
-    op_tags=GPU_TAGS,
+    op_tags=GPU_STEP,
     description="Greedy answers on the held-out eval sets, scored by the camps' scorer; "
     "compares with the last evaluation.",
 )

@@ -57,7 +57,7 @@ def curate_shards(
 ) -> list[dict]:
     """:func:`curate_shard` for each shard, in parallel processes when ``workers`` > 1."""
     jobs = [(storage.root_url, k, label_map_path, geometry, labels, seed) for k in shard_keys]
-    return map_shards(_curate_one, jobs, workers)
+    return map_shards(_curate_one, jobs, workers, shared=storage.shared_across_processes)
 
 
 #: what decides a clean shard besides its inputs: the quality stage's code and data files

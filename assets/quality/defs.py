@@ -26,7 +26,7 @@ from vprim.assets.defs_common import (
     step_data_version,
 )
 from vprim.assets.incremental import run_once, sharded_versions
-from vprim.assets.partitions import shard_partitions
+from vprim.assets.partitions import shard_backfill_policy, shard_partitions
 from vprim.assets.quality import curate, scoring
 from vprim.assets.quality import geometry as G
 from vprim.assets.quality import labels as L
@@ -37,6 +37,7 @@ from vprim.assets.settings import current
 from vprim.assets.sources import catalog as cat
 from vprim.assets.sources import image_groups
 from vprim.assets.sql import load
+from vprim.assets.steps import DUCKDB_STEP, SHARD_STEP
 from vprim.resources.duckdb import DUCKDB_HEAVY, DuckDBResource
 from vprim.resources.embedder import LabelEmbedderResource
 from vprim.resources.storage import StorageResource
@@ -63,7 +64,7 @@ class QualityConfig(dg.Config):
 @dg.asset(
     group_name="quality",
     kinds={"duckdb", "parquet"},
-    op_tags=DUCKDB_HEAVY,
+    op_tags={**DUCKDB_HEAVY, **DUCKDB_STEP},
     deps=["raw_instances"],
     code_version=curate.CODE_VERSION,
     description="Every distinct raw label with its counts (boxes, images, sources), via DuckDB. "
@@ -116,7 +117,7 @@ def label_embeddings(storage: StorageResource, embedder: LabelEmbedderResource):
         texts = L.embedding_texts(triage)
         model = embedder.get()
         started = time.perf_counter()
-        cache = EmbeddingCache(store.path(layout.EMBEDDING_CACHE_PATH))
+        cache = EmbeddingCache(store.url(layout.EMBEDDING_CACHE_PATH))
         matrix, n_new = embed_cached(model, texts, cache)
         seconds = time.perf_counter() - started
         return {
@@ -168,7 +169,7 @@ def label_map(
     def build() -> dict:
         triage = L.Triage.from_table(store.read_parquet(layout.LABEL_TRIAGE_PATH))
         model = embedder.get()
-        cache = EmbeddingCache(store.path(layout.EMBEDDING_CACHE_PATH))
+        cache = EmbeddingCache(store.url(layout.EMBEDDING_CACHE_PATH))
         previous = _known_labels(store)
         table = L.decide_labels(
             triage,
@@ -257,7 +258,8 @@ def _label_map_tables(table: pa.Table) -> dict:
         )
     ],
     partitions_def=shard_partitions,
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=8),
+    backfill_policy=shard_backfill_policy,
+    op_tags=SHARD_STEP,
 )
 def clean_instances(
     context: dg.AssetExecutionContext, config: QualityConfig, storage: StorageResource
@@ -323,7 +325,7 @@ def _selection_meta(summary: dict) -> dict:
 @dg.asset(
     group_name="quality",
     kinds={"duckdb"},
-    op_tags=DUCKDB_HEAVY,
+    op_tags={**DUCKDB_HEAVY, **DUCKDB_STEP},
     deps=["clean_instances", "quality_rejects", "source_selection", "image_duplicates"],
     code_version=curate.CODE_VERSION,
     description="The funnel (sources and boxes at raw, after step I, after step II), rejects "

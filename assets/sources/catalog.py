@@ -29,6 +29,7 @@ from vprim.assets.contracts.layout import (
     synthetic_dir,
 )
 from vprim.assets.incremental import StepOutcome, code_version, digest, run_once
+from vprim.assets.sources.images.probe import mtime_ns
 
 REQUIRED_COLUMNS = ("source_id", "uri", "format")
 
@@ -123,7 +124,8 @@ def _rows(indices: list[int]) -> str:
 
 
 def listing_fingerprint(uri: str) -> str:
-    """What is really there: names, sizes and mtimes (ns) of every file of a source.
+    """What is really there: names, sizes and mtimes (ns; an object store's ETag) of every
+    file of a source.
 
     An edited file changes its mtime (and mostly its size), an added or removed file the
     listing. A local folder is walked with ``os.scandir``; any other URL through fsspec.
@@ -140,7 +142,7 @@ def listing_fingerprint(uri: str) -> str:
 
 
 def _listing(uri: str) -> list[tuple[str, int, object]]:
-    """``(relative name, size, mtime)`` of every file under ``uri``, sorted by name."""
+    """``(relative name, size, mtime or ETag)`` of every file under ``uri``, sorted by name."""
     local = uri.removeprefix("file://")
     if "://" not in local:
         if os.path.isfile(local):
@@ -152,13 +154,15 @@ def _listing(uri: str) -> list[tuple[str, int, object]]:
     fs, path = fsspec.core.url_to_fs(uri)
     entries = fs.find(path, detail=True) if fs.isdir(path) else {path: fs.info(path)}
     return sorted(
-        (
-            posixpath.relpath(name, path),
-            info.get("size"),
-            info.get("mtime") or info.get("LastModified") or info.get("ETag") or "",
-        )
+        (posixpath.relpath(name, path), info.get("size"), _version_of(info))
         for name, info in entries.items()
     )
+
+
+def _version_of(info: dict) -> object:
+    """What changes when a file is rewritten: an object store's ETag (a digest of the
+    content), else the modification time in ns (``memory://`` gives its creation time)."""
+    return info.get("ETag") or mtime_ns(info)
 
 
 def _scan(folder: str, prefix: str):

@@ -23,11 +23,12 @@ from vprim.assets.defs_common import (
     step_data_version,
 )
 from vprim.assets.incremental import run_once, sharded_versions
-from vprim.assets.partitions import shard_partitions
+from vprim.assets.partitions import shard_backfill_policy, shard_partitions
 from vprim.assets.reporting import accounting_metadata, counts_table, md_table, table_preview
 from vprim.assets.settings import current
 from vprim.assets.sources import catalog as cat
 from vprim.assets.sources import image_groups, ingest
+from vprim.assets.steps import SHARD_STEP
 from vprim.resources.storage import StorageResource
 
 _profile = current()
@@ -113,7 +114,8 @@ def catalog(config: CatalogConfig, storage: StorageResource) -> dg.MaterializeRe
         )
     ],
     partitions_def=shard_partitions,
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=8),
+    backfill_policy=shard_backfill_policy,
+    op_tags=SHARD_STEP,
 )
 def raw_instances(
     context: dg.AssetExecutionContext, config: IngestConfig, storage: StorageResource

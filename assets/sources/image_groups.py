@@ -4,15 +4,20 @@ Two sources often publish one picture under unrelated names (re-uploads, re-enco
 resizes). Ingest's image step gives every real image a 64-bit perceptual hash
 (``images/probes/shard=NNN.parquet``); here the hashes of all shards are grouped within a
 Hamming radius (:func:`vprim.assets.sources.images.neardup.near_pairs`: multi-index search,
-never all pairs) and every image that has a near duplicate gets its group's key in
-``images/groups.parquet`` (``image_uri, group_key, group_size, sources``). The lake compares
-images by this key, and by normalised URI where an image has none (no pixels, or no near
-duplicate).
+never all pairs) and every hashed image gets its group's key in ``images/groups.parquet``
+(``image_uri, group_key, group_size, sources``; an image without a near duplicate is a group
+of one). The lake compares images by this key, and by normalised URI where an image has none
+(no pixels).
 
 Groups are stars, not chains (:func:`~vprim.assets.sources.images.neardup.leaders`): in URI
 order an image joins the first earlier leader within the radius, else leads its own group, so
-every member is within the radius of its leader (the key: the leader's URI, the group's
-smallest). A transitive closure chained unrelated synthetic renders into groups of hundreds.
+every member is within the radius of its leader. A transitive closure chained unrelated
+synthetic renders into groups of hundreds.
+
+The key is made of the pictures, not of their addresses: ``phash:`` and the group's smallest
+hash (identical hashes always share a group, so no two groups have the same smallest). The
+lake's split follows the key, so a corpus moved to another root (a local folder to
+``s3://``) keeps every image in the same split; keyed by URI, it moved some across.
 """
 
 from __future__ import annotations
@@ -53,7 +58,9 @@ def hashed_images(store: Storage) -> pl.DataFrame:
     """``image_uri, source_id, phash`` of every probed image that has a hash, once per
     (uri, source)."""
     frames = [
-        pl.from_arrow(store.read_parquet(path, columns=["uri", "source_id", "phash"]))
+        pl.from_arrow(
+            store.read_parquet(store.relative(path), columns=["uri", "source_id", "phash"])
+        )
         for path in probe_files(store)
     ]
     if not frames:
@@ -70,16 +77,19 @@ def hashed_images(store: Storage) -> pl.DataFrame:
 
 
 def content_groups(images: pl.DataFrame, radius: int) -> pa.Table:
-    """The images (``image_uri, source_id, phash``) that have a near duplicate, with their
-    group's key, size (distinct URIs) and number of distinct sources."""
+    """Every image (``image_uri, source_id, phash``) with its content group's key, size
+    (distinct URIs) and number of distinct sources."""
     uris = images.unique("image_uri", keep="first", maintain_order=True)
-    if uris.height < 2:
+    if uris.height == 0:
         return GROUPS_SCHEMA.empty_table()
     hashes = uris["phash"].to_numpy().astype(np.uint64, copy=False)
     group = neardup.leaders(uris.height, *neardup.near_pairs(hashes, radius))
-    grouped = uris.select("image_uri").with_columns(pl.Series("group", group))
+    grouped = uris.select("image_uri", "phash").with_columns(pl.Series("group", group))
     sizes = grouped.group_by("group").agg(
-        pl.len().alias("group_size"), pl.col("image_uri").min().alias("group_key")
+        pl.len().alias("group_size"), pl.col("phash").min().alias("smallest")
+    )
+    sizes = sizes.with_columns(
+        pl.Series("group_key", [f"phash:{h:016x}" for h in sizes["smallest"].to_list()])
     )
     sources = (
         images.join(grouped, on="image_uri")
@@ -87,7 +97,7 @@ def content_groups(images: pl.DataFrame, radius: int) -> pa.Table:
         .agg(pl.col("source_id").n_unique().alias("sources"))
     )
     out = (
-        grouped.join(sizes.filter(pl.col("group_size") > 1), on="group")
+        grouped.join(sizes, on="group")
         .join(sources, on="group")
         .sort("group_key", "image_uri")
         .select("image_uri", "group_key", "group_size", "sources")
@@ -100,10 +110,11 @@ def write_groups(store: Storage, radius: int) -> dict:
     images = hashed_images(store)
     table = content_groups(images, radius)
     store.write_parquet(table, layout.IMAGE_GROUPS_PATH)
-    keys = pl.from_arrow(table.select(["group_key", "sources"])).unique("group_key")
+    grouped = pl.from_arrow(table).filter(pl.col("group_size") > 1)
+    keys = grouped.select("group_key", "sources").unique("group_key")
     return {
         "hashed_images": images["image_uri"].n_unique(),
-        "grouped_images": table.num_rows,
+        "grouped_images": grouped.height,
         "groups": keys.height,
         "cross_source_groups": keys.filter(pl.col("sources") > 1).height,
         "radius": radius,
@@ -151,7 +162,7 @@ def detection_scores(store: Storage, planted: pl.DataFrame, raw_images: pl.DataF
     group spanning sources is right when it holds a planted copy.
     """
     table = store.read_parquet(layout.IMAGE_GROUPS_PATH)
-    groups = pl.from_arrow(table).filter(pl.col("sources") > 1)
+    groups = pl.from_arrow(table).filter((pl.col("group_size") > 1) & (pl.col("sources") > 1))
     copies = planted.join(raw_images, on=["source_id", "image_id"], how="left")
     found = copies.join(groups, on="image_uri", how="semi").height
     planted_groups = groups.join(copies.select("image_uri"), on="image_uri", how="semi")

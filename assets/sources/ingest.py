@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -467,7 +468,7 @@ def ingest_shards(
     Returns one summary dict per shard, in ``shard_keys`` order.
     """
     jobs = [(storage.root_url, catalog_path, key) for key in shard_keys]
-    return map_shards(_ingest_one, jobs, workers)
+    return map_shards(_ingest_one, jobs, workers, shared=storage.shared_across_processes)
 
 
 def accounting(storage: Storage, shard_keys: list[str]) -> list[dict]:
@@ -526,5 +527,6 @@ def parse_scores_for_shards(storage: Storage, planted_path: str, shard_keys: lis
             for k in shard_keys
         ]
     )
-    planted = pl.read_parquet(planted_path).join(sources, on="source_id", how="semi")
+    with fsspec.open(planted_path, "rb") as f:  # a path or URL: fsspec, not Polars' own client
+        planted = pl.read_parquet(f).join(sources, on="source_id", how="semi")
     return parse_scores(planted, rejects)

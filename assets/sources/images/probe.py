@@ -212,11 +212,12 @@ def stat_uri(uri: str) -> tuple[int, int]:
         return st.st_size, st.st_mtime_ns
     fs, fs_path = fsspec.core.url_to_fs(uri)
     info = fs.info(fs_path)
-    return int(info["size"]), _mtime_ns(info)
+    return int(info["size"]), mtime_ns(info)
 
 
-def _mtime_ns(info: dict[str, Any]) -> int:
-    """The modification time in an fsspec ``info`` dict (each filesystem names it its own way)."""
+def mtime_ns(info: dict[str, Any]) -> int:
+    """The modification time in an fsspec ``info`` dict (each filesystem names it its own way:
+    ``created`` is ``memory://``'s), in ns; 0 when it gives none."""
     for key in ("mtime", "LastModified", "last_modified", "updated", "date_time", "created"):
         value = info.get(key)
         if value is None:

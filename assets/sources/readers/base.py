@@ -26,7 +26,6 @@ ODVG, Open Images): they parse into column builders or Arrow directly.
 
 from __future__ import annotations
 
-import datetime
 import io
 import math
 import os
@@ -556,8 +555,10 @@ class Source:
         if self._local:
             st = os.stat(path.removeprefix("file://"))
             return st.st_size, st.st_mtime_ns
+        from vprim.assets.sources.images.probe import mtime_ns
+
         info = self.fs.info(path)
-        return int(info.get("size") or 0), _info_mtime_ns(info)
+        return int(info.get("size") or 0), mtime_ns(info)
 
     def image_size(self, image_uri: str) -> tuple[int, int] | None:
         """(width, height) from the image header without decoding pixels; None if unreadable.
@@ -595,17 +596,6 @@ class Source:
 def displayed(size: tuple[int, int], orientation: int) -> tuple[int, int]:
     """An image's (width, height) as displayed under its EXIF orientation."""
     return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
-
-
-def _info_mtime_ns(info: dict) -> int:
-    """A file's modification time in ns from an fsspec ``info`` (0 when it gives none): zip
-    members carry ``date_time``, object stores ``mtime``/``LastModified``."""
-    when = info.get("mtime") or info.get("LastModified") or info.get("date_time")
-    if isinstance(when, tuple):
-        when = datetime.datetime(*when[:6], tzinfo=datetime.UTC)
-    if isinstance(when, datetime.datetime):
-        return int(when.timestamp() * 1e9)
-    return int(float(when) * 1e9) if isinstance(when, int | float) else 0
 
 
 class FormatReader:

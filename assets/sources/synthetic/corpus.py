@@ -12,6 +12,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import posixpath
 import shutil
 import tempfile
 import time
@@ -19,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -132,11 +134,11 @@ def _read_marker(out_dir: Path) -> dict | None:
         return None
 
 
-def _corpus(out_dir: Path, marker: dict) -> Corpus:
+def _corpus(out_dir: str, marker: dict) -> Corpus:
     return Corpus(
-        catalog_path=str(out_dir / layout.SYNTHETIC_CATALOG),
-        planted_path=str(out_dir / layout.SYNTHETIC_PLANTED),
-        sources_dir=str(out_dir / layout.SYNTHETIC_SOURCES_DIR),
+        catalog_path=posixpath.join(out_dir, layout.SYNTHETIC_CATALOG),
+        planted_path=posixpath.join(out_dir, layout.SYNTHETIC_PLANTED),
+        sources_dir=posixpath.join(out_dir, layout.SYNTHETIC_SOURCES_DIR),
         n_sources=int(marker["n_sources"]),
         n_boxes=int(marker["n_boxes"]),
         scale=marker["scale"],
@@ -152,7 +154,8 @@ def generate_corpus(out_dir: str, scale: str = "small", seed: int = 0, workers: 
     """Generate (or find already generated) the synthetic raw corpus under ``out_dir``.
 
     Args:
-        out_dir: a local folder; created if needed. Catalog URIs are absolute paths in it.
+        out_dir: a local folder or any fsspec URL (``s3://b/x``, ``memory://x``); created if
+            needed. Catalog URIs are absolute paths in it (URLs for a URL).
         scale: ``tiny`` (~40 sources, every format and defect), ``small`` (~2,000 sources,
             ~1M boxes) or ``full`` (97,984 sources, ~60M boxes).
         seed: the corpus is a pure function of (scale, seed).
@@ -160,21 +163,24 @@ def generate_corpus(out_dir: str, scale: str = "small", seed: int = 0, workers: 
 
     Returns:
         the :class:`Corpus`. When ``out_dir/_COMPLETE`` already holds these parameters nothing
-        is generated. Otherwise the corpus is built in a temporary folder beside ``out_dir``
-        and renamed into place, so a killed run never leaves a half corpus that looks complete.
+        is generated. Otherwise a local corpus is built in a temporary folder beside ``out_dir``
+        and renamed into place, so a killed run never leaves a half corpus that looks complete;
+        a URL's corpus is built in local scratch and uploaded, the marker last.
     """
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
-    out = Path(out_dir).expanduser().absolute()
+    if fsspec.utils.get_protocol(out_dir) != "file":
+        return _generate_remote(out_dir, scale, int(seed), max(1, int(workers)))
+    out = Path(out_dir.removeprefix("file://")).expanduser().absolute()
     params = _marker_params(scale, seed)
     marker = _read_marker(out)
     if _matches(marker, params):
-        return _corpus(out, marker)
+        return _corpus(str(out), marker)
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        marker = _build(tmp, out, scale, int(seed), max(1, int(workers)))
+        marker = _build(tmp, str(out), scale, int(seed), max(1, int(workers)))
         marker = {**params, **marker}
         (tmp / layout.SYNTHETIC_MARKER).write_text(json.dumps(marker, sort_keys=True) + "\n")
         _publish(tmp, out)
@@ -184,7 +190,32 @@ def generate_corpus(out_dir: str, scale: str = "small", seed: int = 0, workers: 
     final = _read_marker(out)
     if not _matches(final, params):  # pragma: no cover - someone else replaced it meanwhile
         raise RuntimeError(f"{out} was replaced by another process while generating")
-    return _corpus(out, final)
+    return _corpus(str(out), final)
+
+
+def _generate_remote(url: str, scale: str, seed: int, workers: int) -> Corpus:
+    """The corpus under a non-local URL: built in local scratch, uploaded through fsspec, the
+    marker last (object stores have no rename: a folder without it is not a corpus, and is
+    removed and uploaded again)."""
+    url = url.rstrip("/")
+    fs, path = fsspec.core.url_to_fs(url)
+    params = _marker_params(scale, seed)
+    marker_path = posixpath.join(path, layout.SYNTHETIC_MARKER)
+    try:
+        marker = json.loads(fs.cat_file(marker_path))
+    except (OSError, ValueError):
+        marker = None
+    if _matches(marker, params):
+        return _corpus(url, marker)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+    with tempfile.TemporaryDirectory(prefix="vprim-corpus-") as tmp:
+        marker = {**params, **_build(Path(tmp), url, scale, seed, workers)}
+        local = [os.path.join(d, name) for d, _, names in os.walk(tmp) for name in names]
+        remote = [posixpath.join(path, os.path.relpath(p, tmp)) for p in local]
+        fs.put(local, remote)
+    fs.pipe_file(marker_path, (json.dumps(marker, sort_keys=True) + "\n").encode())
+    return _corpus(url, marker)
 
 
 def _remove_stale(out: Path, max_age_s: float = 24 * 3600.0) -> None:
@@ -215,7 +246,7 @@ def _publish(tmp: Path, out: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def _build(tmp: Path, final: Path, scale: str, seed: int, workers: int) -> dict:
+def _build(tmp: Path, final: str, scale: str, seed: int, workers: int) -> dict:
     sc = SCALES[scale]
     sources_tmp = str(tmp / layout.SYNTHETIC_SOURCES_DIR)
     os.makedirs(sources_tmp, exist_ok=True)
@@ -223,7 +254,7 @@ def _build(tmp: Path, final: Path, scale: str, seed: int, workers: int) -> dict:
         (scale, seed, list(range(a, min(a + sc.chunk, sc.n_sources))), sources_tmp)
         for a in range(0, sc.n_sources, sc.chunk)
     ]
-    final_sources = str(final / layout.SYNTHETIC_SOURCES_DIR)
+    final_sources = posixpath.join(final, layout.SYNTHETIC_SOURCES_DIR)
     catalog: dict[str, list] = {name: [] for name in S.CATALOG_SCHEMA.names}
     writer = pq.ParquetWriter(
         str(tmp / layout.SYNTHETIC_PLANTED), S.PLANTED_SCHEMA, compression="zstd"
@@ -238,8 +269,8 @@ def _build(tmp: Path, final: Path, scale: str, seed: int, workers: int) -> dict:
         n_boxes += boxes
         for row in rows:
             catalog["source_id"].append(row["source_id"])
-            uri = os.path.join(final_sources, row["source_id"])
-            catalog["uri"].append(os.path.join(uri, row["entry"]) if row["entry"] else uri)
+            uri = posixpath.join(final_sources, row["source_id"])
+            catalog["uri"].append(posixpath.join(uri, row["entry"]) if row["entry"] else uri)
             catalog["format"].append(row["format"])
             catalog["license"].append(row["license"])
             catalog["content_hash"].append(row["content_hash"])
