@@ -8,7 +8,7 @@ import duckdb
 from vprim.assets.sql import register_views
 
 #: op tags of the steps whose DuckDB work may fill the whole ``memory_limit``. The executor runs
-#: one of them at a time (``definitions.py``): two at once would double the pipeline's peak.
+#: one of them at a time (``dagster_project/engine.py``): two at once would double the peak.
 DUCKDB_HEAVY_TAG = ("vprim/memory", "duckdb")
 DUCKDB_HEAVY = {DUCKDB_HEAVY_TAG[0]: DUCKDB_HEAVY_TAG[1]}
 
