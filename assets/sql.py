@@ -77,3 +77,37 @@ def _current_lake_glob(storage: Storage) -> str:
     version = storage.read_text(layout.LAKE_CURRENT)
     rel = layout.lake_samples_glob(version) if version else f"{layout.LAKE_DIR}/.none/*.parquet"
     return storage.url(rel).replace("'", "''")
+
+
+#: what ``vprim query`` runs: statements that only read (DESCRIBE and SHOW parse as SELECT)
+READ_ONLY_STATEMENTS = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+
+
+class QueryError(ValueError):
+    """A query ``vprim query`` will not run, or DuckDB's one-line reason it failed."""
+
+
+def _one_line(exc: duckdb.Error) -> str:
+    return " ".join(str(exc).split("\n\n", 1)[0].split())
+
+
+def read_only_query(con: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyConnection:
+    """Run one statement that only reads; anything that could write, copy, attach, drop or
+    change a setting is refused before it runs, and the configuration is locked so the
+    statement cannot unlock itself."""
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryError(_one_line(exc)) from None
+    if not statements:
+        raise QueryError("the query is empty: give one SELECT")
+    if len(statements) > 1:
+        raise QueryError(f"one statement at a time: got {len(statements)}")
+    kind = statements[0].type
+    if kind not in READ_ONLY_STATEMENTS:
+        raise QueryError(f"vprim query only reads: a {kind.name} statement is refused")
+    con.execute("SET lock_configuration = true")
+    try:
+        return con.execute(statements[0])
+    except duckdb.Error as exc:
+        raise QueryError(_one_line(exc)) from None

@@ -304,10 +304,15 @@ def cmd_ui(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     from vprim.assets.reporting import md_table
     from vprim.assets.settings import current
+    from vprim.assets.sql import QueryError, read_only_query
     from vprim.resources.duckdb import DuckDBResource
 
     con = DuckDBResource(root=current(_env(args)).root).connect()
-    cursor = con.execute(args.sql)
+    try:
+        cursor = read_only_query(con, args.sql)
+    except QueryError as err:  # the user's query, not a bug: one line, no traceback
+        print(f"vprim: {err}", file=sys.stderr)
+        return 2
     cols = [d[0] for d in cursor.description]
     print(md_table([dict(zip(cols, r)) for r in cursor.fetchmany(args.limit)], cols))
     return 0
