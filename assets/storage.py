@@ -32,6 +32,16 @@ def parquet_writer(sink, schema: pa.Schema) -> pq.ParquetWriter:
     )
 
 
+#: protocols whose files only the writing process sees
+PROCESS_LOCAL_PROTOCOLS = frozenset({"memory"})
+
+
+def shared_across_processes(root: str) -> bool:
+    """Whether other processes (pool workers, a run's step processes) see what this one
+    writes under ``root``: ``memory://`` lives in one process, so work on it must run there."""
+    return fsspec.utils.get_protocol(root) not in PROCESS_LOCAL_PROTOCOLS
+
+
 class Storage:
     """The project's storage root.
 
@@ -56,9 +66,8 @@ class Storage:
 
     @property
     def shared_across_processes(self) -> bool:
-        """Whether other processes (pool workers, a run's step processes) see this root.
-        ``memory://`` lives in one process: work on it must run there, or it is lost."""
-        return self.protocol != "memory"
+        """Whether other processes see this root (:func:`shared_across_processes`)."""
+        return self.protocol not in PROCESS_LOCAL_PROTOCOLS
 
     def path(self, *parts: str) -> str:
         """Absolute path inside the storage filesystem."""

@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 
 import dagster as dg
-import fsspec
 
 from vprim.assets.settings import Profile
+from vprim.assets.storage import shared_across_processes as root_is_shared
 from vprim.resources.duckdb import DUCKDB_HEAVY_TAG
 
 #: The broker and result backend of the Celery engine; read from the environment when a run
@@ -29,11 +29,6 @@ CELERY_BACKEND_ENV = "VPRIM_CELERY_BACKEND"
 #: seconds a taken task may run before Redis hands it to another worker (see celery_settings)
 CELERY_VISIBILITY_ENV = "VPRIM_CELERY_VISIBILITY_S"
 DEFAULT_VISIBILITY_S = 6 * 3600
-
-
-def root_is_shared(root: str) -> bool:
-    """Whether another process can read what this one writes under ``root``."""
-    return fsspec.utils.get_protocol(root) != "memory"
 
 
 def celery_settings(env: dict[str, str] | None = None) -> dict:
